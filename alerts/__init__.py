@@ -1,0 +1,1 @@
+"""corrtrace.alerts package."""

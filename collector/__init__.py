@@ -1,0 +1,1 @@
+"""corrtrace.collector package."""

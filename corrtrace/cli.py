@@ -1,0 +1,65 @@
+"""The ``corrtrace`` command. Each package contributes its commands; they load only when used."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from corrtrace import __version__
+
+# command name -> "module:attribute" of a click command; imported on first use so `--help` stays fast.
+LAZY_COMMANDS: dict[str, str] = {
+    "demo": "corrtrace.demo.cli:demo",
+    "collect": "corrtrace.collector.cli:collect",
+    "search": "corrtrace.collector.cli:search",
+    "alerts": "corrtrace.alerts.cli:alerts",
+    "txmanager": "corrtrace.txmanager.cli:txmanager",
+    "mdm": "corrtrace.demo.cli:mdm",
+    "dashboards": "corrtrace.dashboards.cli:dashboards",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported from ``LAZY_COMMANDS`` when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module_name, attr = LAZY_COMMANDS[cmd_name].split(":")
+        try:
+            command = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            return _unavailable(cmd_name, exc)
+        if not isinstance(command, click.Command):
+            return _unavailable(cmd_name, TypeError(f"{module_name}:{attr} is not a click command"))
+        return command
+
+
+def _unavailable(name: str, exc: Exception) -> click.Command:
+    """A stand-in that explains why a command cannot load (usually a missing optional extra)."""
+
+    @click.command(name, help=f"(unavailable: {exc})", context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def stand_in(args: tuple[str, ...]) -> None:
+        click.echo(
+            f"corrtrace {name}: cannot load ({exc}). Install the extras: pip install 'corrtrace[all]'",
+            err=True,
+        )
+        sys.exit(2)
+
+    return stand_in
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="corrtrace")
+def main() -> None:
+    """Trace one request across services by correlation ID, and roll back what a failed request did."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,237 @@
+"""Structured JSON log lines with ECS field names and the correlation ID of the current request.
+
+One call, ``configure(service=...)``, installs a handler whose formatter writes one JSON object per line. The
+line's shape is the contract every other part of corrtrace reads (see the README's log-event section).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+import orjson
+
+from corrtrace.context import get_correlation_id, get_log_fields
+
+ECS_VERSION = "8.11.0"
+TraceContextProvider = Callable[[], "tuple[str, str] | None"]
+
+_trace_context_provider: TraceContextProvider | None = None
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "correlation_id",
+    "taskName",
+}
+
+
+def set_trace_context_provider(provider: TraceContextProvider | None) -> None:
+    """Let tracing (the otel module) supply ``(trace_id, span_id)`` for each line; None switches it off."""
+    global _trace_context_provider
+    _trace_context_provider = provider
+
+
+def _default(obj: Any) -> Any:
+    return repr(obj)
+
+
+def _sanitise(value: Any) -> Any:
+    """Make ``value`` serialisable for orjson: mapping keys become strings, odd values their ``repr``."""
+    if isinstance(value, Mapping):
+        return {str(k): _sanitise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_sanitise(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 63:
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def format_event(event: Mapping[str, Any]) -> bytes:
+    """Serialise one event to a JSON line (without the newline); never raises for odd values."""
+    try:
+        return orjson.dumps(event, default=_default)
+    except TypeError:
+        return orjson.dumps(_sanitise(event), default=_default)
+
+
+def parse_line(line: bytes | str) -> dict[str, Any]:
+    """Parse a JSON log line; a line that is not a JSON object is kept as ``message`` + ``log.original``."""
+    try:
+        parsed = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return parsed
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    text = text.rstrip("\r\n")
+    return {"message": text, "log": {"original": text}}
+
+
+def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` as nested objects, merging with (a copy of) what is there: shared dicts stay untouched."""
+    *parents, leaf = dotted.split(".")
+    node = target
+    for part in parents:
+        child = node.get(part)
+        child = dict(child) if isinstance(child, dict) else {}
+        node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def _merge(target: dict[str, Any], fields: Mapping[str, Any]) -> None:
+    for key, value in fields.items():
+        existing = target.get(key)
+        if isinstance(value, Mapping) and isinstance(existing, dict):
+            existing = target[key] = dict(existing)
+            _merge(existing, value)
+        elif "." in key:
+            _put(target, key, value)
+        else:
+            target[key] = value
+
+
+class _Clock:
+    """RFC 3339 UTC timestamps with milliseconds; the seconds part is cached, as most lines share it."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a ``LogRecord`` as one ECS JSON line carrying the correlation ID."""
+
+    def __init__(
+        self,
+        service: str | None = None,
+        *,
+        version: str | None = None,
+        environment: str | None = None,
+        static_fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        service_fields = {"name": service, "version": version, "environment": environment}
+        self._service = {k: v for k, v in service_fields.items() if v is not None}
+        self._host = {"name": socket.gethostname()}
+        self._process = {"pid": os.getpid()}
+        self._static = dict(static_fields or {})
+        self._clock = _Clock()
+
+    def to_event(self, record: logging.LogRecord) -> dict[str, Any]:
+        """Build the event dict for ``record`` (exposed for handlers that ship dicts, not text)."""
+        attrs = record.__dict__
+        cid = attrs.get("correlation_id") or get_correlation_id()
+        message = record.msg if not record.args and isinstance(record.msg, str) else record.getMessage()
+        event: dict[str, Any] = {
+            "@timestamp": self._clock.format(record.created),
+            "message": message,
+            "correlation_id": cid,
+            "log": {"level": record.levelname, "logger": record.name},
+            "service": self._service,
+            "host": self._host,
+            "process": self._process,
+            "ecs": {"version": ECS_VERSION},
+        }
+        trace = attrs.get("_corrtrace_trace")
+        if trace is None and _trace_context_provider is not None:
+            trace = _trace_context_provider()
+        if trace:
+            event["trace"] = {"id": trace[0]}
+            event["span"] = {"id": trace[1]}
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, exc, _ = record.exc_info
+            event["error"] = {
+                "type": exc_type.__name__,
+                "message": str(exc),
+                "stack_trace": self.formatException(record.exc_info),
+            }
+        elif record.exc_text:
+            event["error"] = {"stack_trace": record.exc_text}
+        bound = attrs.get("_corrtrace_fields") or get_log_fields()
+        if self._static:
+            _merge(event, self._static)
+        if bound:
+            _merge(event, bound)
+        for key, value in attrs.items():
+            if key not in _RECORD_ATTRS and key[0] != "_":
+                if "." in key:
+                    _put(event, key, value)
+                elif isinstance(value, Mapping) and isinstance(event.get(key), dict):
+                    event[key] = {**event[key], **value}
+                else:
+                    event[key] = value
+        return event
+
+    def format(self, record: logging.LogRecord) -> str:
+        return format_event(self.to_event(record)).decode()
+
+
+class CorrelationFilter(logging.Filter):
+    """Stamp each record with the correlation ID (and bound fields) of the thread that logged it.
+
+    Needed when formatting happens elsewhere (a ``QueueHandler`` or the collector's background shipper): the
+    context of the logging call is captured here, at emit time.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        attrs = record.__dict__
+        if "correlation_id" not in attrs:
+            attrs["correlation_id"] = get_correlation_id()
+        fields = get_log_fields()
+        if fields:
+            attrs["_corrtrace_fields"] = fields
+        if _trace_context_provider is not None:
+            attrs["_corrtrace_trace"] = _trace_context_provider()
+        return True
+
+
+def configure(
+    service: str,
+    *,
+    version: str | None = None,
+    environment: str | None = None,
+    level: int | str = "INFO",
+    stream: IO[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    logger: str | logging.Logger | None = None,
+) -> logging.Handler:
+    """Send ``logger`` (the root logger by default) to JSON lines on ``stream`` (stdout) or the file ``path``.
+
+    Calling it again replaces the handler it installed before, so it is safe in tests and reloads.
+    """
+    target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+    handler: logging.Handler
+    if path is not None:
+        from logging.handlers import WatchedFileHandler
+
+        handler = WatchedFileHandler(os.fspath(path), encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter(service, version=version, environment=environment))
+    handler.addFilter(CorrelationFilter())
+    handler.set_name("corrtrace")
+    for old in [h for h in target.handlers if h.get_name() == "corrtrace"]:
+        target.removeHandler(old)
+        old.close()
+    target.addHandler(handler)
+    target.setLevel(level)
+    return handler

@@ -1,0 +1,103 @@
+"""HMAC signatures for calls between the transaction manager and its participants.
+
+The signature covers method, path, body digest, timestamp and a nonce; the verifier rejects a call that is
+unsigned, altered, older than ``max_skew`` seconds, or a replay of a nonce it has already seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+
+TIMESTAMP_HEADER = "X-Corrtrace-Timestamp"
+NONCE_HEADER = "X-Corrtrace-Nonce"
+SIGNATURE_HEADER = "X-Corrtrace-Signature"
+_SCHEME = "v1="
+
+
+class SignatureError(Exception):
+    """The call is not authentic; the message says why (never echoing the secret)."""
+
+
+def _canonical(method: str, path: str, body: bytes, timestamp: str, nonce: str) -> bytes:
+    digest = hashlib.sha256(body).hexdigest()
+    return "\n".join((method.upper(), path, timestamp, nonce, digest)).encode()
+
+
+def _key(secret: str | bytes) -> bytes:
+    if not secret:
+        raise SignatureError("no signing secret configured")
+    return secret.encode() if isinstance(secret, str) else secret
+
+
+def sign_request(
+    secret: str | bytes, method: str, path: str, body: bytes = b"", *, now: float | None = None
+) -> dict[str, str]:
+    """Return the headers that authenticate this call."""
+    timestamp = str(int(time.time() if now is None else now))
+    nonce = os.urandom(16).hex()
+    mac = hmac.new(_key(secret), _canonical(method, path, body, timestamp, nonce), hashlib.sha256)
+    return {TIMESTAMP_HEADER: timestamp, NONCE_HEADER: nonce, SIGNATURE_HEADER: _SCHEME + mac.hexdigest()}
+
+
+class NonceCache:
+    """Nonces seen within the skew window, so that a captured call cannot be replayed."""
+
+    def __init__(self, ttl: float = 600.0, max_size: int = 100_000) -> None:
+        self._ttl = ttl
+        self._max_size = max_size
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, nonce: str, now: float | None = None) -> bool:
+        """Record ``nonce``; False when it was already seen (a replay)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            while self._seen and (next(iter(self._seen.values())) < now - self._ttl or len(self._seen) >= self._max_size):
+                self._seen.popitem(last=False)
+            if nonce in self._seen:
+                return False
+            self._seen[nonce] = now
+            return True
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def verify_request(
+    secret: str | bytes,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    nonces: NonceCache | None = None,
+    max_skew: float = 300.0,
+    now: float | None = None,
+) -> None:
+    """Raise ``SignatureError`` unless the headers prove this exact call came from a holder of ``secret``."""
+    timestamp = _header(headers, TIMESTAMP_HEADER)
+    nonce = _header(headers, NONCE_HEADER)
+    signature = _header(headers, SIGNATURE_HEADER)
+    if not (timestamp and nonce and signature):
+        raise SignatureError("missing signature headers")
+    if not signature.startswith(_SCHEME) or len(nonce) > 64 or not timestamp.isdigit():
+        raise SignatureError("malformed signature headers")
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > max_skew:
+        raise SignatureError("signature timestamp outside the allowed window")
+    expected = hmac.new(_key(secret), _canonical(method, path, body, timestamp, nonce), hashlib.sha256)
+    if not hmac.compare_digest(_SCHEME + expected.hexdigest(), signature):
+        raise SignatureError("signature does not match the request")
+    if nonces is not None and not nonces.add(nonce, current):
+        raise SignatureError("replayed request (nonce already used)")

@@ -1,0 +1,1 @@
+"""corrtrace.dashboards package."""

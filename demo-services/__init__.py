@@ -1,0 +1,1 @@
+"""corrtrace.demo package."""

@@ -1,0 +1,1 @@
+"""corrtrace.txmanager package."""
