@@ -101,24 +101,50 @@ def _merge(target: dict[str, Any], fields: Mapping[str, Any]) -> None:
 
 
 class _Clock:
-    """RFC 3339 UTC timestamps with milliseconds; the seconds part is cached, as most lines share it."""
+    """RFC 3339 UTC timestamps with milliseconds, cached per millisecond and per second."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_millis", "_prefix", "_second", "_text")
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._millis = self._second = -1
+        self._prefix = self._text = ""
 
     def format(self, created: float) -> str:
-        second = int(created)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+        millis = int(created * 1000)
+        if millis != self._millis:
+            second, fraction = divmod(millis, 1000)
+            if second != self._second:
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+                self._second = second
+            self._millis = millis
+            self._text = f"{self._prefix}.{fraction:03d}Z"
+        return self._text
+
+
+# Attributes ``LogRecord.__init__`` sets; ``extra=`` keys and filters' additions come after them in ``__dict__``.
+_INIT_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+# Top-level keys whose objects the formatter builds itself; a dynamic field under one of them is merged.
+_OWN_ROOTS = frozenset({"@timestamp", "message", "correlation_id", "log", "service", "host", "process", "ecs"})
+
+
+def _extras(attrs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The ``extra=`` fields of a record: scanned from the end of its ``__dict__`` until a standard attribute."""
+    found = []
+    for key in reversed(attrs):
+        if key in _INIT_ATTRS:
+            break
+        if key not in _RECORD_ATTRS and key[0] != "_":
+            found.append((key, attrs[key]))
+    found.reverse()
+    return found
 
 
 class JsonFormatter(logging.Formatter):
-    """Format a ``LogRecord`` as one ECS JSON line carrying the correlation ID."""
+    """Format a ``LogRecord`` as one ECS JSON line carrying the correlation ID.
+
+    The fields that never change (service, host, process, ECS version) are serialised once and appended to
+    each line, so the per-record work is the few fields that do change.
+    """
 
     def __init__(
         self,
@@ -130,26 +156,25 @@ class JsonFormatter(logging.Formatter):
     ) -> None:
         super().__init__()
         service_fields = {"name": service, "version": version, "environment": environment}
-        self._service = {k: v for k, v in service_fields.items() if v is not None}
-        self._host = {"name": socket.gethostname()}
-        self._process = {"pid": os.getpid()}
-        self._static = dict(static_fields or {})
+        static: dict[str, Any] = {
+            "service": {k: v for k, v in service_fields.items() if v is not None},
+            "host": {"name": socket.gethostname()},
+            "process": {"pid": os.getpid()},
+            "ecs": {"version": ECS_VERSION},
+        }
+        _merge(static, static_fields or {})
+        self._static = static
+        self._static_tail = b"," + orjson.dumps(static)[1:]
         self._clock = _Clock()
 
-    def to_event(self, record: logging.LogRecord) -> dict[str, Any]:
-        """Build the event dict for ``record`` (exposed for handlers that ship dicts, not text)."""
+    def _base(self, record: logging.LogRecord) -> dict[str, Any]:
         attrs = record.__dict__
-        cid = attrs.get("correlation_id") or get_correlation_id()
         message = record.msg if not record.args and isinstance(record.msg, str) else record.getMessage()
         event: dict[str, Any] = {
             "@timestamp": self._clock.format(record.created),
             "message": message,
-            "correlation_id": cid,
+            "correlation_id": attrs.get("correlation_id") or get_correlation_id(),
             "log": {"level": record.levelname, "logger": record.name},
-            "service": self._service,
-            "host": self._host,
-            "process": self._process,
-            "ecs": {"version": ECS_VERSION},
         }
         trace = attrs.get("_corrtrace_trace")
         if trace is None and _trace_context_provider is not None:
@@ -166,23 +191,56 @@ class JsonFormatter(logging.Formatter):
             }
         elif record.exc_text:
             event["error"] = {"stack_trace": record.exc_text}
-        bound = attrs.get("_corrtrace_fields") or get_log_fields()
-        if self._static:
-            _merge(event, self._static)
+        return event
+
+    def _dynamic(self, record: logging.LogRecord) -> tuple[Mapping[str, Any] | None, list[tuple[str, Any]]]:
+        return record.__dict__.get("_corrtrace_fields") or get_log_fields(), _extras(record.__dict__)
+
+    def to_event(self, record: logging.LogRecord) -> dict[str, Any]:
+        """Build the whole event dict for ``record`` (for handlers that ship dicts, not text)."""
+        event = self._base(record)
+        _merge(event, self._static)
+        bound, extras = self._dynamic(record)
         if bound:
             _merge(event, bound)
-        for key, value in attrs.items():
-            if key not in _RECORD_ATTRS and key[0] != "_":
-                if "." in key:
-                    _put(event, key, value)
-                elif isinstance(value, Mapping) and isinstance(event.get(key), dict):
-                    event[key] = {**event[key], **value}
-                else:
-                    event[key] = value
+        _merge_extras(event, extras)
         return event
 
     def format(self, record: logging.LogRecord) -> str:
-        return format_event(self.to_event(record)).decode()
+        event = self._base(record)
+        attrs = record.__dict__
+        bound = attrs.get("_corrtrace_fields") or get_log_fields()
+        if bound:
+            if not _OWN_ROOTS.isdisjoint(bound):
+                return format_event(self.to_event(record)).decode()
+            _merge(event, bound)
+        for key in reversed(attrs):  # the extras, in one pass from the end
+            if key in _INIT_ATTRS:
+                break
+            if key in _RECORD_ATTRS or key[0] == "_":
+                continue
+            value = attrs[key]
+            if "." in key:
+                if key.partition(".")[0] in _OWN_ROOTS:
+                    return format_event(self.to_event(record)).decode()
+                _put(event, key, value)
+            elif key in _OWN_ROOTS:
+                return format_event(self.to_event(record)).decode()
+            elif type(value) is dict and isinstance(event.get(key), dict):
+                event[key] = {**event[key], **value}
+            else:
+                event[key] = value
+        return (format_event(event)[:-1] + self._static_tail).decode()
+
+
+def _merge_extras(event: dict[str, Any], extras: list[tuple[str, Any]]) -> None:
+    for key, value in extras:
+        if "." in key:
+            _put(event, key, value)
+        elif type(value) is dict and isinstance(event.get(key), dict):
+            event[key] = {**event[key], **value}
+        else:
+            event[key] = value
 
 
 class CorrelationFilter(logging.Filter):

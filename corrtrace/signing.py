@@ -54,11 +54,14 @@ class NonceCache:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _oldest(self) -> float:
+        return next(iter(self._seen.values()))
+
     def add(self, nonce: str, now: float | None = None) -> bool:
         """Record ``nonce``; False when it was already seen (a replay)."""
         now = time.time() if now is None else now
         with self._lock:
-            while self._seen and (next(iter(self._seen.values())) < now - self._ttl or len(self._seen) >= self._max_size):
+            while self._seen and (len(self._seen) >= self._max_size or self._oldest() < now - self._ttl):
                 self._seen.popitem(last=False)
             if nonce in self._seen:
                 return False
