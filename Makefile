@@ -1,0 +1,34 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both create the virtualenv on first use.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint services-up services-down bench
+
+$(BIN)/corrtrace: setup.cfg setup.py pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+demo: $(BIN)/corrtrace
+	$(BIN)/corrtrace demo
+
+lint: $(BIN)/corrtrace
+	$(BIN)/ruff check .
+	scripts/typecheck
+
+test: $(BIN)/corrtrace lint
+	scripts/services up
+	$(BIN)/pytest -q
+
+services-up: $(BIN)/corrtrace
+	scripts/services up
+
+services-down:
+	scripts/services down
+
+bench: $(BIN)/corrtrace
+	scripts/services up
+	$(BIN)/python benchmarks/run_all.py
