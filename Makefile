@@ -19,9 +19,14 @@ lint: $(BIN)/corrtrace
 	$(BIN)/ruff check .
 	scripts/typecheck
 
-test: $(BIN)/corrtrace lint
+# lint and tests both run; the target fails if either did
+test: $(BIN)/corrtrace
 	scripts/services up
-	$(BIN)/pytest -q
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	scripts/typecheck || status=1; \
+	$(BIN)/pytest -q --durations=15 || status=1; \
+	exit $$status
 
 services-up: $(BIN)/corrtrace
 	scripts/services up
