@@ -25,4 +25,4 @@ def _packages() -> list[str]:
     return found
 
 
-setup(packages=_packages(), package_dir=FOLDERS, package_data={"": ["*.yaml", "*.json", "py.typed"]})
+setup(packages=_packages(), package_dir=FOLDERS, package_data={"": ["*.yaml", "*.json", "py.typed"], "corrtrace.dashboards.schemas": ["LICENSE", "*.md"]})
