@@ -10,10 +10,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .asgi import CorrelationIdMiddleware
-    from .aws_lambda import correlated_handler, iter_records, process_batch
-    from .settings import CorrelationSettings
-    from .wsgi import WSGICorrelationIdMiddleware
+    from .asgi import CorrelationIdMiddleware as CorrelationIdMiddleware
+    from .aws_lambda import CorrelatedBatch as CorrelatedBatch
+    from .aws_lambda import correlated_handler as correlated_handler
+    from .aws_lambda import iter_records as iter_records
+    from .aws_lambda import process_batch as process_batch
+    from .settings import DEFAULT_HEADER as DEFAULT_HEADER
+    from .settings import CorrelationSettings as CorrelationSettings
+    from .wsgi import WSGICorrelationIdMiddleware as WSGICorrelationIdMiddleware
 
 _LAZY = {
     "CorrelationIdMiddleware": ".asgi",

@@ -1,0 +1,180 @@
+"""Typed read-only views over the Lambda event records corrtrace handles (Powertools data-class style).
+
+Each view keeps the raw dict (``.raw``) and exposes the few fields a handler and the extractors need, with
+``identifier`` being what ``batchItemFailures`` must quote for that source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+SQS, SNS, KINESIS, DYNAMODB = "aws:sqs", "aws:sns", "aws:kinesis", "aws:dynamodb"
+HTTP, EVENTBRIDGE, DIRECT = "http", "eventbridge", "direct"
+BATCH_SOURCES = frozenset({SQS, SNS, KINESIS, DYNAMODB})
+
+
+class Record:
+    """A batch record: its raw dict, the ID it is handled under (set by the batch iterator), its identifier."""
+
+    __slots__ = ("correlation_id", "raw")
+    source = ""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.correlation_id: str | None = None
+
+    @property
+    def identifier(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.identifier!r}, correlation_id={self.correlation_id!r})"
+
+
+class SQSRecord(Record):
+    __slots__ = ()
+    source = SQS
+
+    @property
+    def message_id(self) -> str:
+        return str(self.raw.get("messageId", ""))
+
+    identifier = message_id
+
+    @property
+    def body(self) -> str:
+        return str(self.raw.get("body") or "")
+
+    @property
+    def message_attributes(self) -> Mapping[str, Any]:
+        return self.raw.get("messageAttributes") or {}
+
+    @property
+    def queue_arn(self) -> str:
+        return str(self.raw.get("eventSourceARN", ""))
+
+    def json_body(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class SNSRecord(Record):
+    __slots__ = ()
+    source = SNS
+
+    @property
+    def sns(self) -> Mapping[str, Any]:
+        return self.raw.get("Sns") or {}
+
+    @property
+    def message_id(self) -> str:
+        return str(self.sns.get("MessageId", ""))
+
+    identifier = message_id
+
+    @property
+    def message(self) -> str:
+        return str(self.sns.get("Message") or "")
+
+    @property
+    def message_attributes(self) -> Mapping[str, Any]:
+        return self.sns.get("MessageAttributes") or {}
+
+    @property
+    def topic_arn(self) -> str:
+        return str(self.sns.get("TopicArn", ""))
+
+
+class KinesisRecord(Record):
+    __slots__ = ()
+    source = KINESIS
+
+    @property
+    def sequence_number(self) -> str:
+        return str((self.raw.get("kinesis") or {}).get("sequenceNumber", ""))
+
+    identifier = sequence_number
+
+    @property
+    def partition_key(self) -> str:
+        return str((self.raw.get("kinesis") or {}).get("partitionKey", ""))
+
+    @property
+    def data(self) -> bytes:
+        import base64
+
+        return base64.b64decode((self.raw.get("kinesis") or {}).get("data") or b"")
+
+    def json_data(self) -> Any:
+        import json
+
+        return json.loads(self.data)
+
+
+class DynamoDBRecord(Record):
+    __slots__ = ()
+    source = DYNAMODB
+
+    @property
+    def dynamodb(self) -> Mapping[str, Any]:
+        return self.raw.get("dynamodb") or {}
+
+    @property
+    def sequence_number(self) -> str:
+        return str(self.dynamodb.get("SequenceNumber", ""))
+
+    identifier = sequence_number
+
+    @property
+    def event_name(self) -> str:
+        return str(self.raw.get("eventName", ""))
+
+    @property
+    def keys(self) -> Mapping[str, Any]:
+        return self.dynamodb.get("Keys") or {}
+
+    @property
+    def new_image(self) -> Mapping[str, Any]:
+        return self.dynamodb.get("NewImage") or {}
+
+    @property
+    def old_image(self) -> Mapping[str, Any]:
+        return self.dynamodb.get("OldImage") or {}
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    SQS: SQSRecord,
+    SNS: SNSRecord,
+    KINESIS: KinesisRecord,
+    DYNAMODB: DynamoDBRecord,
+}
+
+
+def event_source(event: Any) -> str:
+    """Which kind of event a handler got: a batch source (``aws:sqs``...), ``http``, ``eventbridge`` or ``direct``."""
+    if not isinstance(event, Mapping):
+        return DIRECT
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], Mapping):
+        first = records[0]
+        source = first.get("eventSource") or first.get("EventSource")
+        if source in BATCH_SOURCES:
+            return str(source)
+    context = event.get("requestContext")
+    if isinstance(context, Mapping) and (
+        "httpMethod" in event or "routeKey" in event or "elb" in context or "http" in context
+    ):
+        return HTTP
+    if "detail-type" in event and "detail" in event:
+        return EVENTBRIDGE
+    return DIRECT
+
+
+def http_kind(event: Mapping[str, Any]) -> str:
+    """``alb``, ``v1`` (REST API) or ``v2`` (HTTP API and function URLs)."""
+    context = event.get("requestContext") or {}
+    if "elb" in context:
+        return "alb"
+    return "v2" if event.get("version") == "2.0" else "v1"

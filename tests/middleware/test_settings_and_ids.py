@@ -1,0 +1,71 @@
+"""Settings validation and the fast UUIDv7 generator the hot path uses in place of the core's."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from corrtrace.middleware import CorrelationSettings
+from corrtrace.middleware._core import IdReader, allowed_bytes, fast_uuid7
+
+from corrtrace.ids import DEFAULT_POLICY, IdPolicy
+
+
+def test_fast_uuid7_is_a_valid_time_ordered_uuid7() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [fast_uuid7() for _ in range(50_000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for value in ids[::997]:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == value
+        assert before <= parsed.int >> 80 <= after
+    assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)  # the time prefix never goes backwards
+
+
+def test_reader_matches_the_core_policy() -> None:
+    reader = IdReader(DEFAULT_POLICY)
+    for raw in [b"ok-1", b"a" * 128, b"a" * 129, b"", b" x", b"x\n", b"caf\xc3\xa9", b"a:b.c_d-e", b"{}"]:
+        text = raw.decode("latin-1")
+        assert reader.valid_bytes(raw) == DEFAULT_POLICY.is_valid(text), raw
+    assert allowed_bytes(r"[a-z]+") == b"abcdefghijklmnopqrstuvwxyz"
+    assert allowed_bytes(r"(a|b)+") is None  # not a simple class: the regex path is used
+    odd = IdReader(IdPolicy(allowed_pattern=r"(ab)+"))
+    assert odd.valid_bytes(b"abab") and not odd.valid_bytes(b"aba")
+
+
+def test_settings_reject_header_names_that_could_inject() -> None:
+    for bad in ["X-Id\r\nSet-Cookie: a=b", "", "X Id", "X-Id:"]:
+        with pytest.raises(ValueError, match="plain ASCII header name"):
+            CorrelationSettings(header_name=bad)
+    with pytest.raises(TypeError, match="tuple of names"):
+        CorrelationSettings(fallback_headers="X-Request-ID")  # type: ignore[arg-type]
+    settings = CorrelationSettings(header_name="X-Req", service_map={"10.0.0.5:8080": "inventory"})
+    assert settings.header_bytes == b"x-req" and settings.wsgi_key == "HTTP_X_REQ"
+    assert settings.target_name("10.0.0.5", 8080) == "inventory" and settings.target_name("db", 5432) == "db"
+
+
+def test_forked_workers_never_reuse_the_parents_random_pool() -> None:
+    import os
+
+    fast_uuid7()  # fill this thread's pool, as a pre-fork server master would
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ID and leave without running pytest's teardown
+        os.write(write, fast_uuid7().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    parent = fast_uuid7()
+    assert child[14:] != parent[14:]  # the random part (everything after the time and version)
+
+
+def test_threads_draw_distinct_ids() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda _: [fast_uuid7() for _ in range(2000)], range(8)))
+    flat = [i for batch in batches for i in batch]
+    assert len(set(flat)) == len(flat)

@@ -1,0 +1,222 @@
+"""The transaction manager's HTTP API (FastAPI). Every endpoint except ``/healthz`` needs a signed call.
+
+``POST /transactions/{id}/participants``  register {service, rollback_url, commit_url}
+``POST /transactions/{id}/rollback``      {reason, source}: 202, the fan-out runs in the background
+``POST /transactions/{id}/commit``        {reason, source}: 202
+``GET  /transactions/{id}``               the transaction and each participant's state
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from corrtrace.txmanager import events
+from corrtrace.txmanager.auth import MAX_SKEW, Verifier
+from corrtrace.txmanager.discovery import Discover, default_discover
+from corrtrace.txmanager.fanout import FanOut
+from corrtrace.txmanager.notify import Notifier
+from corrtrace.txmanager.settings import TxManagerSettings
+from corrtrace.txmanager.store import COMMIT, ROLLBACK, ConflictError, Store
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from corrtrace.ids import is_valid, safe_excerpt
+from corrtrace.signing import NonceCache, SignatureError
+
+SERVICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9\-_.:]{0,127}$"
+
+
+def _check_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")) or len(value) > 2048 or any(c.isspace() for c in value):
+        raise ValueError("expected an http(s) URL of at most 2048 characters")
+    return value
+
+
+class RegisterBody(BaseModel):
+    service: str = Field(pattern=SERVICE_PATTERN)
+    rollback_url: str
+    commit_url: str | None = None
+
+    @field_validator("rollback_url", "commit_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+
+class TriggerBody(BaseModel):
+    reason: str | None = Field(default=None, max_length=1000)
+    source: str | None = Field(default=None, max_length=256)
+    retry_failed: bool = False  # an operator fixed a participant: give the failed ones a new attempt budget
+
+
+def _parse(model: type[BaseModel], body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise HTTPException(422, detail=f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+def create_app(
+    settings: TxManagerSettings,
+    *,
+    store: Store | None = None,
+    notifier: Notifier | None = None,
+    discover: Discover | None = None,
+) -> FastAPI:
+    """Build the manager. ``discover`` defaults to log-based discovery when the settings configure it."""
+    secret = settings.resolved_secret()
+    store = store or Store(settings)
+    fanout = FanOut(settings, store, notifier or Notifier(settings), secret=secret)
+    discover = discover if discover is not None else default_discover(settings)
+    verifier = Verifier(
+        secret,
+        nonces=NonceCache(ttl=2 * MAX_SKEW),
+        shared=lambda nonce: store.remember_nonce(nonce, ttl=2 * MAX_SKEW),
+    )
+
+    async def sweep() -> None:
+        while True:
+            try:
+                await fanout.resume()
+            except Exception as exc:
+                events.note(None, f"resume sweep failed ({type(exc).__name__}); retrying", level=logging.ERROR)
+            if settings.resume_interval <= 0:
+                return
+            await asyncio.sleep(settings.resume_interval)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(sweep())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+            await fanout.aclose()
+
+    app = FastAPI(title="corrtrace transaction manager", lifespan=lifespan)
+    app.state.fanout = fanout
+    app.state.store = store
+    app.state.settings = settings
+
+    async def authenticated(request: Request) -> bytes:
+        """Dependency: the raw body of a call whose signature, freshness and nonce check out (else 401)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise HTTPException(413, detail=f"body over {settings.max_body_bytes} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_body_bytes:
+                raise HTTPException(413, detail=f"body over {settings.max_body_bytes} bytes")
+        try:
+            await asyncio.to_thread(verifier.check, request.method, request.url.path, body, request.headers)
+        except SignatureError as exc:
+            where = safe_excerpt(request.url.path, 80)
+            events.note(None, f"refused {request.method} {where}: {exc}", level=logging.WARNING)
+            raise HTTPException(401, detail=str(exc), headers={"WWW-Authenticate": "Corrtrace-HMAC"}) from None
+        return body
+
+    def valid_id(correlation_id: str) -> str:
+        if not is_valid(correlation_id):
+            raise HTTPException(400, detail="invalid correlation id")
+        return correlation_id
+
+    async def trigger(action: str, correlation_id: str, body: bytes) -> JSONResponse:
+        params = _parse(TriggerBody, body)
+        if action == ROLLBACK and discover is not None:
+            await _discover_if_needed(correlation_id)
+        try:
+            tx, started = await asyncio.to_thread(store.begin, correlation_id, action, params.reason, params.source)
+        except ConflictError as exc:
+            raise HTTPException(409, detail=str(exc)) from None
+        retried: list[str] = []
+        if params.retry_failed and not started:
+            retried = await asyncio.to_thread(store.retry_failed, correlation_id)
+            if retried:
+                await asyncio.to_thread(store.reopen, correlation_id, action)
+        events.note(
+            correlation_id,
+            f"{action} {'started' if started else 'requested again (duplicate)'}",
+            retried=",".join(retried) or None,
+            reason=safe_excerpt(params.reason or "", 120) or None,
+            source=safe_excerpt(params.source or "", 60) or None,
+            triggers=tx.triggers,
+        )
+        fanout.kick(correlation_id)
+        return JSONResponse({"started": started, "retried": retried, "transaction": tx.as_dict()}, status_code=202)
+
+    async def _discover_if_needed(correlation_id: str) -> None:
+        assert discover is not None
+        if await asyncio.to_thread(store.participants, correlation_id):
+            return
+        try:
+            found = await asyncio.to_thread(discover, correlation_id)
+        except Exception as exc:
+            events.note(correlation_id, f"participant discovery failed: {type(exc).__name__}", level=logging.ERROR)
+            raise HTTPException(
+                503, detail="participant discovery failed (log store unreachable?); nothing was started, retry"
+            ) from None
+        reopen = False
+        for p in found:
+            _, tx, created = await asyncio.to_thread(
+                store.register, correlation_id, p.service, p.rollback_url, p.commit_url, discovered=True
+            )
+            reopen = reopen or (created and tx.action == ROLLBACK)
+        if reopen:  # an earlier trigger found nobody; these were logged since: roll them back too
+            await asyncio.to_thread(store.reopen, correlation_id)
+        events.note(
+            correlation_id,
+            f"no participant registered; discovered {len(found)} from the logs",
+            discovered=",".join(p.service for p in found) or None,
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/transactions/{correlation_id}/participants")
+    async def register(correlation_id: str, body: bytes = Depends(authenticated)) -> JSONResponse:
+        valid_id(correlation_id)
+        params: RegisterBody = _parse(RegisterBody, body)
+        current = await asyncio.to_thread(store.get, correlation_id)
+        if current is not None and current.action == COMMIT:
+            raise HTTPException(409, detail=f"transaction {correlation_id} is already {current.state}")
+        participant, tx, created = await asyncio.to_thread(
+            store.register, correlation_id, params.service, params.rollback_url, params.commit_url
+        )
+        if created and tx.action == ROLLBACK:
+            await asyncio.to_thread(store.reopen, correlation_id)
+            fanout.kick(correlation_id)
+        return JSONResponse(
+            {"created": created, "participant": participant.as_dict(), "transaction": tx.as_dict()},
+            status_code=201 if created else 200,
+        )
+
+    @app.post("/transactions/{correlation_id}/rollback", status_code=202)
+    async def rollback(correlation_id: str, body: bytes = Depends(authenticated)) -> JSONResponse:
+        return await trigger(ROLLBACK, valid_id(correlation_id), body)
+
+    @app.post("/transactions/{correlation_id}/commit", status_code=202)
+    async def commit(correlation_id: str, body: bytes = Depends(authenticated)) -> JSONResponse:
+        return await trigger(COMMIT, valid_id(correlation_id), body)
+
+    @app.get("/transactions/{correlation_id}")
+    async def state(correlation_id: str, body: bytes = Depends(authenticated)) -> dict[str, Any]:
+        valid_id(correlation_id)
+        tx = await asyncio.to_thread(store.get, correlation_id)
+        if tx is None:
+            raise HTTPException(404, detail=f"no transaction {correlation_id}")
+        participants = await asyncio.to_thread(store.participants, correlation_id)
+        return {**tx.as_dict(), "participants": [p.as_dict() for p in participants]}
+
+    return app

@@ -1,0 +1,174 @@
+"""``corrtrace txmanager``: ``serve`` the manager, ``init`` its DynamoDB table, ``status``/``rollback``/``commit``
+a transaction from the shell. Exit codes: 0 ok, 1 failed, 2 bad input (configuration included).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from corrtrace.txmanager.settings import TxManagerSettings, load_settings
+
+from corrtrace.config import ConfigError
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="corrtrace.yaml (or CORRTRACE_CONFIG).",
+)
+
+
+def _settings(config_path: str | None) -> TxManagerSettings:
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        click.echo(f"corrtrace txmanager: {exc}", err=True)
+        sys.exit(2)
+
+
+def _emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, sort_keys=True))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {value}")
+
+
+@click.group("txmanager")
+def txmanager() -> None:
+    """The transaction manager: rolls back (or commits) every service a request touched."""
+
+
+@txmanager.command()
+@config_option
+@click.option("--host", default=None, help="Listen address (default: txmanager.host).")
+@click.option("--port", type=int, default=None, help="Listen port (default: txmanager.port).")
+@click.option("--log-level", default="INFO", show_default=True)
+def serve(config_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
+    """Run the manager's HTTP API with uvicorn; unfinished rollbacks resume at start."""
+    import uvicorn
+    from botocore.exceptions import BotoCoreError, ClientError
+    from corrtrace.txmanager.app import create_app
+    from corrtrace.txmanager.store import Store
+
+    from corrtrace.logging import configure
+
+    settings = _settings(config_path)
+    store = Store(settings)
+    try:
+        store.client.describe_table(TableName=settings.table_name)
+    except (BotoCoreError, ClientError) as exc:
+        click.echo(
+            f"corrtrace txmanager: table {settings.table_name} is not usable ({type(exc).__name__}); "
+            "create it with `corrtrace txmanager init` and check the DynamoDB endpoint and credentials",
+            err=True,
+        )
+        sys.exit(1)
+    configure(settings.service_name, level=log_level.upper())
+    try:
+        app = create_app(settings, store=store)
+    except ConfigError as exc:
+        click.echo(f"corrtrace txmanager: {exc}", err=True)
+        sys.exit(2)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="warning", access_log=False)
+
+
+@txmanager.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def init(config_path: str | None, as_json: bool) -> None:
+    """Create the DynamoDB table (idempotent)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from corrtrace.txmanager.store import Store
+
+    settings = _settings(config_path)
+    try:
+        created = Store(settings).create_table()
+    except (BotoCoreError, ClientError) as exc:
+        click.echo(f"corrtrace txmanager init: cannot create table {settings.table_name}: {exc}", err=True)
+        sys.exit(1)
+    _emit({"table": settings.table_name, "created": created}, as_json)
+
+
+def _client_call(config_path: str | None, url: str | None, fn: str, correlation_id: str, **kwargs: Any) -> Any:
+    from corrtrace.txmanager.client import TxManagerClient, TxManagerError
+
+    settings = _settings(config_path)
+    try:
+        secret = settings.resolved_secret()
+    except ConfigError as exc:
+        click.echo(f"corrtrace txmanager: {exc}", err=True)
+        sys.exit(2)
+    manager = url or f"http://{settings.host}:{settings.port}"
+    try:
+        with TxManagerClient(manager, secret) as client:
+            return getattr(client, fn)(correlation_id, **kwargs)
+    except ValueError as exc:
+        click.echo(f"corrtrace txmanager: {exc}", err=True)
+        sys.exit(2)
+    except TxManagerError as exc:
+        click.echo(f"corrtrace txmanager: {exc}", err=True)
+        sys.exit(1)
+
+
+url_option = click.option("--url", default=None, help="Manager URL (default: http://txmanager.host:port).")
+
+
+@txmanager.command()
+@config_option
+@url_option
+@click.argument("correlation_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def status(config_path: str | None, url: str | None, correlation_id: str, as_json: bool) -> None:
+    """Show a transaction and its participants."""
+    _emit(_client_call(config_path, url, "status", correlation_id), as_json)
+
+
+@txmanager.command()
+@config_option
+@url_option
+@click.argument("correlation_id")
+@click.option("--reason", default=None)
+@click.option("--source", default="cli")
+@click.option("--retry-failed", is_flag=True, help="Give participants that failed for good a new attempt budget.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def rollback(
+    config_path: str | None,
+    url: str | None,
+    correlation_id: str,
+    reason: str | None,
+    source: str,
+    retry_failed: bool,
+    as_json: bool,
+) -> None:
+    """Trigger the rollback of every participant of CORRELATION_ID."""
+    _emit(_client_call(
+        config_path, url, "rollback", correlation_id, reason=reason, source=source, retry_failed=retry_failed
+    ), as_json)
+
+
+@txmanager.command()
+@config_option
+@url_option
+@click.argument("correlation_id")
+@click.option("--reason", default=None)
+@click.option("--source", default="cli")
+@click.option("--retry-failed", is_flag=True, help="Give participants that failed for good a new attempt budget.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def commit(
+    config_path: str | None,
+    url: str | None,
+    correlation_id: str,
+    reason: str | None,
+    source: str,
+    retry_failed: bool,
+    as_json: bool,
+) -> None:
+    """Trigger the commit of every participant of CORRELATION_ID."""
+    _emit(_client_call(
+        config_path, url, "commit", correlation_id, reason=reason, source=source, retry_failed=retry_failed
+    ), as_json)
