@@ -1,0 +1,63 @@
+"""The demo's collector process: corrtrace.collector's pipeline tailing every log file of the mesh into the
+log store (the embedded store, or Elasticsearch).
+
+It serves ``/status``: how far each file is shipped (acknowledged offsets, which the runner waits for).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from corrtrace.demo.logstore import make_sink
+from corrtrace.demo.runtime import Runtime
+
+log = logging.getLogger("demo.pipeline")
+
+
+class DemoPipeline:
+    def __init__(self, rt: Runtime) -> None:
+        from corrtrace.collector import FileTail, Pipeline
+
+        mesh = rt.mesh
+        self.sink = make_sink(mesh)
+        self.pipeline = Pipeline([], [self.sink], data_dir=mesh.collector_dir, flush_interval=0.1, idle_sleep=0.02)
+        pattern = str(mesh.log_path("ui").parent / "*.log")
+        self.pipeline.sources.append(FileTail([pattern], self.pipeline.checkpoint, scan_interval=0.1))
+
+    def status(self) -> dict[str, Any]:
+        offsets = {
+            str(entry["path"]): int(entry["offset"])
+            for entry in self.pipeline.checkpoint.snapshot().values()
+            if entry.get("path")
+        }
+        return {"offsets": offsets, "shipped": self.pipeline.stats.read}
+
+
+def serve(rt: Runtime, stop: threading.Event) -> None:
+    demo = DemoPipeline(rt)
+
+    class Status(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"service": "pipeline", "ok": True, **demo.status()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", rt.mesh.ports["pipeline"]), Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    demo.pipeline.start()
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        demo.pipeline.stop(drain_timeout=3)
+        demo.sink.close()

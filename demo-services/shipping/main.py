@@ -1,0 +1,72 @@
+"""The shipping process: the stream poller driving the Lambda handler, plus a tiny status endpoint."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from corrtrace.demo import wiring
+from corrtrace.demo.aws import stream_arn
+from corrtrace.demo.runtime import Runtime
+from corrtrace.demo.shipping.handler import make_handler
+from corrtrace.demo.shipping.poller import PollerSettings, StreamPoller
+from corrtrace.demo.shipping.store import ShippingStore
+
+
+def build_poller(rt: Runtime) -> StreamPoller:
+    demo = rt.mesh.demo()
+    store = ShippingStore(rt.mesh.db_path("shipping"))
+
+    def publish(kind: str, cid: str, order_id: str) -> None:
+        rt.publish(kind, cid, order_id)
+
+    sqs = rt.aws("sqs")
+
+    def on_failure(records: list[dict[str, Any]], reason: str) -> None:
+        """Lambda's on-failure destination: the records' metadata goes to an SQS queue."""
+        for record in records:
+            sqs.send_message(
+                QueueUrl=rt.mesh.shipping_dlq_url,
+                MessageBody=json.dumps({"reason": reason, "record": record}, default=str),
+            )
+
+    settings = PollerSettings(
+        batch_size=demo.stream_batch_size,
+        max_retries=demo.stream_max_retries,
+        retry_delay=demo.stream_retry_delay_ms / 1000,
+        poll_interval=demo.stream_poll_ms / 1000,
+        parallelization_factor=demo.stream_parallelization,
+    )
+    def commit(cid: str) -> None:
+        """Shipped: the whole request is done, so every participant may make its staged work final."""
+        rt.manager.commit(cid, reason="shipped", source="shipping")
+
+    handler = wiring.lambda_handler(make_handler(store, publish, commit))
+    return StreamPoller(rt.aws("dynamodbstreams"), stream_arn(rt.mesh), handler, settings, on_failure, rt.mesh.region)
+
+
+def serve(rt: Runtime, stop: threading.Event) -> None:
+    poller = build_poller(rt)
+
+    class Status(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(
+                {"service": "shipping", "ok": True, "pending": poller.pending(), "stats": poller.stats.as_dict()}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep stderr quiet
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", rt.mesh.ports["shipping"]), Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        poller.run(stop)
+    finally:
+        server.shutdown()
