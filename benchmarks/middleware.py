@@ -162,8 +162,27 @@ def _import_env() -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "corrtrace-bench-pycache")
+    env["PYTHONPATH"] = _packaged_copy()
     env["PYTHONWARNINGS"] = "ignore"
     return env
+
+
+_PACKAGED: list[str] = []
+
+
+def _packaged_copy() -> str:
+    """corrtrace installed as a Lambda package would be (``pip install --target``), not through the editable
+    finder that a development checkout adds to every import."""
+    if not _PACKAGED:
+        target = tempfile.mkdtemp(prefix="corrtrace-bench-pkg-")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, root],
+            check=True,
+            capture_output=True,
+        )
+        _PACKAGED.append(target)
+    return _PACKAGED[0]
 
 
 def _child_cpu() -> float:

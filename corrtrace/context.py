@@ -6,16 +6,18 @@ A ``ContextVar`` follows asyncio tasks on its own, but not plain threads, ``Thre
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from corrtrace.ids import new_uuid7
+
+if TYPE_CHECKING:  # imported lazily at run time: asyncio alone is ~30 ms of a Lambda cold start
+    import asyncio
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -91,11 +93,29 @@ class CorrelatedThread(threading.Thread):
         self._corrtrace_ctx.run(super().run)
 
 
-class CorrelatedThreadPoolExecutor(ThreadPoolExecutor):
-    """A ``ThreadPoolExecutor`` whose jobs run in the context of the code that submitted them."""
+def _make_executor_class() -> type[ThreadPoolExecutor]:
+    from concurrent.futures import ThreadPoolExecutor
 
-    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
-        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+    class CorrelatedThreadPoolExecutor(ThreadPoolExecutor):
+        """A ``ThreadPoolExecutor`` whose jobs run in the context of the code that submitted them."""
+
+        def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+            return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+    return CorrelatedThreadPoolExecutor
+
+
+if TYPE_CHECKING:
+    CorrelatedThreadPoolExecutor = _make_executor_class()
+
+
+def __getattr__(name: str) -> Any:
+    """Build ``CorrelatedThreadPoolExecutor`` on first use, so importing the core stays cheap."""
+    if name == "CorrelatedThreadPoolExecutor":
+        cls = _make_executor_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_in_executor(
@@ -110,4 +130,6 @@ def create_task(coro: Coroutine[Any, Any, R], correlation_id: str | None = None)
     ctx = contextvars.copy_context()
     if correlation_id is not None:
         ctx.run(_correlation_id.set, correlation_id)
+    import asyncio
+
     return asyncio.get_running_loop().create_task(coro, context=ctx)
