@@ -25,4 +25,6 @@ def _packages() -> list[str]:
     return found
 
 
-setup(packages=_packages(), package_dir=FOLDERS, package_data={"": ["*.yaml", "*.json", "py.typed"], "corrtrace.dashboards.schemas": ["LICENSE", "*.md"]})
+PACKAGE_DATA = {"": ["*.yaml", "*.json", "py.typed"], "corrtrace.dashboards.schemas": ["LICENSE", "*.md"]}
+
+setup(packages=_packages(), package_dir=FOLDERS, package_data=PACKAGE_DATA)

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from corrtrace.alerts.actions import Action, AlarmNotification, run_actions
@@ -95,7 +95,7 @@ class AlertEngine:
         for spec in alert.actions:
             action = actions.get(spec.type)
             if action is not None:
-                chosen.append(_Targeted(action, spec.target) if spec.target else action)
+                chosen.append(cast(Action, _Targeted(action, spec.target)) if spec.target else action)
         return chosen
 
     @property

@@ -39,6 +39,10 @@ class IdPolicy:
     """
 
     __slots__ = ("_regex", "allowed_pattern", "generator", "max_length")
+    max_length: int
+    allowed_pattern: str
+    generator: Callable[[], str]
+    _regex: re.Pattern[str]
 
     def __init__(
         self,

@@ -67,8 +67,7 @@ def _errors(schema: dict[str, Any] | None, instance: Any, prefix: list[Any], war
     for raw in sorted(_validator(schema).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         err, message = _explain(raw)
         where = json_path([*prefix, *err.absolute_path])
-        severity = "warning" if warn_required and err.validator == "required" else "error"
-        yield Problem(where, message, severity)
+        yield Problem(where, message, "warning" if warn_required and err.validator == "required" else "error")
 
 
 def _dashboard_schema(directory: str | None) -> dict[str, Any]:

@@ -6,9 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elasticsearch import helpers
-
 from corrtrace.collector import ensure_index_template
+from elasticsearch import helpers
 
 
 def test_term_query_returns_exactly_one_ids_documents_in_time_order(es: Any, index_prefix: str) -> None:
