@@ -1,0 +1,303 @@
+"""Sources -> parse and route -> bounded buffer -> every sink -> checkpoint.
+
+Two threads: the reader turns lines into records (and hands each parsed event to the subscribers, e.g. the
+alert engine), the shipper delivers each batch to every sink in order and only then commits the checkpoint.
+When the sinks stall, batches queue in memory (a few), then in a bounded disk buffer; when that is full the
+reader pauses and the tailed files themselves are the buffer. Memory stays bounded either way.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+from corrtrace.collector.buffer import DiskBuffer
+from corrtrace.collector.checkpoint import Checkpoint
+from corrtrace.collector.record import Record, make_record
+from corrtrace.collector.retry import Stopped
+from corrtrace.collector.sinks.base import Sink
+
+log = logging.getLogger("corrtrace.collector")
+Subscriber = Callable[[dict[str, Any]], None]
+RawLine = tuple[str, int, int, bytes]
+
+
+class Source(Protocol):
+    def read(self, max_lines: int, max_bytes: int, final: bool = False) -> list[RawLine]: ...
+
+    def at_eof(self) -> bool: ...
+
+    def paths(self) -> dict[str, str]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Batch:
+    records: list[Record]
+    offsets: dict[str, int]  # source identity -> end offset of its last line in this batch
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"r": [r.to_list() for r in self.records], "o": self.offsets})
+
+    @classmethod
+    def decode(cls, blob: bytes) -> Batch:
+        data = orjson.loads(blob)
+        return cls([Record.from_list(item) for item in data["r"]], data["o"])
+
+
+_CALL_BYTES = 1_048_576  # one PutLogEvents call: bytes (line + 26 each) and events
+_CALL_EVENTS = 10_000
+
+
+def _offsets(records: list[Record]) -> dict[str, int]:
+    """Per source, the end offset of its last line in ``records`` (what the checkpoint may advance to)."""
+    out: dict[str, int] = {}
+    for r in records:
+        out[r.source] = r.end
+    return out
+
+
+class BatchQueue:
+    """A few batches in memory, the rest spilled to a bounded ``DiskBuffer``; FIFO throughout."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, memory_batches: int = 2, max_disk_bytes: int = 256 << 20):
+        self.memory_batches = memory_batches
+        self.disk = DiskBuffer(directory, memory_items=0, max_bytes=max_disk_bytes, policy="block")
+        self._mem: collections.deque[Batch] = collections.deque()
+        self._cond = threading.Condition()
+
+    def put(self, batch: Batch, stop: threading.Event) -> bool:
+        with self._cond:
+            if not len(self.disk) and len(self._mem) < self.memory_batches:
+                self._mem.append(batch)
+                self._cond.notify_all()
+                return True
+        ok = self.disk.put(batch.encode(), stop=stop)  # blocks while the disk budget is used up
+        with self._cond:
+            self._cond.notify_all()
+        return ok
+
+    def get(self, timeout: float) -> Batch | None:
+        with self._cond:
+            if not self._mem and not len(self.disk):
+                self._cond.wait(timeout)
+            if self._mem:
+                return self._mem.popleft()
+        blob = self.disk.get()
+        return Batch.decode(blob) if blob is not None else None
+
+    def __len__(self) -> int:
+        return len(self._mem) + len(self.disk)
+
+
+@dataclass
+class PipelineStats:
+    read: int = 0
+    shipped: int = 0
+    batches: int = 0
+    subscriber_errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self) -> float:
+        return self.shipped / max(1e-9, time.monotonic() - self.started)
+
+
+class Pipeline:
+    """Run ``sources`` into ``sinks``. ``once=True`` stops when every source is read to its end and shipped.
+
+    ``batch_max_bytes`` counts bytes as CloudWatch does (line + 26) and defaults to 2 x 1 MiB, so a backlog
+    fills CloudWatch batches to the byte limit (2 calls of 1 MiB per batch).
+    """
+
+    def __init__(self, sources: Sequence[Source], sinks: Sequence[Sink], *, checkpoint: Checkpoint | None = None,
+                 data_dir: str | os.PathLike[str] | None = None, subscribers: Sequence[Subscriber] = (),
+                 once: bool = False, batch_max_events: int = 20_000, batch_max_bytes: int = 2 << 20,
+                 flush_interval: float = 0.5, idle_sleep: float = 0.05, memory_batches: int = 1,
+                 buffer_max_bytes: int = 256 << 20) -> None:
+        self._tmp = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="corrtrace-collector-")
+            data_dir = self._tmp.name
+        self.data_dir = Path(data_dir)
+        self.sources = list(sources)
+        self.sinks = sorted(sinks, key=lambda s: not getattr(s, "idempotent", True))
+        self.checkpoint = checkpoint if checkpoint is not None else Checkpoint(self.data_dir / "checkpoint.json")
+        self.subscribers = list(subscribers)
+        self.once = once
+        self.batch_max_events = batch_max_events
+        self.batch_max_bytes = batch_max_bytes
+        self.flush_interval = flush_interval
+        self.idle_sleep = idle_sleep
+        self.queue = BatchQueue(self.data_dir / "buffer", memory_batches=memory_batches,
+                                max_disk_bytes=buffer_max_bytes)
+        self.stats = PipelineStats()
+        self.error: BaseException | None = None
+        self._stop_reading = threading.Event()
+        self._stop = threading.Event()
+        self._reader_done = threading.Event()
+        self._finished = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sub_warned = False
+
+    def subscribe(self, fn: Subscriber) -> None:
+        """Receive every parsed event dict (in the reader thread, before delivery): the alert engine's feed."""
+        self.subscribers.append(fn)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> Pipeline:
+        for target, name in ((self._read_loop, "corrtrace-reader"), (self._ship_loop, "corrtrace-shipper")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until a ``once`` run has shipped everything (True) or ``timeout`` passed (False)."""
+        done = self._finished.wait(timeout)
+        if self.error is not None:
+            raise RuntimeError(f"collector pipeline failed: {self.error}") from self.error
+        return done
+
+    def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop reading, give the shipper ``drain_timeout`` to deliver what is queued, then stop it."""
+        self._stop_reading.set()
+        self._finished.wait(drain_timeout)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        for source in self.sources:
+            source.close()
+        self.queue.disk.close()  # sinks belong to the caller, who closes them
+
+    def run(self) -> PipelineStats:
+        """Run a ``once`` pipeline to the end in the calling thread's lifetime."""
+        self.start()
+        try:
+            self.wait()
+        finally:
+            self.stop(drain_timeout=0)
+        return self.stats
+
+    # -- reader ------------------------------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        try:
+            self._read()
+        except BaseException as exc:  # surfaced by wait()
+            log.exception("collector reader failed")
+            self.error = exc
+            self._finished.set()
+        finally:
+            self._reader_done.set()
+
+    def _read(self) -> None:
+        records: list[Record] = []
+        size = 0
+        started = time.monotonic()
+        while not self._stop_reading.is_set():
+            got = 0
+            for source in self.sources:
+                room = self.batch_max_events - len(records)
+                if room <= 0 or size >= self.batch_max_bytes:
+                    break
+                lines = source.read(room, self.batch_max_bytes - size, self.once)
+                got += len(lines)
+                size += self._add(lines, records)
+            full = len(records) >= self.batch_max_events or size >= self.batch_max_bytes
+            if records and (full or not got or time.monotonic() - started >= self.flush_interval):
+                head, records, size = self._cut(records, size)
+                if not self.queue.put(Batch(head, _offsets(head)), self._stop_reading):
+                    return
+                started = time.monotonic()
+                continue
+            if not got and not full:
+                if self.once and all(s.at_eof() for s in self.sources):
+                    return
+                self._stop_reading.wait(self.idle_sleep)
+
+    def _cut(self, records: list[Record], size: int) -> tuple[list[Record], list[Record], int]:
+        """Split off a batch that packs into ``batch_max_bytes / 1 MiB`` PutLogEvents calls (line + 26 bytes
+        each, at most 10,000 per call) and ``batch_max_events``; the rest starts the next batch. Exact cuts
+        let a backlog fill CloudWatch calls to the binding limit."""
+        if size < self.batch_max_bytes - _CALL_BYTES // 2 and len(records) < self.batch_max_events:
+            return records, [], 0
+        call_max = min(_CALL_BYTES, self.batch_max_bytes)
+        calls = max(1, self.batch_max_bytes // call_max)
+        used, call_bytes, call_events, total, cut = 1, 0, 0, 0, len(records)
+        for i, r in enumerate(records):
+            item = len(r.raw) + 26
+            if call_bytes + item > call_max or call_events == _CALL_EVENTS:
+                used, call_bytes, call_events = used + 1, 0, 0
+            if used > calls or i >= self.batch_max_events:
+                cut = max(i, 1)
+                break
+            call_bytes += item
+            call_events += 1
+            total += item
+        return records[:cut], records[cut:], size - total if cut < len(records) else 0
+
+    def _add(self, lines: list[RawLine], records: list[Record]) -> int:
+        now = int(time.time() * 1000)
+        size = 0
+        subs = self.subscribers
+        for source, start, end, line in lines:
+            record, event = make_record(source, start, end, line, now)
+            records.append(record)
+            size += len(record.raw) + 26
+            for fn in subs:
+                try:
+                    fn(event)
+                except Exception:
+                    self.stats.subscriber_errors += 1
+                    if not self._sub_warned:
+                        self._sub_warned = True
+                        log.exception("a collector subscriber failed (logged once, counted after)")
+        self.stats.read += len(lines)
+        return size
+
+    # -- shipper -----------------------------------------------------------------------------------------------
+    def _ship_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self.queue.get(timeout=0.2)
+                if batch is None:
+                    if self._reader_done.is_set() and not len(self.queue):
+                        break
+                    continue
+                self._ship(batch)
+        except Stopped:
+            pass
+        except BaseException as exc:
+            log.exception("collector shipper failed")
+            self.error = exc
+        finally:
+            self._finished.set()
+
+    def _ship(self, batch: Batch) -> None:
+        for sink in self.sinks:
+            sink.deliver(batch.records, self._stop)
+        paths: dict[str, str] = {}
+        for source in self.sources:
+            paths.update(source.paths())
+        updates = {src: (end, paths.get(src, "")) for src, end in batch.offsets.items()
+                   if not src.startswith("stdin-")}
+        self.checkpoint.commit(updates)
+        for sink in self.sinks:
+            committed = getattr(sink, "committed", None)
+            if committed is not None:
+                committed(batch.offsets)
+        self.stats.shipped += len(batch.records)
+        self.stats.batches += 1
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()

@@ -1,0 +1,88 @@
+"""Find one request's lines by correlation id in any backend, and render them as a timeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from corrtrace.collector.record import parse_timestamp_ms
+from corrtrace.collector.sinks.base import SearchQuery
+
+
+def _backend(backend: Any, index_prefix: str | None) -> Any:
+    if hasattr(backend, "search") and hasattr(backend, "deliver"):
+        return backend
+    if type(backend).__module__.startswith(("elasticsearch", "opensearchpy")):
+        from corrtrace.collector.sinks.elasticsearch import DEFAULT_PREFIX, ElasticsearchSink
+
+        return ElasticsearchSink(backend, prefix=index_prefix or DEFAULT_PREFIX, install_template=False)
+    if isinstance(backend, str):
+        from corrtrace.collector.sinks.embedded import EmbeddedStore
+
+        return EmbeddedStore(backend)
+    if hasattr(backend, "filter_log_events"):
+        from corrtrace.collector.sinks.cloudwatch import CloudWatchSink
+
+        return CloudWatchSink(backend)
+    raise TypeError(f"cannot search {type(backend).__name__}: pass an EmbeddedStore, an Elasticsearch client, "
+                    "an ElasticsearchSink, a CloudWatchSink or a boto3 logs client")
+
+
+def parse_time(value: str | int | float | datetime | None, *, now: datetime | None = None) -> int | None:
+    """Epoch ms from an RFC 3339 time, epoch ms, a datetime, or a relative ``15m``/``2h``/``3d`` (ago)."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else int(value)
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    text = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        base = now or datetime.now(UTC)
+        return int((base - timedelta(seconds=int(text[:-1]) * units[text[-1]])).timestamp() * 1000)
+    if text.isdigit():
+        return int(text)
+    parsed = parse_timestamp_ms(text)
+    if parsed is None:
+        raise ValueError(f"not a time: {value!r} (use RFC 3339, epoch milliseconds, or 15m / 2h / 3d)")
+    return parsed
+
+
+def search_events(correlation_id: str, *, backend: Any, since: Any = None, until: Any = None,
+                  service: str | None = None, level: str | None = None, limit: int = 10_000,
+                  index_prefix: str | None = None) -> list[dict[str, Any]]:
+    """The stored events of one request, sorted by ``@timestamp`` then arrival order."""
+    query = SearchQuery(correlation_id, parse_time(since), parse_time(until), service, level, limit)
+    return list(_backend(backend, index_prefix).search(query))
+
+
+def _get(event: dict[str, Any], dotted: str) -> Any:
+    node: Any = event
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node[part] if part in node else node.get(dotted.split(".", dotted.count(".") - 1)[-1])
+    return node
+
+
+def timeline_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Services in order of first appearance, and one row per line with its offset from the first line."""
+    services: list[str] = []
+    rows = []
+    first = None
+    for event in events:
+        ts = parse_timestamp_ms(event.get("@timestamp")) or 0
+        first = ts if first is None else first
+        service = _get(event, "service.name") or "?"
+        if service not in services:
+            services.append(service)
+        duration = _get(event, "event.duration")
+        rows.append({
+            "offset_ms": ts - first,
+            "service": service,
+            "level": _get(event, "log.level") or "",
+            "message": str(event.get("message", "")),
+            "status": _get(event, "http.response.status_code"),
+            "duration_ms": duration / 1e6 if isinstance(duration, int | float) else None,
+            "target": _get(event, "service.target.name"),
+        })
+    return services, rows

@@ -1,0 +1,108 @@
+"""The ``collector`` config section and the objects it builds (sources, sinks, pipeline)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corrtrace.collector.retry import Backoff, DeadLetters
+
+from corrtrace.config import ConfigError
+
+SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
+
+
+@dataclass
+class CollectorSettings:
+    """Sources, sinks, buffer and checkpoint directory. Secrets (``es_api_key``, ``es_password``) belong in the
+    environment (``CORRTRACE_COLLECTOR_ES_API_KEY``), never in the file, and are never printed."""
+
+    paths: list[str] = field(default_factory=list)
+    stdin: bool = False
+    data_dir: str = ".corrtrace/collector"
+    sinks: list[str] = field(default_factory=list)
+    start_at_end: bool = False
+    # elasticsearch / opensearch
+    es_url: str = "http://127.0.0.1:9200"
+    es_api_key: str | None = None
+    es_username: str | None = None
+    es_password: str | None = None
+    es_ca_certs: str | None = None
+    es_verify_certs: bool = True
+    index_prefix: str = "logs-corrtrace"
+    # cloudwatch
+    cloudwatch_log_group: str = "/corrtrace/{environment}"
+    cloudwatch_log_stream: str = "{service}/{host}"
+    cloudwatch_region: str | None = None
+    cloudwatch_endpoint_url: str | None = None
+    cloudwatch_max_event_bytes: int = 262_144
+    cloudwatch_search_groups: list[str] = field(default_factory=list)
+    # batching, buffering, retry
+    batch_max_events: int = 20_000
+    batch_max_bytes: int = 2 << 20
+    flush_interval: float = 0.5
+    buffer_max_bytes: int = 256 << 20
+    memory_batches: int = 1
+    backoff_initial: float = 0.2
+    backoff_max: float = 30.0
+    stats_interval: float = 30.0
+
+    def validate(self) -> CollectorSettings:
+        unknown = [s for s in self.sinks if s not in SINK_NAMES]
+        if unknown:
+            raise ConfigError(f"collector.sinks: unknown sink {unknown[0]!r} (expected one of {', '.join(SINK_NAMES)})")
+        for name in ("batch_max_events", "batch_max_bytes", "buffer_max_bytes", "memory_batches"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"collector.{name}: expected a positive number, got {getattr(self, name)!r}")
+        if self.cloudwatch_max_event_bytes < 1024 or self.cloudwatch_max_event_bytes > 1_048_576:
+            raise ConfigError("collector.cloudwatch_max_event_bytes: expected 1024..1048576 "
+                              f"(message bytes + 26), got {self.cloudwatch_max_event_bytes!r}")
+        if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
+            raise ConfigError("collector.backoff_max: expected >= backoff_initial > 0")
+        for key in ("cloudwatch_log_group", "cloudwatch_log_stream"):
+            try:
+                getattr(self, key).format(environment="e", service="s", host="h")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(f"collector.{key}: unknown placeholder {exc} "
+                                  "(use {environment}, {service}, {host})") from None
+        return self
+
+    @property
+    def dir(self) -> Path:
+        return Path(os.path.expanduser(self.data_dir))
+
+    def backoff(self) -> Backoff:
+        return Backoff(self.backoff_initial, self.backoff_max)
+
+    def build_sinks(self) -> list[Any]:
+        """The configured sinks; with none configured, the embedded store in ``data_dir``."""
+        from corrtrace.collector.sinks.embedded import EmbeddedStore
+
+        names = self.sinks or ["embedded"]
+        dead = DeadLetters(self.dir / "dead-letters.jsonl")
+        out: list[Any] = []
+        for name in names:
+            if name == "embedded":
+                out.append(EmbeddedStore(self.dir / "store"))
+            elif name in ("elasticsearch", "opensearch"):
+                from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect
+
+                client = connect(self.es_url, api_key=self.es_api_key, username=self.es_username,
+                                 password=self.es_password, ca_certs=self.es_ca_certs,
+                                 verify_certs=self.es_verify_certs, flavor=name)
+                sink = ElasticsearchSink(client, prefix=self.index_prefix, dead_letters=dead, backoff=self.backoff())
+                sink.name = name
+                out.append(sink)
+            else:
+                from corrtrace.collector.sinks.cloudwatch import CloudWatchSink, logs_client
+                from corrtrace.collector.sinks.cw_batcher import CwLimits
+
+                out.append(CloudWatchSink(
+                    logs_client(self.cloudwatch_endpoint_url, self.cloudwatch_region),
+                    log_group=self.cloudwatch_log_group, log_stream=self.cloudwatch_log_stream,
+                    limits=CwLimits(max_event_bytes=self.cloudwatch_max_event_bytes), dead_letters=dead,
+                    backoff=self.backoff(), journal_path=self.dir / "cloudwatch-landed.txt",
+                    search_groups=self.cloudwatch_search_groups or None))
+        return out

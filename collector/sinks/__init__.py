@@ -1,0 +1,1 @@
+"""Where log lines go: Elasticsearch/OpenSearch, CloudWatch Logs, the embedded SQLite store."""

@@ -1,0 +1,373 @@
+"""Elasticsearch (and OpenSearch) sink: bulk ``create`` with deterministic ids, every item classified.
+
+409 = already stored (counted as duplicate); 429 and 5xx items are retried alone with backoff and jitter;
+any other rejection goes to the dead-letter file with its reason. A bulk is never "OK because some items
+succeeded" (Fluent Bit #6341), and item 429s are always retried (elasticsearch-py #864).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+from corrtrace.collector.record import Record, day_of
+from corrtrace.collector.retry import Backoff, DeadLetters
+from corrtrace.collector.sinks.base import SearchQuery, SinkStats
+
+log = logging.getLogger("corrtrace.collector.elasticsearch")
+DEFAULT_PREFIX = "logs-corrtrace"
+_KEYWORDS = ("correlation_id", "trace.id", "span.id", "transaction.id", "service.name", "service.version",
+             "service.environment", "service.target.name", "log.level", "log.logger", "event.outcome",
+             "event.dataset", "event.action", "host.name", "http.request.id", "http.request.method", "url.path",
+             "client.address", "faas.name", "faas.execution", "error.type")
+
+
+def _nested(dotted: str, leaf: dict[str, Any], into: dict[str, Any]) -> None:
+    *parents, name = dotted.split(".")
+    node = into
+    for part in parents:
+        node = node.setdefault(part, {"properties": {}})["properties"]
+    node[name] = leaf
+
+
+def template_body(prefix: str = DEFAULT_PREFIX, *, field_limit: int = 1000, shards: int = 1,
+                  replicas: int = 0) -> dict[str, Any]:
+    """The index template for ``<prefix>-*``: explicit types for the contract's fields, dynamic for the rest."""
+    props: dict[str, Any] = {
+        "@timestamp": {"type": "date"},
+        "message": {"type": "text"},
+        "ecs": {"properties": {"version": {"type": "keyword"}}},
+    }
+    for name in _KEYWORDS:
+        _nested(name, {"type": "keyword", "ignore_above": 1024}, props)
+    _nested("event.duration", {"type": "long"}, props)
+    _nested("event.sequence", {"type": "long"}, props)
+    _nested("http.response.status_code", {"type": "long"}, props)
+    _nested("process.pid", {"type": "long"}, props)
+    _nested("faas.coldstart", {"type": "boolean"}, props)
+    _nested("error.message", {"type": "text"}, props)
+    _nested("error.stack_trace", {"type": "text", "index": False}, props)
+    _nested("log.original", {"type": "keyword", "index": False, "doc_values": False}, props)
+    return {
+        "index_patterns": [f"{prefix}-*"],
+        "priority": 200,
+        "template": {
+            "settings": {
+                "number_of_shards": shards,
+                "number_of_replicas": replicas,
+                "index.mapping.total_fields.limit": field_limit,
+                "index.mapping.total_fields.ignore_dynamic_beyond_limit": True,
+                "refresh_interval": "1s",
+            },
+            "mappings": {
+                "dynamic": True,
+                "dynamic_templates": [
+                    {"labels": {"path_match": "labels.*", "match_mapping_type": "string",
+                                "mapping": {"type": "keyword", "ignore_above": 1024}}},
+                    {"strings": {"match_mapping_type": "string",
+                                 "mapping": {"type": "keyword", "ignore_above": 1024}}},
+                ],
+                "properties": props,
+            },
+        },
+        "_meta": {"managed_by": "corrtrace"},
+    }
+
+
+class BulkClient(Protocol):
+    """The small interface both the Elasticsearch and the OpenSearch client are adapted to."""
+
+    def bulk(self, body: bytes) -> dict[str, Any]: ...
+
+    def put_template(self, name: str, body: dict[str, Any]) -> None: ...
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class TransientError(Exception):
+    """The whole request failed in a way worth retrying (connection, 429, 5xx)."""
+
+
+class PermanentError(Exception):
+    """The whole request was refused for a reason a retry will not fix (bad auth, bad request)."""
+
+
+class ElasticsearchClient:
+    """Adapter for ``elasticsearch.Elasticsearch`` (8.x); the client's own retries are off, the sink retries."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client.options(max_retries=0, retry_on_timeout=False) if hasattr(client, "options") else client
+
+    def _call(self, fn: Any, **kwargs: Any) -> Any:
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            return fn(**kwargs)
+        except ApiError as exc:
+            if exc.meta.status == 429 or exc.meta.status >= 500:
+                raise TransientError(f"HTTP {exc.meta.status}: {exc.message}") from exc
+            raise PermanentError(f"HTTP {exc.meta.status}: {exc}") from exc
+        except TransportError as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+
+    def bulk(self, body: bytes) -> dict[str, Any]:
+        resp = self._call(self.client.bulk, operations=body,
+                          filter_path="errors,items.*.status,items.*.error.type,items.*.error.reason")
+        return dict(resp.body)
+
+    def put_template(self, name: str, body: dict[str, Any]) -> None:
+        self._call(self.client.indices.put_index_template, name=name, **body)
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        resp = self._call(self.client.search, index=index, ignore_unavailable=True, allow_no_indices=True,
+                          **body)
+        return dict(resp.body)
+
+
+class OpenSearchClient:
+    """Adapter for ``opensearchpy.OpenSearch`` behind the same interface."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from opensearchpy.exceptions import ConnectionError as OsConnectionError
+        from opensearchpy.exceptions import TransportError as OsTransportError
+
+        try:
+            return fn(*args, **kwargs)
+        except OsConnectionError as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        except OsTransportError as exc:
+            status = exc.status_code if isinstance(exc.status_code, int) else 0
+            if status == 429 or status >= 500 or status == 0:
+                raise TransientError(f"HTTP {status}: {exc}") from exc
+            raise PermanentError(f"HTTP {status}: {exc}") from exc
+
+    def bulk(self, body: bytes) -> dict[str, Any]:
+        return dict(self._call(self.client.bulk, body=body, params={
+            "filter_path": "errors,items.*.status,items.*.error.type,items.*.error.reason"}))
+
+    def put_template(self, name: str, body: dict[str, Any]) -> None:
+        self._call(self.client.indices.put_index_template, name=name, body=body)
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call(self.client.search, index=index, body=body,
+                               params={"ignore_unavailable": "true", "allow_no_indices": "true"}))
+
+
+def _adapt(client: Any) -> BulkClient:
+    if isinstance(client, ElasticsearchClient | OpenSearchClient):
+        return client
+    if type(client).__module__.startswith("opensearchpy"):
+        return OpenSearchClient(client)
+    return ElasticsearchClient(client)
+
+
+def ensure_index_template(es: Any, prefix: str = DEFAULT_PREFIX, **options: Any) -> dict[str, Any]:
+    """Install (or update) the ``<prefix>-*`` index template; returns the body that was sent."""
+    body = template_body(prefix, **options)
+    _adapt(es).put_template(prefix, body)
+    return body
+
+
+def connect(url: str, *, api_key: str | None = None, username: str | None = None, password: str | None = None,
+            ca_certs: str | None = None, verify_certs: bool = True, timeout: float = 30.0,
+            flavor: str = "elasticsearch") -> Any:
+    """A client for ``url``: API key or basic auth, TLS verified by default (``ca_certs`` for a private CA)."""
+    auth: dict[str, Any] = {}
+    if flavor == "opensearch":
+        from opensearchpy import OpenSearch
+
+        if username:
+            auth["http_auth"] = (username, password or "")
+        if api_key:
+            auth["headers"] = {"Authorization": f"ApiKey {api_key}"}
+        return OpenSearch([url], ca_certs=ca_certs, verify_certs=verify_certs, timeout=timeout, max_retries=0,
+                          **auth)
+    from elasticsearch import Elasticsearch
+
+    if api_key:
+        auth["api_key"] = api_key
+    elif username:
+        auth["basic_auth"] = (username, password or "")
+    tls: dict[str, Any] = {"ca_certs": ca_certs, "verify_certs": verify_certs} if url.startswith("https") else {}
+    return Elasticsearch(url, request_timeout=timeout, max_retries=0, retry_on_timeout=False, **auth, **tls)
+
+
+class ElasticsearchSink:
+    """Ship records to ``<prefix>-<yyyy.mm.dd>`` with ``create`` and ``_id`` = source identity + offset."""
+
+    name = "elasticsearch"
+    idempotent = True
+
+    def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, dead_letters: DeadLetters | None = None,
+                 backoff: Backoff | None = None, max_body_bytes: int = 20 << 20, install_template: bool = True,
+                 max_attempts: int | None = None) -> None:
+        self.client = _adapt(client)
+        self.prefix = prefix
+        self.dead_letters = dead_letters or DeadLetters(None)
+        self.backoff_proto = backoff or Backoff()
+        self.max_body_bytes = max_body_bytes
+        self.max_attempts = max_attempts
+        self.stats = SinkStats()
+        self._template_pending = install_template
+        self._index_prefix_bytes = prefix.encode()
+        self._heads: dict[int, bytes] = {}
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.backoff_proto.initial, self.backoff_proto.maximum, self.backoff_proto.factor)
+
+    def _ensure_template(self, stop: threading.Event | None) -> None:
+        backoff = self._backoff()
+        while self._template_pending:
+            try:
+                ensure_index_template(self.client, self.prefix)
+                self._template_pending = False
+            except TransientError as exc:
+                self._note_failure(exc, backoff)
+                backoff.wait(stop)
+
+    def _note_failure(self, exc: Exception, backoff: Backoff) -> None:
+        self.stats.failures += 1
+        if backoff.attempt in (0, 3) or backoff.attempt % 10 == 0:
+            log.warning("elasticsearch unavailable, retrying with backoff: %s", exc)
+
+    def action_line(self, record: Record) -> bytes:
+        return b'{"create":{"_index":"%s-%s","_id":"%s"}}\n' % (
+            self._index_prefix_bytes, day_of(record.ts).encode(), record.doc_id.encode())
+
+    def build_body(self, records: Sequence[Record]) -> bytes:
+        """The NDJSON ``_bulk`` body: action line + the stored raw line, for each record."""
+        heads = self._heads
+        parts: list[bytes] = []
+        add = parts.append
+        for r in records:
+            day = r.ts // 86_400_000
+            head = heads.get(day)
+            if head is None:
+                head = heads[day] = b'{"create":{"_index":"%s-%s","_id":"' % (
+                    self._index_prefix_bytes, day_of(r.ts).encode())
+            add(head)
+            add(r.doc_id.encode())
+            add(b'"}}\n')
+            add(r.raw)
+            add(b"\n")
+        return b"".join(parts)
+
+    def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
+        self._ensure_template(stop)
+        pending = list(records)
+        backoff = self._backoff()
+        attempts = 0
+        while pending:
+            chunk, rest = self._chunk(pending)
+            body = self.build_body(chunk)
+            self.stats.requests += 1
+            attempts += 1
+            try:
+                resp = self.client.bulk(body)
+            except TransientError as exc:
+                self._note_failure(exc, backoff)
+                self._give_up_check(attempts, exc)
+                backoff.wait(stop)
+                continue
+            except PermanentError as exc:
+                # auth or a malformed request: the data is fine, the setup is not; keep it, retry slowly, shout
+                self.stats.failures += 1
+                log.error("elasticsearch refused the bulk request (fix the configuration): %s", exc)
+                self._give_up_check(attempts, exc)
+                backoff.wait(stop)
+                continue
+            retry = self._classify(chunk, resp)
+            if retry:
+                self.stats.retried += len(retry)
+                self._give_up_check(attempts, TransientError(f"{len(retry)} items still rejected"))
+                backoff.wait(stop)
+            else:
+                backoff.reset()
+                attempts = 0
+            pending = retry + rest
+
+    def _give_up_check(self, attempts: int, exc: Exception) -> None:
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            raise exc
+
+    def _chunk(self, pending: list[Record]) -> tuple[list[Record], list[Record]]:
+        size = 0
+        for i, r in enumerate(pending):
+            size += len(r.raw) + 100
+            if size > self.max_body_bytes and i:
+                return pending[:i], pending[i:]
+        return pending, []
+
+    def _classify(self, chunk: list[Record], resp: dict[str, Any]) -> list[Record]:
+        if not resp.get("errors"):
+            self.stats.delivered += len(chunk)
+            return []
+        retry: list[Record] = []
+        items = resp.get("items", [])
+        if len(items) != len(chunk):  # cannot map replies to requests: retry all, ids make it safe
+            return list(chunk)
+        for record, item in zip(chunk, items, strict=True):
+            result = next(iter(item.values()))
+            status = int(result.get("status", 0))
+            if status < 300:
+                self.stats.delivered += 1
+            elif status == 409:
+                self.stats.duplicates += 1
+            elif status == 429 or status >= 500:
+                retry.append(record)
+            else:
+                error = result.get("error") or {}
+                reason = f"{error.get('type', 'rejected')}: {error.get('reason', '')}"
+                self.dead_letters.add(self.name, reason, record.raw, record.doc_id, status=status)
+                self.stats.dead_lettered += 1
+        return retry
+
+    # -- search ------------------------------------------------------------------------------------------------
+    def search(self, query: SearchQuery) -> list[dict[str, Any]]:
+        filters: list[dict[str, Any]] = [{"term": {"correlation_id": query.correlation_id}}]
+        if query.since is not None or query.until is not None:
+            rng: dict[str, Any] = {"format": "epoch_millis"}
+            if query.since is not None:
+                rng["gte"] = query.since
+            if query.until is not None:
+                rng["lte"] = query.until
+            filters.append({"range": {"@timestamp": rng}})
+        if query.service is not None:
+            filters.append({"term": {"service.name": query.service}})
+        body = {"query": {"bool": {"filter": filters}}, "size": min(query.limit, 10_000),
+                "sort": [{"@timestamp": "asc"}], "seq_no_primary_term": False}
+        resp = self.client.search(f"{self.prefix}-*", body)
+        hits = resp.get("hits", {}).get("hits", [])
+        out = []
+        for hit in hits:
+            doc = hit["_source"]
+            from corrtrace.collector.record import parse_timestamp_ms
+
+            ts = parse_timestamp_ms(doc.get("@timestamp")) or 0
+            if query.accepts(doc, ts):
+                out.append((ts, _arrival_key(hit["_id"]), doc))
+        out.sort(key=lambda t: (t[0], t[1]))
+        return [doc for _, _, doc in out]
+
+    def close(self) -> None:
+        pass
+
+
+def _arrival_key(doc_id: str) -> tuple[str, int]:
+    """Arrival order inside one source: ids are ``<source>-<offset>``."""
+    source, _, offset = doc_id.rpartition("-")
+    return (source, int(offset)) if offset.isdigit() else (doc_id, 0)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+__all__ = ["DEFAULT_PREFIX", "ElasticsearchSink", "connect", "ensure_index_template", "orjson", "template_body"]

@@ -1,0 +1,87 @@
+"""The default sink: an SQLite file indexed by correlation id and time, so search works with nothing installed."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from corrtrace.collector.record import Record
+from corrtrace.collector.sinks.base import SearchQuery, SinkStats
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    ts INTEGER NOT NULL,
+    correlation_id TEXT,
+    service TEXT,
+    level TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_cid_ts ON events (correlation_id, ts, seq);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+"""
+
+
+class EmbeddedStore:
+    """Events in ``<path>`` (a file, or a directory that gets ``events.sqlite3``); ``INSERT OR IGNORE`` on the id
+    makes redelivery idempotent, like ``create`` in Elasticsearch."""
+
+    name = "embedded"
+    idempotent = True
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        target = Path(path)
+        if target.suffix not in (".sqlite3", ".sqlite", ".db"):
+            target = target / "events.sqlite3"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.path = target
+        self.stats = SinkStats()
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(target), check_same_thread=False, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
+        rows = [(r.doc_id, r.ts, r.correlation_id, r.service, r.level, r.raw.decode()) for r in records]
+        with self._lock:
+            before = self._db.total_changes
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO events (id, ts, correlation_id, service, level, doc) VALUES (?,?,?,?,?,?)",
+                    rows,
+                )
+            inserted = self._db.total_changes - before
+        self.stats.requests += 1
+        self.stats.delivered += inserted
+        self.stats.duplicates += len(rows) - inserted
+
+    def search(self, query: SearchQuery) -> list[dict[str, Any]]:
+        sql = "SELECT ts, doc FROM events WHERE correlation_id = ?"
+        args: list[Any] = [query.correlation_id]
+        for clause, value in (("ts >= ?", query.since), ("ts <= ?", query.until), ("service = ?", query.service)):
+            if value is not None:
+                sql += f" AND {clause}"
+                args.append(value)
+        if query.level is not None:
+            sql += " AND upper(level) = ?"
+            args.append(query.level.upper())
+        sql += " ORDER BY ts, seq LIMIT ?"
+        args.append(query.limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [orjson.loads(doc) for _, doc in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,218 @@
+"""Tail JSON-lines files by glob, following rotation by rename and by truncation (copytruncate).
+
+A file's identity is a fingerprint of its first line (so a renamed file, or the copy ``copytruncate`` makes,
+is recognised as the same content); device + inode find the open file again on each scan and detect
+truncation. Offsets start from the checkpoint, which only moves after every sink acknowledged.
+Fingerprint caveat: two files whose first lines are byte-identical look like one file; JSON log lines carry
+a millisecond timestamp and pid, so this needs two files started in the same millisecond by the same process.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from corrtrace.collector.checkpoint import Checkpoint
+
+log = logging.getLogger("corrtrace.collector.tail")
+RawLine = tuple[str, int, int, bytes]  # (source identity, start offset, end offset, line without newline)
+
+
+def fingerprint_of(fd: int, limit: int = 4096) -> str | None:
+    """Hash of the first line (up to ``limit`` bytes); None until that line is complete."""
+    head = os.pread(fd, limit, 0)
+    nl = head.find(b"\n")
+    if nl < 0:
+        if len(head) < limit:
+            return None
+        nl = limit
+    return hashlib.blake2b(head[:nl], digest_size=8).hexdigest()
+
+
+@dataclass
+class _Reader:
+    fd: int
+    dev: int
+    ino: int
+    path: str
+    fp: str | None = None
+    offset: int = 0
+    gone_since: float | None = None
+    last_read: float = field(default_factory=time.monotonic)
+    eof: bool = False
+
+
+class FileTail:
+    """Poll-based tailer: ``read(max_lines, max_bytes)`` returns complete lines with their offsets."""
+
+    def __init__(self, patterns: list[str], checkpoint: Checkpoint, *, start_at_end: bool = False,
+                 scan_interval: float = 0.25, close_inactive: float = 5.0, max_line_bytes: int = 16 << 20) -> None:
+        self.patterns = patterns
+        self.checkpoint = checkpoint
+        self.start_at_end = start_at_end
+        self.scan_interval = scan_interval
+        self.close_inactive = close_inactive
+        self.max_line_bytes = max_line_bytes
+        self.readers: dict[tuple[int, int], _Reader] = {}
+        self.by_fp: dict[str, tuple[int, int]] = {}
+        self.retired: dict[str, int] = {}  # fingerprint -> read offset of a truncated original (copy resumes here)
+        self.truncations = 0
+        self._last_scan = 0.0
+        self._rr = 0
+
+    # -- discovery ---------------------------------------------------------------------------------------------
+    def scan(self) -> None:
+        self._last_scan = time.monotonic()
+        seen: dict[tuple[int, int], str] = {}
+        for pattern in self.patterns:
+            for path in sorted(glob.glob(pattern)):
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                if os.path.isfile(path):
+                    seen.setdefault((st.st_dev, st.st_ino), path)
+        now = time.monotonic()
+        for key, r in list(self.readers.items()):  # existing files first: detect truncation before new copies
+            if key in seen:
+                r.path, r.gone_since = seen[key], None
+            elif r.gone_since is None:
+                r.gone_since = now
+            self._check_truncation(r)
+        for key, path in seen.items():
+            if key not in self.readers:
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError:
+                    continue
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != key:
+                    os.close(fd)
+                    continue
+                self.readers[key] = _Reader(fd, key[0], key[1], path)
+        for key, r in list(self.readers.items()):
+            if r.fp is None:
+                self._identify(key, r)
+
+    def _identify(self, key: tuple[int, int], r: _Reader) -> None:
+        fp = fingerprint_of(r.fd)
+        if fp is None:
+            return
+        owner = self.by_fp.get(fp)
+        if owner is not None and owner != key and owner in self.readers:
+            return  # a copy of a file we are reading (copytruncate in progress): wait for the truncation
+        r.fp = fp
+        self.by_fp[fp] = key
+        size = os.fstat(r.fd).st_size
+        if fp in self.retired:
+            r.offset = self.retired.pop(fp)
+        else:
+            saved = self.checkpoint.offset(fp)
+            r.offset = saved if saved is not None else (size if self.start_at_end else 0)
+        if r.offset > size:
+            r.offset = size
+
+    def _check_truncation(self, r: _Reader) -> None:
+        if r.fp is None:
+            return
+        size = os.fstat(r.fd).st_size
+        if size >= r.offset and fingerprint_of(r.fd) == r.fp:
+            return
+        self.truncations += 1
+        log.info("file truncated: %s (fingerprint %s at offset %d)", r.path, r.fp, r.offset)
+        self.retired[r.fp] = r.offset
+        if self.by_fp.get(r.fp) == (r.dev, r.ino):
+            del self.by_fp[r.fp]
+        r.fp, r.offset, r.eof = None, 0, False
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def read(self, max_lines: int = 10_000, max_bytes: int = 8 << 20, final: bool = False) -> list[RawLine]:
+        """Up to ``max_lines`` complete lines; ``final`` also returns a last line that has no newline yet."""
+        if time.monotonic() - self._last_scan >= self.scan_interval:
+            self.scan()
+        out: list[RawLine] = []
+        budget = max_bytes
+        readers = [r for r in self.readers.values() if r.fp is not None]
+        if not readers:
+            self._close_inactive()
+            return out
+        self._rr = (self._rr + 1) % len(readers)
+        for r in readers[self._rr:] + readers[: self._rr]:
+            if len(out) >= max_lines or budget <= 0:
+                break
+            budget -= self._read_one(r, out, max_lines, budget, final)
+        self._close_inactive()
+        return out
+
+    def _read_one(self, r: _Reader, out: list[RawLine], max_lines: int, budget: int, final: bool = False) -> int:
+        fp = r.fp
+        assert fp is not None
+        want = max(64 << 10, min(budget, 4 << 20))
+        data = os.pread(r.fd, want, r.offset)
+        if not data:
+            r.eof = True
+            return 0
+        last = data.rfind(b"\n")
+        if last < 0:
+            if len(data) < want:  # a partial last line: wait for its newline, unless this is the final read
+                if not final:
+                    r.eof = True
+                    return 0
+                data += b"\n"
+            else:  # a very long line: read up to max_line_bytes; longer ones are shipped in pieces, never dropped
+                data = os.pread(r.fd, self.max_line_bytes, r.offset)
+                if data.rfind(b"\n") < 0:
+                    data += b"\n"
+            last = data.rfind(b"\n")
+        short = len(data) < want
+        base = r.offset
+        pos = 0
+        room = max_lines - len(out)
+        while room > 0:
+            nl = data.find(b"\n", pos, last + 1)
+            if nl < 0:
+                break
+            line = data[pos:nl]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line.strip():
+                out.append((fp, base + pos, base + nl + 1, line))
+                room -= 1
+            pos = nl + 1
+        r.eof = short and pos == last + 1
+        r.offset = min(base + pos, os.fstat(r.fd).st_size)
+        r.last_read = time.monotonic()
+        return pos
+
+    def _close_inactive(self) -> None:
+        now = time.monotonic()
+        for key, r in list(self.readers.items()):
+            if r.gone_since is not None and r.eof and now - max(r.gone_since, r.last_read) >= self.close_inactive:
+                os.close(r.fd)
+                del self.readers[key]
+                if r.fp is not None and self.by_fp.get(r.fp) == key:
+                    del self.by_fp[r.fp]
+
+    def at_eof(self) -> bool:
+        """Every known file is read to its end (used by one-shot runs)."""
+        self.scan()
+        for r in self.readers.values():
+            if r.fp is None:
+                continue
+            rest = os.pread(r.fd, 1 << 20, r.offset)
+            if rest:
+                return False
+        return True
+
+    def paths(self) -> dict[str, str]:
+        return {r.fp: r.path for r in self.readers.values() if r.fp is not None}
+
+    def close(self) -> None:
+        for r in self.readers.values():
+            os.close(r.fd)
+        self.readers.clear()
+        self.by_fp.clear()

@@ -1,0 +1,105 @@
+"""``corrtrace collect`` and ``corrtrace search``: exactly one request's lines from each backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from corrtrace.cli import main
+from tests.collector.helpers import line
+
+SERVICES = ["gateway", "orders", "payment"]
+
+
+def _write_requests(path: Path) -> None:
+    """Three interleaved requests, each flowing gateway -> orders -> payment."""
+    with open(path, "wb") as fh:
+        for i in range(90):
+            extra: dict[str, Any] = {}
+            if i % 9 < 3:
+                extra = {"http": {"response": {"status_code": 200}}, "event": {"duration": 1_500_000 * (i + 1)}}
+            fh.write(line(i, cid=f"req-{i % 3}", service=SERVICES[(i // 3) % 3], **extra))
+
+
+def _run(args: list[str], **env: str) -> Any:
+    return CliRunner().invoke(main, args, env={"COLUMNS": "200", **env}, catch_exceptions=False)
+
+
+@pytest.fixture()
+def shipped(tmp_path: Path, es_url: str, index_prefix: str, moto_url: str) -> dict[str, Any]:
+    path = tmp_path / "app.log"
+    _write_requests(path)
+    config = tmp_path / "collector.yaml"
+    config.write_text(yaml.safe_dump({"collector": {
+        "data_dir": str(tmp_path / "data"), "sinks": ["embedded", "elasticsearch", "cloudwatch"],
+        "es_url": es_url, "index_prefix": index_prefix, "cloudwatch_endpoint_url": moto_url}}))
+    result = _run(["collect", "--config", str(config), "--once", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    stats = orjson.loads(result.output.strip().splitlines()[-1])
+    assert stats["shipped"] == 90 and stats["cloudwatch"]["delivered"] == 90
+    import httpx
+
+    httpx.post(f"{es_url}/{index_prefix}-*/_refresh")
+    return {"config": config}
+
+
+@pytest.mark.parametrize("backend", ["embedded", "elasticsearch", "cloudwatch"])
+def test_search_returns_exactly_one_requests_lines(shipped: dict[str, Any], backend: str) -> None:
+    result = _run(["search", "req-1", "--config", str(shipped["config"]), "--backend", backend, "--json"])
+    assert result.exit_code == 0, result.output
+    events = orjson.loads(result.output)
+    assert [e["labels"]["seq"] for e in events] == list(range(1, 90, 3))
+    assert {e["correlation_id"] for e in events} == {"req-1"}
+    filtered = _run(["search", "req-1", "--config", str(shipped["config"]), "--backend", backend, "--json",
+                     "--service", "orders"])
+    assert [e["labels"]["seq"] for e in orjson.loads(filtered.output)] == [s for s in range(1, 90, 3)
+                                                                           if (s // 3) % 3 == 1]
+
+
+def test_search_timeline_output(shipped: dict[str, Any]) -> None:
+    result = _run(["search", "req-2", "--config", str(shipped["config"])])
+    assert result.exit_code == 0, result.output
+    assert "gateway -> orders -> payment" in result.output
+    assert "30 lines" in result.output
+    assert "+0 " in result.output and "+87 " in result.output  # offsets from the first line, in ms
+    assert "200" in result.output and "4.5 ms" in result.output  # status and duration where present
+    assert "line 2" in result.output and "line 5" in result.output and "line 1 " not in result.output
+
+
+def test_collect_defaults_to_the_embedded_store(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    _write_requests(path)
+    data = tmp_path / "data"
+    result = _run(["collect", "--once", "--data-dir", str(data), str(path)])
+    assert result.exit_code == 0, result.output
+    assert (data / "store" / "events.sqlite3").exists()
+    found = _run(["search", "req-0", "--data-dir", str(data), "--json"])
+    assert len(orjson.loads(found.output)) == 30
+
+
+def test_bad_input_exits_2_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"collector": {"batch_max_events": "lots"}}))
+    result = _run(["collect", "--config", str(config), "--once", "x.log"])
+    assert result.exit_code == 2 and "collector.batch_max_events" in result.output
+    config.write_text(yaml.safe_dump({"collector": {"sinks": ["kafka"]}}))
+    result = _run(["collect", "--config", str(config), "--once", "x.log"])
+    assert result.exit_code == 2 and "collector.sinks" in result.output
+    assert _run(["collect"]).exit_code == 2
+    assert _run(["search", "bad id with spaces"]).exit_code == 2
+    assert _run(["search", "req-1", "--since", "yesterday-ish", "--data-dir", str(tmp_path)]).exit_code == 2
+    assert _run(["collect", "--help"]).exit_code == 0 and _run(["search", "--help"]).exit_code == 0
+
+
+def test_collect_reads_stdin(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    lines = b"".join(line(i, cid="req-stdin") for i in range(50)) + b"not json at all\n"
+    result = CliRunner().invoke(main, ["collect", "--stdin", "--data-dir", str(data), "--json"], input=lines)
+    assert result.exit_code == 0, result.output
+    found = _run(["search", "req-stdin", "--data-dir", str(data), "--json"])
+    assert [e["labels"]["seq"] for e in orjson.loads(found.output)] == list(range(50))
