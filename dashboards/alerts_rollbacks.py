@@ -9,7 +9,7 @@ from typing import Any
 
 from corrtrace.dashboards import common, panels
 from corrtrace.dashboards.normalize import to_json
-from corrtrace.dashboards.service_health import metric_filter_search
+from corrtrace.dashboards.service_health import metric_filter_panel
 from corrtrace.dashboards.settings import DashboardsSettings
 
 Q_ALARMS = 'event.dataset:"corrtrace.alerts" AND event.action:"alarm"'
@@ -36,16 +36,7 @@ def build(settings: DashboardsSettings | None = None) -> dict[str, Any]:
         gridPos=grid(0, 0, 24, 8), id=1,
         description="One row per alarm: OK / ALARM / INSUFFICIENT_DATA as the alert engine evaluated them.",
     )
-    counts = panels.TimeSeriesPanel(
-        title=f"Metric-filter counts (CloudWatch namespace {settings.metric_namespace})",
-        dataSource=common.CW,
-        targets=[panels.CloudwatchMetrics(
-            refId="A", id="metricfilters", region=settings.cw_region, namespace=settings.metric_namespace,
-            expression=metric_filter_search(settings), metricEditorMode=1, metricQueryType=0, statistic="Sum",
-            period="300", datasource=common.CW,
-        )],
-        drawStyle="bars", fillOpacity=60, gridPos=grid(0, 8, 12, 8), id=2,
-    )
+    counts = metric_filter_panel(settings, "Metric-filter counts", grid(0, 8, 12, 8), 2)
     rollbacks = panels.TimeSeriesPanel(
         title="Rollbacks by outcome", dataSource=es,
         targets=[panels.EsTarget(

@@ -51,6 +51,20 @@ def metric_filter_search(settings: DashboardsSettings) -> str:
     return f"SEARCH('Namespace=\"{settings.metric_namespace}\"', 'Sum', 300)"
 
 
+def metric_filter_panel(settings: DashboardsSettings, title: str, grid_pos: Any, panel_id: int) -> Any:
+    """The CloudWatch bar chart of the metric-filter metrics: this dashboard shows it, and so does the alerts one."""
+    return panels.TimeSeriesPanel(
+        title=f"{title} (CloudWatch namespace {settings.metric_namespace})",
+        dataSource=common.CW,
+        targets=[panels.CloudwatchMetrics(
+            refId="A", id="metricfilters", region=settings.cw_region, namespace=settings.metric_namespace,
+            expression=metric_filter_search(settings), metricEditorMode=1, metricQueryType=0, statistic="Sum",
+            period="300", datasource=common.CW,
+        )],
+        drawStyle="bars", fillOpacity=60, gridPos=grid_pos, id=panel_id,
+    )
+
+
 def build(settings: DashboardsSettings | None = None) -> dict[str, Any]:
     settings = settings or DashboardsSettings()
     es, grid = common.ES, common.grid
@@ -97,16 +111,7 @@ def build(settings: DashboardsSettings | None = None) -> dict[str, Any]:
         dataLinks=[panels.request_flow_link(common.REQUEST_FLOW_UID)],
         gridPos=grid(12, 8, 12, 9), id=5,
     )
-    cw_metrics = panels.TimeSeriesPanel(
-        title=f"Metric-filter metrics (CloudWatch namespace {settings.metric_namespace})",
-        dataSource=common.CW,
-        targets=[panels.CloudwatchMetrics(
-            refId="A", id="metricfilters", region=settings.cw_region, namespace=settings.metric_namespace,
-            expression=metric_filter_search(settings), metricEditorMode=1, metricQueryType=0, statistic="Sum",
-            period="300", datasource=common.CW,
-        )],
-        drawStyle="bars", fillOpacity=60, gridPos=grid(0, 17, 24, 8), id=6,
-    )
+    cw_metrics = metric_filter_panel(settings, "Metric-filter metrics", grid(0, 17, 24, 8), 6)
     board = common.dashboard(
         "corrtrace / Service health",
         common.SERVICE_HEALTH_UID,

@@ -9,11 +9,9 @@ ships like any other.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
@@ -21,6 +19,7 @@ import orjson
 import yaml
 from corrtrace.demo.runtime import Runtime
 from corrtrace.demo.settings import DemoSettings
+from corrtrace.demo.status import serve_status
 
 log = logging.getLogger("demo.alerts")
 TICK_SECONDS = 0.2
@@ -120,20 +119,10 @@ def serve(rt: Runtime, stop: threading.Event) -> None:
             seen[0] += 1
             alerts.feed(event if isinstance(event, dict) else None, raw)  # type: ignore[arg-type]
 
-    class Status(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"service": "alerts", "ok": True, "lines": seen[0], "alerts": alerts.fired()}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", rt.mesh.ports["alerts"]), Status)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_status(
+        rt.mesh.ports["alerts"],
+        lambda: {"service": "alerts", "ok": True, "lines": seen[0], "alerts": alerts.fired()},
+    )
     paths = [str(rt.mesh.log_path(name)) for name in WATCHED]
     follower = threading.Thread(target=follow, args=(paths, on_line, stop), kwargs={"interval": 0.05}, daemon=True)
     follower.start()

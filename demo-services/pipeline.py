@@ -6,14 +6,13 @@ It serves ``/status``: how far each file is shipped (acknowledged offsets, which
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from corrtrace.demo.logstore import make_sink
 from corrtrace.demo.runtime import Runtime
+from corrtrace.demo.status import serve_status
 
 log = logging.getLogger("demo.pipeline")
 
@@ -40,20 +39,7 @@ class DemoPipeline:
 def serve(rt: Runtime, stop: threading.Event) -> None:
     demo = DemoPipeline(rt)
 
-    class Status(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"service": "pipeline", "ok": True, **demo.status()}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", rt.mesh.ports["pipeline"]), Status)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_status(rt.mesh.ports["pipeline"], lambda: {"service": "pipeline", "ok": True, **demo.status()})
     demo.pipeline.start()
     try:
         stop.wait()

@@ -11,9 +11,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corrtrace.ids import IdPolicy, new_uuid7, safe_excerpt
+
+if TYPE_CHECKING:
+    import logging
+
+    from .settings import CorrelationSettings
 
 INTERNAL_LOGGER = "corrtrace.middleware"
 
@@ -85,7 +90,7 @@ def _safe_generator(generator: Callable[[], str]) -> Callable[[], str]:
             raise TypeError(f"IdPolicy.generator returned {safe_excerpt(repr(value))}, expected an ASCII str")
         except Exception as exc:
             guard.report("id-generator", exc)
-            return os.urandom(16).hex()
+            return fallback_id()
 
     if generator is new_uuid7:
         return fast_uuid7  # same format, ~0.7 µs cheaper: the fresh-request path pays for generation
@@ -180,3 +185,87 @@ def lambda_logger() -> Any:
 def cap(text: str, limit: int = 2048) -> str:
     """Shorten an untrusted but JSON-escaped value (a URL path) so one request cannot flood the log."""
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def fallback_id() -> str:
+    """A random hex ID for when reading or generating one failed: the request still gets an ID."""
+    return os.urandom(16).hex()
+
+
+class HttpMiddleware:
+    """The settings both HTTP adapters (ASGI and WSGI) derive the same way; each adds its own header forms."""
+
+    __slots__ = (
+        "_allowed",
+        "_echo",
+        "_expose",
+        "_generate",
+        "_log",
+        "_max",
+        "_observed",
+        "_reader",
+        "_rewrite",
+        "_tracer",
+        "app",
+        "errors",
+        "settings",
+    )
+
+    def __init__(self, app: Any, settings: CorrelationSettings) -> None:
+        import logging
+
+        self.app = app
+        self.settings = s = settings
+        self.errors = ErrorGuard()
+        self._reader = reader = IdReader(s.policy)
+        self._echo = s.echo_header
+        self._expose = s.expose_header
+        self._rewrite = s.update_request_header
+        self._log: logging.Logger | None = logging.getLogger(s.access_logger) if s.access_log else None
+        self._tracer: Any = http_tracer(s) if s.tracing else None
+        self._observed = self._log is not None or self._tracer is not None or self._rewrite
+        self._allowed = reader.allowed
+        self._max = reader.max_length
+        self._generate = reader.generate
+
+
+def http_tracer(settings: CorrelationSettings) -> Any:
+    """The OpenTelemetry server-span helper, imported only when ``tracing=True`` asks for it."""
+    try:
+        from .otel import HttpTracer
+    except ImportError as exc:
+        raise ImportError(
+            f"tracing=True needs OpenTelemetry ({exc.name} is missing): pip install 'corrtrace[otel]'"
+        ) from exc
+    return HttpTracer(settings)
+
+
+def log_access(
+    log: logging.Logger,
+    cid: str,
+    method: str,
+    path: str,
+    status: int,
+    error: BaseException | None,
+    start: int,
+    client: str | None,
+    rejected: str | None,
+) -> None:
+    """Write the ``corrtrace.access`` line (same fields for ASGI and WSGI); ``path`` is capped here."""
+    path = cap(path)
+    extra: dict[str, Any] = {
+        "correlation_id": cid,
+        "event.dataset": "corrtrace.access",
+        "http.request.method": method,
+        "url.path": path,
+        "http.response.status_code": status,
+        "event.duration": time.perf_counter_ns() - start,
+        "event.outcome": "failure" if error is not None or status >= 500 else "success",
+    }
+    if client:
+        extra["client.address"] = client
+    if rejected is not None:
+        extra["labels.rejected_correlation_id"] = rejected
+    if error is not None:
+        extra["error.type"] = type(error).__name__
+    log.info("%s %s %s", method, path, status, extra=extra)

@@ -8,7 +8,6 @@ unhandled exception and the websocket accept carry the header too (asgi-correlat
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from corrtrace.context import _correlation_id
 from corrtrace.ids import safe_excerpt
 
-from ._core import ErrorGuard, IdReader, cap
+from ._core import HttpMiddleware, fallback_id, log_access
 from .settings import CorrelationSettings, resolve
 
 Scope = MutableMapping[str, Any]
@@ -33,52 +32,20 @@ _set = _correlation_id.set
 _reset = _correlation_id.reset
 
 
-class CorrelationIdMiddleware:
+class CorrelationIdMiddleware(HttpMiddleware):
     """Give every HTTP and websocket request a correlation ID; other scope types (lifespan) pass through.
 
     ``CorrelationIdMiddleware(app, settings=CorrelationSettings(...))`` or keyword overrides such as
     ``CorrelationIdMiddleware(app, header_name="X-Request-ID", access_log=False)``.
     """
 
-    __slots__ = (
-        "_allowed",
-        "_echo",
-        "_expose",
-        "_fallbacks",
-        "_fast",
-        "_generate",
-        "_header",
-        "_log",
-        "_max",
-        "_observed",
-        "_reader",
-        "_rewrite",
-        "_special",
-        "_tracer",
-        "app",
-        "errors",
-        "settings",
-    )
+    __slots__ = ("_fallbacks", "_fast", "_header", "_special")
 
     def __init__(self, app: ASGIApp, settings: CorrelationSettings | None = None, **overrides: Any) -> None:
-        self.app = app
-        self.settings = s = resolve(settings, overrides)
-        self.errors = ErrorGuard()
-        self._reader = IdReader(s.policy)
-        self._header = s.header_bytes
-        self._fallbacks = frozenset(s.fallback_bytes)
-        self._echo = s.echo_header
-        self._expose = s.expose_header
-        self._rewrite = s.update_request_header
-        self._log = logging.getLogger(s.access_logger) if s.access_log else None
-        self._tracer: Any = None
-        if s.tracing:
-            self._tracer = _http_tracer(s)
+        super().__init__(app, resolve(settings, overrides))
+        self._header = self.settings.header_bytes
+        self._fallbacks = frozenset(self.settings.fallback_bytes)
         self._special = frozenset({self._header, _EXPOSE, _ALLOW_ORIGIN})
-        self._observed = self._log is not None or self._tracer is not None or self._rewrite
-        self._allowed = self._reader.allowed
-        self._max = self._reader.max_length
-        self._generate = self._reader.generate
         self._fast = (self._header, self._fallbacks | {self._header}, self._allowed, self._max, self._generate)
 
     def _read(self, headers: Any) -> tuple[str, bytes, str | None]:
@@ -133,7 +100,7 @@ class CorrelationIdMiddleware:
                 echo = cid.encode("latin-1")
         except Exception as exc:  # a broken policy or odd scope must not break the service
             self.errors.report("read-id", exc)
-            cid = _fallback_id()
+            cid = fallback_id()
             echo = cid.encode("latin-1")
         if not self._echo:
             token = _set(cid)
@@ -181,7 +148,7 @@ class CorrelationIdMiddleware:
                 self._rewrite_request(scope, echo)
         except Exception as exc:
             self.errors.report("read-id", exc)
-            cid = _fallback_id()
+            cid = fallback_id()
             echo, rejected = cid.encode("latin-1"), None
         log = self._log
         if log is not None and not log.isEnabledFor(_INFO):
@@ -277,36 +244,7 @@ class CorrelationIdMiddleware:
             status, error = state
             client = scope.get("client")
             method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
-            path = cap(scope.get("path", ""))
-            extra: dict[str, Any] = {
-                "correlation_id": cid,
-                "event.dataset": "corrtrace.access",
-                "http.request.method": method,
-                "url.path": path,
-                "http.response.status_code": status,
-                "event.duration": time.perf_counter_ns() - start,
-                "event.outcome": "failure" if error is not None or status >= 500 else "success",
-            }
-            if client:
-                extra["client.address"] = client[0]
-            if rejected is not None:
-                extra["labels.rejected_correlation_id"] = rejected
-            if error is not None:
-                extra["error.type"] = type(error).__name__
-            log.info("%s %s %s", method, path, status, extra=extra)
+            log_access(log, cid, method, scope.get("path", ""), status, error, start,
+                       client[0] if client else None, rejected)
         except Exception as exc:
             self.errors.report("access-log", exc)
-
-
-def _fallback_id() -> str:
-    return os.urandom(16).hex()
-
-
-def _http_tracer(settings: CorrelationSettings) -> Any:
-    try:
-        from .otel import HttpTracer
-    except ImportError as exc:
-        raise ImportError(
-            f"tracing=True needs OpenTelemetry ({exc.name} is missing): pip install 'corrtrace[otel]'"
-        ) from exc
-    return HttpTracer(settings)

@@ -207,6 +207,11 @@ def _with_json_field(document: Any, name: str, cid: str) -> Any:
     return text.encode() if isinstance(document, bytes | bytearray) else text
 
 
+def _queue_name(params: Mapping[str, Any]) -> str:
+    """The queue's name from the call's ``QueueUrl`` (the last path segment)."""
+    return str(params.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
+
+
 class BotocoreHooks:
     """The botocore event handlers: add the ID to the call's parameters, then log the call when it returns."""
 
@@ -218,33 +223,39 @@ class BotocoreHooks:
         if context is not None:
             context[_START] = (action, self.settings.service_map.get(target, target), time.perf_counter_ns())
 
+    def _tag(self, message: dict[str, Any], cid: str) -> None:
+        """Add the ID attribute to one SQS/SNS message in place (unless full or already set)."""
+        attrs = _with_attribute(message.get("MessageAttributes"), self.attribute, cid)
+        if attrs is not None:
+            message["MessageAttributes"] = attrs
+
+    def _tag_batch(self, params: dict[str, Any], key: str, cid: str) -> None:
+        """Replace the batch under ``key`` with copies of its entries carrying the ID attribute."""
+        entries = []
+        for entry in params.get(key, []):
+            attrs = _with_attribute(entry.get("MessageAttributes"), self.attribute, cid)
+            entries.append({**entry, "MessageAttributes": attrs} if attrs is not None else entry)
+        params[key] = entries
+
     def sqs_send(self, params: dict[str, Any], context: Any = None, **_: Any) -> None:
         cid = get_correlation_id()
         if cid is None:
             return
-        attrs = _with_attribute(params.get("MessageAttributes"), self.attribute, cid)
-        if attrs is not None:
-            params["MessageAttributes"] = attrs
-        self._mark(context, "sqs-send", str(params.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1])
+        self._tag(params, cid)
+        self._mark(context, "sqs-send", _queue_name(params))
 
     def sqs_send_batch(self, params: dict[str, Any], context: Any = None, **_: Any) -> None:
         cid = get_correlation_id()
         if cid is None:
             return
-        entries = []
-        for entry in params.get("Entries", []):
-            attrs = _with_attribute(entry.get("MessageAttributes"), self.attribute, cid)
-            entries.append({**entry, "MessageAttributes": attrs} if attrs is not None else entry)
-        params["Entries"] = entries
-        self._mark(context, "sqs-send", str(params.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1])
+        self._tag_batch(params, "Entries", cid)
+        self._mark(context, "sqs-send", _queue_name(params))
 
     def sns_publish(self, params: dict[str, Any], context: Any = None, **_: Any) -> None:
         cid = get_correlation_id()
         if cid is None:
             return
-        attrs = _with_attribute(params.get("MessageAttributes"), self.attribute, cid)
-        if attrs is not None:
-            params["MessageAttributes"] = attrs
+        self._tag(params, cid)
         arn = params.get("TopicArn") or params.get("TargetArn") or params.get("PhoneNumber") or "sns"
         self._mark(context, "sns-publish", str(arn).rsplit(":", 1)[-1])
 
@@ -252,11 +263,7 @@ class BotocoreHooks:
         cid = get_correlation_id()
         if cid is None:
             return
-        entries = []
-        for entry in params.get("PublishBatchRequestEntries", []):
-            attrs = _with_attribute(entry.get("MessageAttributes"), self.attribute, cid)
-            entries.append({**entry, "MessageAttributes": attrs} if attrs is not None else entry)
-        params["PublishBatchRequestEntries"] = entries
+        self._tag_batch(params, "PublishBatchRequestEntries", cid)
         self._mark(context, "sns-publish", str(params.get("TopicArn", "sns")).rsplit(":", 1)[-1])
 
     def events_put(self, params: dict[str, Any], context: Any = None, **_: Any) -> None:

@@ -8,7 +8,6 @@ The app finds the ID in ``environ["corrtrace.correlation_id"]`` as well as throu
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +18,7 @@ from typing import Any
 from corrtrace.context import _correlation_id
 from corrtrace.ids import safe_excerpt
 
-from ._core import ErrorGuard, IdReader, cap
+from ._core import HttpMiddleware, fallback_id, log_access
 from .settings import CorrelationSettings, resolve
 
 StartResponse = Callable[..., Any]
@@ -33,51 +32,18 @@ _EXPOSE = "access-control-expose-headers"
 _ALLOW_ORIGIN = "access-control-allow-origin"
 
 
-class WSGICorrelationIdMiddleware:
+class WSGICorrelationIdMiddleware(HttpMiddleware):
     """``app.wsgi_app = WSGICorrelationIdMiddleware(app.wsgi_app)`` (Flask) or wrap any WSGI callable."""
 
-    __slots__ = (
-        "_allowed",
-        "_echo",
-        "_expose",
-        "_fallback_keys",
-        "_generate",
-        "_key",
-        "_lengths",
-        "_lname",
-        "_log",
-        "_max",
-        "_name",
-        "_observed",
-        "_reader",
-        "_rewrite",
-        "_special",
-        "_tracer",
-        "app",
-        "errors",
-        "settings",
-    )
+    __slots__ = ("_fallback_keys", "_key", "_lengths", "_lname", "_name", "_special")
 
     def __init__(self, app: WSGIApp, settings: CorrelationSettings | None = None, **overrides: Any) -> None:
-        self.app = app
-        self.settings = s = resolve(settings, overrides)
-        self.errors = ErrorGuard()
-        self._reader = IdReader(s.policy)
+        super().__init__(app, resolve(settings, overrides))
+        s = self.settings
         self._key = s.wsgi_key
         self._fallback_keys = s.wsgi_fallback_keys
         self._name = s.header_name
         self._lname = s.header_name.lower()
-        self._echo = s.echo_header
-        self._expose = s.expose_header
-        self._rewrite = s.update_request_header
-        self._log = logging.getLogger(s.access_logger) if s.access_log else None
-        self._tracer: Any = None
-        if s.tracing:
-            self._tracer = _http_tracer(s)
-        self._observed = self._log is not None or self._tracer is not None or self._rewrite
-        self._allowed = self._reader.allowed
-        self._max = self._reader.max_length
-        self._generate = self._reader.generate
         self._special = frozenset({self._lname, _EXPOSE, _ALLOW_ORIGIN})
         self._lengths = frozenset({len(self._lname), len(_EXPOSE), len(_ALLOW_ORIGIN)})
 
@@ -114,7 +80,7 @@ class WSGICorrelationIdMiddleware:
             environ[ENVIRON_KEY] = cid
         except Exception as exc:
             self.errors.report("read-id", exc)
-            cid = os.urandom(16).hex()
+            cid = fallback_id()
         if not self._echo:
             return self._plain(environ, start_response, cid)
         started = None
@@ -147,7 +113,7 @@ class WSGICorrelationIdMiddleware:
                 environ[self._key] = cid
         except Exception as exc:
             self.errors.report("read-id", exc)
-            cid, rejected = os.urandom(16).hex(), None
+            cid, rejected = fallback_id(), None
         log = self._log
         if log is not None and not log.isEnabledFor(_INFO):
             log = None
@@ -293,25 +259,8 @@ class WSGICorrelationIdMiddleware:
         if log is None or not start:
             return
         try:
-            method = environ.get("REQUEST_METHOD", "GET")
-            path = cap(environ.get("PATH_INFO", ""))
-            extra: dict[str, Any] = {
-                "correlation_id": cid,
-                "event.dataset": "corrtrace.access",
-                "http.request.method": method,
-                "url.path": path,
-                "http.response.status_code": status,
-                "event.duration": time.perf_counter_ns() - start,
-                "event.outcome": "failure" if error is not None or status >= 500 else "success",
-            }
-            client = environ.get("REMOTE_ADDR")
-            if client:
-                extra["client.address"] = client
-            if rejected is not None:
-                extra["labels.rejected_correlation_id"] = rejected
-            if error is not None:
-                extra["error.type"] = type(error).__name__
-            log.info("%s %s %s", method, path, status, extra=extra)
+            log_access(log, cid, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""), status, error,
+                       start, environ.get("REMOTE_ADDR"), rejected)
         except Exception as exc:
             self.errors.report("access-log", exc)
 
@@ -373,13 +322,3 @@ class _Closing:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _http_tracer(settings: CorrelationSettings) -> Any:
-    try:
-        from .otel import HttpTracer
-    except ImportError as exc:
-        raise ImportError(
-            f"tracing=True needs OpenTelemetry ({exc.name} is missing): pip install 'corrtrace[otel]'"
-        ) from exc
-    return HttpTracer(settings)

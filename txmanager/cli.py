@@ -128,47 +128,32 @@ def status(config_path: str | None, url: str | None, correlation_id: str, as_jso
     _emit(_client_call(config_path, url, "status", correlation_id), as_json)
 
 
-@txmanager.command()
-@config_option
-@url_option
-@click.argument("correlation_id")
-@click.option("--reason", default=None)
-@click.option("--source", default="cli")
-@click.option("--retry-failed", is_flag=True, help="Give participants that failed for good a new attempt budget.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def rollback(
-    config_path: str | None,
-    url: str | None,
-    correlation_id: str,
-    reason: str | None,
-    source: str,
-    retry_failed: bool,
-    as_json: bool,
-) -> None:
-    """Trigger the rollback of every participant of CORRELATION_ID."""
-    _emit(_client_call(
-        config_path, url, "rollback", correlation_id, reason=reason, source=source, retry_failed=retry_failed
-    ), as_json)
+def _trigger_command(action: str) -> click.Command:
+    """``rollback`` and ``commit`` take the same options and differ only in the client call they make."""
+
+    @txmanager.command(action, help=f"Trigger the {action} of every participant of CORRELATION_ID.")
+    @config_option
+    @url_option
+    @click.argument("correlation_id")
+    @click.option("--reason", default=None)
+    @click.option("--source", default="cli")
+    @click.option("--retry-failed", is_flag=True, help="Give participants that failed for good a new attempt budget.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    def trigger(
+        config_path: str | None,
+        url: str | None,
+        correlation_id: str,
+        reason: str | None,
+        source: str,
+        retry_failed: bool,
+        as_json: bool,
+    ) -> None:
+        _emit(_client_call(
+            config_path, url, action, correlation_id, reason=reason, source=source, retry_failed=retry_failed
+        ), as_json)
+
+    return trigger
 
 
-@txmanager.command()
-@config_option
-@url_option
-@click.argument("correlation_id")
-@click.option("--reason", default=None)
-@click.option("--source", default="cli")
-@click.option("--retry-failed", is_flag=True, help="Give participants that failed for good a new attempt budget.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def commit(
-    config_path: str | None,
-    url: str | None,
-    correlation_id: str,
-    reason: str | None,
-    source: str,
-    retry_failed: bool,
-    as_json: bool,
-) -> None:
-    """Trigger the commit of every participant of CORRELATION_ID."""
-    _emit(_client_call(
-        config_path, url, "commit", correlation_id, reason=reason, source=source, retry_failed=retry_failed
-    ), as_json)
+rollback = _trigger_command("rollback")
+commit = _trigger_command("commit")

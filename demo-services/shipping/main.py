@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from corrtrace.demo import wiring
@@ -13,6 +12,7 @@ from corrtrace.demo.runtime import Runtime
 from corrtrace.demo.shipping.handler import make_handler
 from corrtrace.demo.shipping.poller import PollerSettings, StreamPoller
 from corrtrace.demo.shipping.store import ShippingStore
+from corrtrace.demo.status import serve_status
 
 
 def build_poller(rt: Runtime) -> StreamPoller:
@@ -50,22 +50,10 @@ def build_poller(rt: Runtime) -> StreamPoller:
 def serve(rt: Runtime, stop: threading.Event) -> None:
     poller = build_poller(rt)
 
-    class Status(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(
-                {"service": "shipping", "ok": True, "pending": poller.pending(), "stats": poller.stats.as_dict()}
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # keep stderr quiet
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", rt.mesh.ports["shipping"]), Status)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_status(
+        rt.mesh.ports["shipping"],
+        lambda: {"service": "shipping", "ok": True, "pending": poller.pending(), "stats": poller.stats.as_dict()},
+    )
     try:
         poller.run(stop)
     finally:

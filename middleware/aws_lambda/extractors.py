@@ -36,6 +36,15 @@ def _names(settings: CorrelationSettings) -> tuple[str, ...]:
     return (settings.message_attribute, settings.header_name)
 
 
+def _attribute_value(attributes: Any, settings: CorrelationSettings, value_key: str) -> Any:
+    """The first carrier attribute with a value: SQS and SNS differ only in the value key's spelling."""
+    for name in _names(settings):
+        attribute = attributes.get(name)
+        if isinstance(attribute, Mapping) and attribute.get(value_key) is not None:
+            return attribute.get(value_key)
+    return None
+
+
 def from_headers(event: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """API Gateway v1/v2, ALB and function URLs: ``headers`` or ``multiValueHeaders``, case-insensitively."""
     wanted = [settings.header_name.lower(), *(h.lower() for h in settings.fallback_headers)]
@@ -55,11 +64,9 @@ def from_headers(event: Mapping[str, Any], settings: CorrelationSettings) -> Any
 
 def from_sqs(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """SQS message attribute; else an SNS envelope (SNS-to-SQS), an EventBridge event or a JSON body field."""
-    attributes = record.get("messageAttributes") or {}
-    for name in _names(settings):
-        attribute = attributes.get(name)
-        if isinstance(attribute, Mapping) and attribute.get("stringValue") is not None:
-            return attribute.get("stringValue")
+    found = _attribute_value(record.get("messageAttributes") or {}, settings, "stringValue")
+    if found is not None:
+        return found
     body = _loads(record.get("body"))
     if isinstance(body, Mapping):
         if body.get("Type") == "Notification" and "TopicArn" in body:
@@ -73,11 +80,9 @@ def from_sqs(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
 def from_sns(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """SNS message attribute (``{"Type": "String", "Value": ...}``); else a JSON message field."""
     sns = record.get("Sns") or {}
-    attributes = sns.get("MessageAttributes") or {}
-    for name in _names(settings):
-        attribute = attributes.get(name)
-        if isinstance(attribute, Mapping) and attribute.get("Value") is not None:
-            return attribute.get("Value")
+    found = _attribute_value(sns.get("MessageAttributes") or {}, settings, "Value")
+    if found is not None:
+        return found
     message = _loads(sns.get("Message"))
     return from_direct(message, settings) if isinstance(message, Mapping) else None
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from corrtrace.signing import NonceCache, SignatureError, verify_request
+from tests.alerts.servers import start_uvicorn
 
 SECRET = "alerts-test-secret"
 
@@ -56,14 +55,7 @@ def _app(receiver: Receiver) -> FastAPI:
 def receiver(free_port: Callable[[], int]) -> Iterator[Receiver]:
     port = free_port()
     rec = Receiver(f"http://127.0.0.1:{port}", SECRET)
-    server = uvicorn.Server(uvicorn.Config(_app(rec), host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("receiver did not start")
-        time.sleep(0.01)
+    server, thread = start_uvicorn(_app(rec), port, lifespan="off")
     yield rec
     server.should_exit = True
     thread.join(timeout=5)

@@ -20,19 +20,10 @@ from corrtrace.txmanager.settings import TxManagerSettings
 from corrtrace.txmanager.store import Store
 from fastapi import FastAPI
 
+from tests.alerts.servers import start_uvicorn
+
 SECRET = "alerts-e2e-secret-0123456789"
 T0 = 1_800_000_000.0
-
-
-def _serve(app: Any, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("server did not start")
-        time.sleep(0.01)
-    return server
 
 
 @pytest.fixture()
@@ -40,7 +31,7 @@ def servers() -> Iterator[Callable[[Any, int], uvicorn.Server]]:
     started: list[uvicorn.Server] = []
 
     def start(app: Any, port: int) -> uvicorn.Server:
-        started.append(_serve(app, port))
+        started.append(start_uvicorn(app, port)[0])
         return started[-1]
 
     yield start
