@@ -75,7 +75,7 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
         from corrtrace.logging import configure
 
         configure("corrtrace-collector", stream=sys.stderr, level="INFO")
-    built = settings.build_sinks()
+    built = settings.build_sinks(fail_on_refusal=once)
     pipeline = Pipeline([], built, data_dir=settings.dir, once=once or (use_stdin and not paths),
                         batch_max_events=settings.batch_max_events, batch_max_bytes=settings.batch_max_bytes,
                         flush_interval=settings.flush_interval, memory_batches=settings.memory_batches,

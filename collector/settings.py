@@ -76,8 +76,12 @@ class CollectorSettings:
     def backoff(self) -> Backoff:
         return Backoff(self.backoff_initial, self.backoff_max)
 
-    def build_sinks(self) -> list[Any]:
-        """The configured sinks; with none configured, the embedded store in ``data_dir``."""
+    def build_sinks(self, *, fail_on_refusal: bool = False) -> list[Any]:
+        """The configured sinks; with none configured, the embedded store in ``data_dir``.
+
+        ``fail_on_refusal``: a request refused for a reason a retry cannot fix (bad credentials, 403) ends the
+        run instead of being retried slowly; ``collect --once`` wants that, a long-running collector does not.
+        """
         from corrtrace.collector.sinks.embedded import EmbeddedStore
 
         names = self.sinks or ["embedded"]
@@ -92,7 +96,8 @@ class CollectorSettings:
                 client = connect(self.es_url, api_key=self.es_api_key, username=self.es_username,
                                  password=self.es_password, ca_certs=self.es_ca_certs,
                                  verify_certs=self.es_verify_certs, flavor=name)
-                sink = ElasticsearchSink(client, prefix=self.index_prefix, dead_letters=dead, backoff=self.backoff())
+                sink = ElasticsearchSink(client, prefix=self.index_prefix, dead_letters=dead, backoff=self.backoff(),
+                                         fail_on_refusal=fail_on_refusal)
                 sink.name = name
                 out.append(sink)
             else:

@@ -207,8 +207,9 @@ class ElasticsearchSink:
 
     def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, dead_letters: DeadLetters | None = None,
                  backoff: Backoff | None = None, max_body_bytes: int = 20 << 20, install_template: bool = True,
-                 max_attempts: int | None = None) -> None:
+                 max_attempts: int | None = None, fail_on_refusal: bool = False) -> None:
         self.client = _adapt(client)
+        self.fail_on_refusal = fail_on_refusal
         self.prefix = prefix
         self.dead_letters = dead_letters or DeadLetters(None)
         self.backoff_proto = backoff or Backoff()
@@ -280,6 +281,11 @@ class ElasticsearchSink:
                 # auth or a malformed request: the data is fine, the setup is not; keep it, retry slowly, shout
                 self.stats.failures += 1
                 log.error("elasticsearch refused the bulk request (fix the configuration): %s", exc)
+                if self.fail_on_refusal:
+                    raise PermanentError(
+                        f"elasticsearch refused the bulk request: {exc}; nothing was checkpointed, "
+                        "fix the credentials or permissions and run again"
+                    ) from exc
                 self._give_up_check(attempts, exc)
                 backoff.wait(stop)
                 continue

@@ -103,3 +103,39 @@ def test_collect_reads_stdin(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     found = _run(["search", "req-stdin", "--data-dir", str(data), "--json"])
     assert [e["labels"]["seq"] for e in orjson.loads(found.output)] == list(range(50))
+
+
+def test_collect_once_stops_on_refused_credentials_and_loses_nothing(
+    tmp_path: Path, es: Any, es_url: str, index_prefix: str
+) -> None:
+    """A 401 on every bulk request is a configuration error: `--once` exits 1 saying so, checkpoints nothing,
+    and the run after the fix delivers every line exactly once."""
+    from tests.collector.faultproxy import FaultProxy
+
+    path = tmp_path / "app.log"
+    _write_requests(path)
+
+    def refuse_bulk(proxy: Any, method: str, path_: str, headers: dict[str, str], body: bytes) -> Any:
+        if "_bulk" in path_:
+            return 401, {"Content-Type": "application/json", "X-Elastic-Product": "Elasticsearch"}, (
+                b'{"error":{"type":"security_exception","reason":"unable to authenticate"},"status":401}')
+        return None
+
+    def config(url: str) -> Path:
+        file = tmp_path / "collector.yaml"
+        file.write_text(yaml.safe_dump({"collector": {
+            "data_dir": str(tmp_path / "data"), "sinks": ["elasticsearch"], "es_url": url,
+            "index_prefix": index_prefix, "backoff_initial": 0.01, "backoff_max": 0.05}}))
+        return file
+
+    with FaultProxy(es_url, refuse_bulk) as proxy:
+        refused = CliRunner().invoke(main, ["collect", "--config", str(config(proxy.url)), "--once", str(path)])
+    assert refused.exit_code == 1
+    assert "refused the bulk request" in refused.output and "credentials" in refused.output
+    es.indices.refresh(index=f"{index_prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+    assert es.count(index=f"{index_prefix}-*", ignore_unavailable=True, allow_no_indices=True)["count"] == 0
+
+    fixed = _run(["collect", "--config", str(config(es_url)), "--once", str(path)])
+    assert fixed.exit_code == 0, fixed.output
+    es.indices.refresh(index=f"{index_prefix}-*")
+    assert es.count(index=f"{index_prefix}-*")["count"] == 90
