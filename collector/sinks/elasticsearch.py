@@ -24,6 +24,8 @@ _KEYWORDS = ("correlation_id", "trace.id", "span.id", "transaction.id", "service
              "service.environment", "service.target.name", "log.level", "log.logger", "event.outcome",
              "event.dataset", "event.action", "host.name", "http.request.id", "http.request.method", "url.path",
              "client.address", "faas.name", "faas.execution", "error.type")
+# Elasticsearch-only index settings (8.13+) that OpenSearch rejects as "unknown setting" (HTTP 400)
+_ES_ONLY_SETTINGS = frozenset({"index.mapping.total_fields.ignore_dynamic_beyond_limit"})
 
 
 def _nested(dotted: str, leaf: dict[str, Any], into: dict[str, Any]) -> None:
@@ -153,6 +155,8 @@ class OpenSearchClient:
             "filter_path": "errors,items.*.status,items.*.error.type,items.*.error.reason"}))
 
     def put_template(self, name: str, body: dict[str, Any]) -> None:
+        settings = {k: v for k, v in body["template"]["settings"].items() if k not in _ES_ONLY_SETTINGS}
+        body = {**body, "template": {**body["template"], "settings": settings}}
         self._call(self.client.indices.put_index_template, name=name, body=body)
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
