@@ -19,6 +19,8 @@ import yaml
 from corrtrace.alerts.patterns import MISSING, FilterPattern, PatternError, compile_pattern, parse, select
 from corrtrace.alerts.patterns import ast as pattern_ast
 
+from corrtrace.config import read_yaml
+
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 COMPARISONS = (
     "GreaterThanOrEqualToThreshold",
@@ -494,13 +496,7 @@ def _check_group_quotas(alerts: Sequence[Alert]) -> None:
 def load_alerts(path: str | Path) -> list[Alert]:
     """Read and validate an alert YAML file."""
     file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AlertDefinitionError(f"{file}: no such alert file") from None
-    except yaml.YAMLError as exc:
-        raise AlertDefinitionError(f"{file}: not valid YAML ({exc})") from None
-    return parse_alerts(data, str(file))
+    return parse_alerts(read_yaml(file, "alert file", AlertDefinitionError), str(file))
 
 
 def builtin_alerts(log_groups: Sequence[str] | None = None) -> list[Alert]:

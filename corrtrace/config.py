@@ -22,6 +22,16 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the file, section, key and what was expected."""
 
 
+def read_yaml(file: Path, kind: str, error: type[Exception]) -> Any:
+    """Parse a YAML file; a missing or malformed file raises ``error`` naming the file and the ``kind`` of it."""
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{file}: no such {kind}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{file}: not valid YAML ({exc})") from None
+
+
 def read_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read the YAML file at ``path`` (or ``$CORRTRACE_CONFIG``); no file configured means no settings."""
     env = os.environ if env is None else env
@@ -29,12 +39,7 @@ def read_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str]
     if not chosen:
         return {}
     file = Path(chosen)
-    try:
-        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such configuration file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({exc})") from None
+    loaded = read_yaml(file, "configuration file", ConfigError)
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
