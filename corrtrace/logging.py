@@ -262,6 +262,61 @@ class CorrelationFilter(logging.Filter):
         return True
 
 
+def _trace_ids() -> tuple[str, str] | None:
+    """``(trace_id, span_id)`` of the current span when tracing is on, else None."""
+    provider = _trace_context_provider
+    return provider() if provider is not None else None
+
+
+class CorrelationIdFilter(logging.Filter):
+    """For a stdlib setup that keeps its own formatter: puts ``correlation_id`` (and ``trace_id``/``span_id``)
+    on every record, so ``%(correlation_id)s`` works in any format string (see middleware/README.md).
+
+    ``default`` fills the attributes outside a request, so a format string never fails on a missing key.
+    """
+
+    def __init__(self, name: str = "", *, default: str = "-") -> None:
+        super().__init__(name)
+        self.default = default
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        attrs = record.__dict__
+        if not attrs.get("correlation_id"):
+            attrs["correlation_id"] = get_correlation_id() or self.default
+        trace = _trace_ids()
+        attrs["trace_id"], attrs["span_id"] = trace or (self.default, self.default)
+        return True
+
+
+def add_correlation_id(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: ``correlation_id`` (and ECS ``trace.id``/``span.id`` when tracing) on the event.
+
+    A value the caller bound explicitly wins; outside a request the event is left as it is.
+    """
+    correlation_id = get_correlation_id()
+    if correlation_id is not None:
+        event_dict.setdefault("correlation_id", correlation_id)
+    trace = _trace_ids()
+    if trace:
+        event_dict.setdefault("trace", {"id": trace[0]})
+        event_dict.setdefault("span", {"id": trace[1]})
+    return event_dict
+
+
+def loguru_patcher(record: dict[str, Any]) -> None:
+    """loguru patcher (``logger.configure(patcher=loguru_patcher)``): the same fields in ``record["extra"]``.
+
+    ``correlation_id`` is always present (None outside a request), so ``{extra[correlation_id]}`` never fails.
+    """
+    extra = record["extra"]
+    if extra.get("correlation_id") is None:
+        extra["correlation_id"] = get_correlation_id()
+    trace = _trace_ids()
+    if trace:
+        extra.setdefault("trace", {"id": trace[0]})
+        extra.setdefault("span", {"id": trace[1]})
+
+
 def configure(
     service: str,
     *,

@@ -1,0 +1,47 @@
+"""Shared helpers: a real Sentry client whose transport records envelopes in memory (sentry-sdk's own tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sentry_sdk
+from sentry_sdk.transport import Transport
+
+from corrtrace.sentry import CorrelationIdIntegration
+
+
+class RecordingTransport(Transport):
+    """Keeps every envelope the real SDK would send; nothing leaves the process."""
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.envelopes: list[Any] = []
+
+    def capture_envelope(self, envelope: Any) -> None:
+        self.envelopes.append(envelope)
+
+    def events(self) -> list[dict[str, Any]]:
+        found = []
+        for envelope in self.envelopes:
+            for item in envelope.items:
+                if item.headers.get("type") == "event":
+                    found.append(item.payload.json)
+        return found
+
+
+@pytest.fixture()
+def sentry_events() -> Iterator[RecordingTransport]:
+    transport = RecordingTransport()
+    sentry_sdk.init(
+        dsn="http://public@127.0.0.1:9/1",  # never contacted: the transport keeps the envelopes
+        transport=transport,
+        integrations=[CorrelationIdIntegration()],
+        default_integrations=True,
+    )
+    try:
+        yield transport
+    finally:
+        sentry_sdk.flush()
+        sentry_sdk.init()  # no DSN: a disabled client again for the tests after this one
