@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from corrtrace.txmanager.app import create_app
     from corrtrace.txmanager.client import ParticipantClient, TxManagerClient, TxManagerError
     from corrtrace.txmanager.discovery import DiscoveredParticipant, LogDiscovery
-    from corrtrace.txmanager.participant import Ledger, participant_blueprint, participant_router
+    from corrtrace.txmanager.participant import Ledger, SqliteLedger, participant_blueprint, participant_router
     from corrtrace.txmanager.store import Store
 
 _LAZY = {
@@ -27,6 +27,7 @@ _LAZY = {
     "DiscoveredParticipant": "corrtrace.txmanager.discovery",
     "LogDiscovery": "corrtrace.txmanager.discovery",
     "Ledger": "corrtrace.txmanager.participant",
+    "SqliteLedger": "corrtrace.txmanager.participant",
     "participant_blueprint": "corrtrace.txmanager.participant",
     "participant_router": "corrtrace.txmanager.participant",
     "Store": "corrtrace.txmanager.store",
@@ -37,6 +38,7 @@ __all__ = [
     "Ledger",
     "LogDiscovery",
     "ParticipantClient",
+    "SqliteLedger",
     "Store",
     "TxManagerClient",
     "TxManagerError",

@@ -20,7 +20,7 @@ from corrtrace.txmanager.discovery import Discover, default_discover
 from corrtrace.txmanager.fanout import FanOut
 from corrtrace.txmanager.notify import Notifier
 from corrtrace.txmanager.settings import TxManagerSettings
-from corrtrace.txmanager.store import COMMIT, ROLLBACK, ConflictError, Store
+from corrtrace.txmanager.store import COMMIT, ROLLBACK, Action, ConflictError, Store
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -87,6 +87,7 @@ def create_app(
         while True:
             try:
                 await fanout.resume()
+                await fanout.end_expired()
             except Exception as exc:
                 events.note(None, f"resume sweep failed ({type(exc).__name__}); retrying", level=logging.ERROR)
             if settings.resume_interval <= 0:
@@ -131,10 +132,10 @@ def create_app(
             raise HTTPException(400, detail="invalid correlation id")
         return correlation_id
 
-    async def trigger(action: str, correlation_id: str, body: bytes) -> JSONResponse:
+    async def trigger(action: Action, correlation_id: str, body: bytes) -> JSONResponse:
         params = _parse(TriggerBody, body)
         if action == ROLLBACK and discover is not None:
-            await _discover_if_needed(correlation_id)
+            await _discover_if_needed(discover, correlation_id)
         try:
             tx, started = await asyncio.to_thread(store.begin, correlation_id, action, params.reason, params.source)
         except ConflictError as exc:
@@ -152,11 +153,10 @@ def create_app(
             source=safe_excerpt(params.source or "", 60) or None,
             triggers=tx.triggers,
         )
-        fanout.kick(correlation_id)
+        fanout.kick(correlation_id, None if retried else tx)
         return JSONResponse({"started": started, "retried": retried, "transaction": tx.as_dict()}, status_code=202)
 
-    async def _discover_if_needed(correlation_id: str) -> None:
-        assert discover is not None
+    async def _discover_if_needed(discover: Discover, correlation_id: str) -> None:
         if await asyncio.to_thread(store.participants, correlation_id):
             return
         try:
@@ -188,12 +188,12 @@ def create_app(
     async def register(correlation_id: str, body: bytes = Depends(authenticated)) -> JSONResponse:
         valid_id(correlation_id)
         params: RegisterBody = _parse(RegisterBody, body)
-        current = await asyncio.to_thread(store.get, correlation_id)
-        if current is not None and current.action == COMMIT:
-            raise HTTPException(409, detail=f"transaction {correlation_id} is already {current.state}")
-        participant, tx, created = await asyncio.to_thread(
-            store.register, correlation_id, params.service, params.rollback_url, params.commit_url
-        )
+        try:  # refused (409) during or after a commit
+            participant, tx, created = await asyncio.to_thread(
+                store.register, correlation_id, params.service, params.rollback_url, params.commit_url
+            )
+        except ConflictError as exc:
+            raise HTTPException(409, detail=str(exc)) from None
         if created and tx.action == ROLLBACK:
             await asyncio.to_thread(store.reopen, correlation_id)
             fanout.kick(correlation_id)
@@ -217,6 +217,11 @@ def create_app(
         if tx is None:
             raise HTTPException(404, detail=f"no transaction {correlation_id}")
         participants = await asyncio.to_thread(store.participants, correlation_id)
-        return {**tx.as_dict(), "participants": [p.as_dict() for p in participants]}
+        due = [p.next_attempt_at for p in participants if p.parked]
+        return {
+            **tx.as_dict(),
+            "next_attempt_at": min(due) if due else None,  # the next slow background retry
+            "participants": [p.as_dict() for p in participants],
+        }
 
     return app

@@ -15,6 +15,7 @@ from typing import Any
 from corrtrace.config import ConfigError, load_section, read_file
 
 SECTION = "txmanager"
+OPEN_TTL_ACTIONS = ("expire", "rollback")
 
 
 @dataclass
@@ -35,6 +36,17 @@ class TxManagerSettings:
     lease_margin: float = 5.0
     poll_interval: float = 0.25
     resume_interval: float = 30.0
+    # a participant still failing (or timing out) after max_attempts is retried in the background, slowly:
+    # slow_retry_initial, doubling up to slow_retry_max, for slow_retry_for seconds (0: no slow retry)
+    slow_retry_initial: float = 60.0
+    slow_retry_max: float = 6 * 3600.0
+    slow_retry_for: float = 24 * 3600.0
+    # an open transaction (never rolled back nor committed) older than open_ttl is ended by the sweep:
+    # open_ttl_action "expire" marks it expired, "rollback" rolls its participants back (open_ttl 0: never)
+    open_ttl: float = 24 * 3600.0
+    open_ttl_action: str = "expire"
+    # finished items are deleted by DynamoDB's TTL this long after they finish (0: kept forever)
+    finished_retention: float = 7 * 24 * 3600.0
     sns_topic_arn: str | None = None
     service_urls: dict[str, str] = field(default_factory=dict)
     discovery_backend: str | None = None  # Elasticsearch URL or embedded-store path (corrtrace.collector)
@@ -52,6 +64,17 @@ class TxManagerSettings:
         for name in ("backoff_initial", "backoff_max", "participant_timeout", "poll_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SECTION}.{name}: expected a positive number, got {getattr(self, name)}")
+        for name in ("slow_retry_initial", "slow_retry_max"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{SECTION}.{name}: expected a positive number, got {getattr(self, name)}")
+        for name in ("slow_retry_for", "open_ttl", "finished_retention"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{SECTION}.{name}: expected 0 (off) or a positive number, got {getattr(self, name)}")
+        if self.open_ttl_action not in OPEN_TTL_ACTIONS:
+            raise ConfigError(
+                f"{SECTION}.open_ttl_action: expected one of {', '.join(OPEN_TTL_ACTIONS)}, "
+                f"got {self.open_ttl_action!r}"
+            )
         if self.backoff_multiplier < 1:
             raise ConfigError(f"{SECTION}.backoff_multiplier: expected at least 1, got {self.backoff_multiplier}")
 
@@ -63,6 +86,10 @@ class TxManagerSettings:
     def backoff(self, attempt: int) -> float:
         """Delay before attempt ``attempt + 1`` (exponential from ``backoff_initial``, capped)."""
         return float(min(self.backoff_max, self.backoff_initial * self.backoff_multiplier ** max(0, attempt - 1)))
+
+    def slow_backoff(self, slow_attempt: int) -> float:
+        """Delay before slow retry ``slow_attempt + 1`` (doubling from ``slow_retry_initial``, capped)."""
+        return float(min(self.slow_retry_max, self.slow_retry_initial * 2.0 ** min(max(0, slow_attempt), 64)))
 
     def resolved_secret(self) -> str:
         """The shared secret from the environment or ``secret_file``; raises with what to set when missing."""

@@ -196,6 +196,7 @@ def settings(moto_url: str, dynamodb_url: str) -> TxManagerSettings:
         lease_margin=1.0,
         poll_interval=0.05,
         resume_interval=0,
+        slow_retry_for=0,  # the slow background retry is tested on its own (test_slow_participants.py)
     )
 
 

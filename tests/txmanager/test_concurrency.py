@@ -7,7 +7,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from corrtrace.txmanager import TxManagerClient, create_app
-from corrtrace.txmanager.store import IN_PROGRESS, Store
+from corrtrace.txmanager.store import IN_PROGRESS, SUCCEEDED, Store
 
 from corrtrace import new_correlation_id
 from tests.txmanager.conftest import SECRET, Mesh, Recorder
@@ -55,6 +55,7 @@ def test_only_one_of_50_threads_can_claim_a_participant_call(store: Store) -> No
     participant = store.participant(cid, "svc")
     assert participant is not None and participant.state == IN_PROGRESS and participant.attempts == 1
     # only the holder may settle it
-    assert store.settle(cid, "svc", "someone-else", "succeeded") is False
-    assert store.settle(cid, "svc", participant.lease_owner or "", "succeeded") is True
+    assert store.settle(cid, "svc", "someone-else", SUCCEEDED) is None
+    settled = store.settle(cid, "svc", participant.lease_owner or "", SUCCEEDED)
+    assert settled is not None and settled.state == SUCCEEDED
     assert store.claim(cid, "svc", "late", lease_seconds=30) is None  # a succeeded participant is never due again
