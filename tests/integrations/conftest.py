@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,3 +46,17 @@ def sentry_events() -> Iterator[RecordingTransport]:
     finally:
         sentry_sdk.flush()
         sentry_sdk.init()  # no DSN: a disabled client again for the tests after this one
+
+
+REDIS_URL = os.environ.get("REDIS_URL", f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/0")
+
+
+def require_redis() -> None:
+    """Fail (never skip) with the command that starts Redis when it is not reachable."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=5).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}); start it with: scripts/services up redis",
+                    pytrace=False)
