@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -124,8 +125,20 @@ url_option = click.option("--url", default=None, help="Manager URL (default: htt
 @click.argument("correlation_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def status(config_path: str | None, url: str | None, correlation_id: str, as_json: bool) -> None:
-    """Show a transaction and its participants."""
-    _emit(_client_call(config_path, url, "status", correlation_id), as_json)
+    """Show a transaction and its participants, and when the next background retry is due."""
+    data = _client_call(config_path, url, "status", correlation_id)
+    if not as_json and data.get("next_attempt_at"):
+        data = {**data, "next_attempt_at": _when(float(data["next_attempt_at"]))}
+    _emit(data, as_json)
+
+
+def _when(epoch: float) -> str:
+    """``2026-11-30T12:00:00Z (in 59 s)``: a due time an operator reads at a glance."""
+    from datetime import UTC, datetime
+
+    at = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    left = epoch - time.time()
+    return f"{at} (in {left:.0f} s)" if left >= 0 else f"{at} (due now; at the next sweep)"
 
 
 def _trigger_command(action: str) -> click.Command:
