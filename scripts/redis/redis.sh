@@ -17,14 +17,7 @@ PIDFILE="$DIR/redis.pid"
 
 ping() { redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null | grep -q PONG; }
 
-install() {
-  command -v redis-server >/dev/null && return 0
-  echo "redis: redis-server not found; installing it from Debian packages (apt-get install -y redis-server)"
-  if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
-  "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq redis-server >/dev/null
-  echo "redis: installed $(redis-server --version | cut -d' ' -f3)"
-}
+install() { bash "$root/scripts/lib/apt-install.sh" redis-server; }
 
 start() {
   install

@@ -1,0 +1,197 @@
+"""Requests/s and p50/p99 latency of real servers under wrk: bare vs corrtrace vs asgi-correlation-id vs OTel.
+
+Real server processes on loopback, one worker each: uvicorn with a small FastAPI app and gunicorn (sync worker)
+with a small Flask app (benchmarks/_load_apps.py), each bare, with corrtrace's middleware (access lines on,
+written as JSON to a file), with asgi-correlation-id (ASGI only) and with OpenTelemetry's
+``OpenTelemetryMiddleware``. wrk (Debian package, installed when missing) drives each at fixed concurrency;
+requests carry no ID, so every one is generated. The machine is shared: all servers stay up and the wrk runs
+alternate across them, round after round (the order rotates), and each figure is the median over the rounds.
+Targets (issue 13 §3): corrtrace >= 0.95x the bare server's requests/s and >= asgi-correlation-id's.
+
+    python benchmarks/load.py [--duration 4] [--rounds 3] [--connections 16] [--base-port N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
+SERVERS = {
+    "uvicorn+fastapi": ("bare", "corrtrace", "asgi-correlation-id", "otel"),
+    "gunicorn+flask": ("bare", "corrtrace", "otel"),
+}
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class Server:
+    kind: str
+    variant: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.variant}"
+
+
+def _free_port(first: int) -> int:
+    """A free loopback port: the first free one from ``first`` (--base-port), else one the kernel picks."""
+    for port in range(first, first + 200) if first else [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError(f"no free port in {first}..{first + 199}")
+
+
+def _command(kind: str, port: int) -> list[str]:
+    if kind == "uvicorn+fastapi":
+        return [str(BIN / "uvicorn"), "_load_apps:fastapi_app", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", "1", "--no-access-log", "--log-level", "warning"]
+    return [str(BIN / "gunicorn"), "_load_apps:flask_app", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+            "--worker-class", "sync", "--log-level", "warning"]
+
+
+def start(kind: str, variant: str, workdir: Path, base_port: int) -> Server:
+    port = _free_port(base_port)
+    log = workdir / f"{kind}-{variant}.jsonl"
+    env = {**os.environ, "CORRTRACE_LOAD_VARIANT": variant, "CORRTRACE_LOAD_LOG": str(log)}
+    with open(workdir / f"{kind}-{variant}.out", "wb") as out:
+        proc = subprocess.Popen(_command(kind, port), cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(kind, variant, port, proc, log)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{server.label} exited: {(workdir / f'{kind}-{variant}.out').read_text()[-800:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{server.label} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _millis(text: str) -> float:
+    value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * _UNITS[unit]
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/s, p50 and p99 (ms), and non-2xx/socket errors from ``wrk --latency`` output."""
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _millis(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _millis(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": float(errors.group(1)) if errors else 0.0}
+
+
+def wrk(port: int, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency",
+         f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, timeout=duration + 30, check=True,
+    ).stdout
+    return parse_wrk(out)
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk") is None:
+        subprocess.run(["bash", str(ROOT / "scripts" / "lib" / "apt-install.sh"), "wrk"], check=True)
+
+
+def run(duration: int, rounds: int, connections: int, base_port: int = 0) -> dict[str, Any]:
+    ensure_wrk()
+    results: dict[str, list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="corrtrace-load-") as tmp:
+        workdir = Path(tmp)
+        servers = [start(kind, v, workdir, base_port) for kind, variants in SERVERS.items() for v in variants]
+        try:
+            for server in servers:  # warm-up: imports, first-request paths, the log file opened
+                wrk(server.port, 1, connections)
+            for round_no in range(rounds):
+                shift = round_no % len(servers)
+                for server in servers[shift:] + servers[:shift]:
+                    results.setdefault(server.label, []).append(wrk(server.port, duration, connections))
+            logged = {s.label: _lines(s.log) for s in servers if s.variant == "corrtrace"}
+        finally:
+            for server in servers:
+                server.proc.terminate()
+            for server in servers:
+                try:
+                    server.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    server.proc.kill()
+    medians = {
+        label: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for label, runs in results.items()
+    }
+    return {"duration_s": duration, "rounds": rounds, "connections": connections, "medians": medians,
+            "runs": results, "corrtrace_access_lines": logged}
+
+
+def _lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def report(data: dict[str, Any]) -> None:
+    medians = data["medians"]
+    print(f"wrk -t1 -c{data['connections']} -d{data['duration_s']:g}s, fresh IDs, "
+          f"median of {data['rounds']} alternating rounds (machine shared)")
+    print(f"{'server / middleware':<42}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}")
+    for label, m in medians.items():
+        bare = medians[label.split(" ")[0] + " bare"]["rps"]
+        print(f"{label:<42}{m['rps']:>10.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / bare:>8.2f}x")
+    for kind in SERVERS:
+        ours, bare = medians[f"{kind} corrtrace"]["rps"], medians[f"{kind} bare"]["rps"]
+        line = f"{kind}: corrtrace {ours / bare:.2f}x bare (target >= 0.95x)"
+        peer = medians.get(f"{kind} asgi-correlation-id")
+        if peer:
+            line += f", {ours / peer['rps']:.2f}x asgi-correlation-id (target >= 1.0x)"
+        print(line)
+    for label, count in data["corrtrace_access_lines"].items():
+        print(f"{label}: {count} access lines written to its JSON log file")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--base-port", type=int, default=0, help="first loopback port to try (0: any free one)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    data = run(args.duration, args.rounds, args.connections, args.base_port)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        report(data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
