@@ -31,13 +31,10 @@ get_correlation_id = _correlation_id.get
 get_log_fields = _log_fields.get
 
 
-def set_correlation_id(value: str | None) -> contextvars.Token[str | None]:
-    """Bind ``value`` without a ``with`` block (the middleware's fast path); undo with ``reset_correlation_id``."""
-    return _correlation_id.set(value)
-
-
-def reset_correlation_id(token: contextvars.Token[str | None]) -> None:
-    _correlation_id.reset(token)
+# Bind without a ``with`` block (the middleware's per-request path): ``token = set_correlation_id(cid)``, then
+# ``reset_correlation_id(token)`` in a ``finally``. The ContextVar's own methods: no wrapper call per request.
+set_correlation_id = _correlation_id.set
+reset_correlation_id = _correlation_id.reset
 
 
 @contextmanager

@@ -3,33 +3,71 @@
 The default generator is UUIDv7 (RFC 9562): 36 characters, unique without coordination like uuid4, but its
 first 48 bits are the Unix time in milliseconds, so IDs sort by request start time and a flow's lines, an index
 or a DynamoDB table keyed by the ID stay in time order.
+
+``IdReader.read`` is the one place an untrusted value (header bytes, an ``environ`` string, anything from a
+Lambda payload) becomes the ID to use: every adapter and ``accept`` go through it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
-_VERSION_7 = 0x7000
-_VARIANT = 0x8000_0000_0000_0000
+_tns = time.time_ns
+_urandom = os.urandom
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_POOL_BYTES = 4096  # one getrandom() call per ~200 IDs
+_prefix_ms = -1
+_prefix = ""
+
+
+class _Entropy(threading.local):
+    """Per-thread hex of ``os.urandom`` bytes: one syscall serves ~200 IDs; threads never share a slice."""
+
+    pool = ""
+    pos = 1 << 30
+
+
+_entropy = _Entropy()
+
+
+def _reset_entropy_after_fork() -> None:
+    global _entropy
+    _entropy = _Entropy()  # a forked worker must never reuse its parent's unread random bytes
+
+
+os.register_at_fork(after_in_child=_reset_entropy_after_fork)
 
 
 def new_uuid7() -> str:
-    """Return a fresh UUIDv7 string such as ``0192f0c1-7a3b-7c4d-9e5f-0123456789ab``."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10))
-    rand_a = (rand >> 64) & 0x0FFF
-    rand_b = (rand & 0x3FFF_FFFF_FFFF_FFFF) | _VARIANT
-    h = f"{millis & 0xFFFF_FFFF_FFFF:012x}{_VERSION_7 | rand_a:04x}{rand_b:016x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """Return a fresh UUIDv7 string such as ``0192f0c1-7a3b-7c4d-9e5f-0123456789ab``.
+
+    48-bit millisecond time, 74 random bits from ``os.urandom``. The time part is formatted once per millisecond
+    and the random part sliced from a per-thread pool: a fresh request pays ~0.55 µs instead of ~1.5 µs.
+    """
+    global _prefix_ms, _prefix
+    millis = _tns() // 1_000_000
+    if millis != _prefix_ms:
+        t = f"{millis & 0xFFFF_FFFF_FFFF:012x}"
+        _prefix = f"{t[:8]}-{t[8:]}-7"
+        _prefix_ms = millis
+    entropy = _entropy
+    p = entropy.pos
+    h = entropy.pool
+    if p + 20 > len(h):
+        h = entropy.pool = _urandom(_POOL_BYTES).hex()
+        p = 0
+    entropy.pos = p + 20
+    return f"{_prefix}{h[p : p + 3]}-{_VARIANT[h[p + 3]]}{h[p + 4 : p + 7]}-{h[p + 8 : p + 20]}"
 
 
 def new_uuid4_hex() -> str:
-    """Return a random uuid4 as 32 hex characters (the format asgi-correlation-id uses)."""
-    return os.urandom(16).hex()
+    """A random 128-bit ID as 32 hex characters (asgi-correlation-id's format); also the fallback ID."""
+    return _urandom(16).hex()
 
 
 class IdPolicy:
@@ -106,21 +144,101 @@ def safe_excerpt(value: str | bytes, limit: int = 32) -> str:
     return escaped + ("…" if len(value) > limit else "")
 
 
+_SIMPLE_CLASS = re.compile(r"\[(?:[^\]\\]|\\.)+\]\+")
+
+
+def allowed_bytes(pattern: str) -> bytes | None:
+    """For a policy pattern of the form ``[...]+``, the bytes it allows (for ``bytes.translate``), else None.
+
+    ``raw.translate(None, allowed)`` is empty exactly when every byte is allowed: ~80 ns against ~200 ns for
+    the regex, on the path every request takes.
+    """
+    if not _SIMPLE_CLASS.fullmatch(pattern):
+        return None
+    one = re.compile(pattern[:-1])
+    return bytes(b for b in range(128) if one.fullmatch(chr(b)))
+
+
+ErrorHook = Callable[[str, BaseException], None]
+
+
+class IdReader:
+    """Turn any untrusted value into the ID to use (``read``): the policy compiled once for the hot path.
+
+    ``on_error``: where a failing generator is reported; the reader then falls back to ``new_uuid4_hex`` so a
+    request always gets an ID. Without it, a failing generator raises (the caller chose that generator).
+    """
+
+    __slots__ = ("_allowed", "_match_bytes", "_match_text", "generate", "max_length", "policy")
+
+    def __init__(self, policy: IdPolicy = DEFAULT_POLICY, on_error: ErrorHook | None = None) -> None:
+        self.policy = policy
+        self.max_length = policy.max_length
+        self._match_text = policy._regex.fullmatch
+        self._allowed = allowed_bytes(policy.allowed_pattern)
+        try:
+            self._match_bytes: Callable[[bytes], object] | None = re.compile(
+                policy.allowed_pattern.encode("ascii")
+            ).fullmatch
+        except (UnicodeEncodeError, re.error):
+            self._match_bytes = None
+        self.generate = _checked_generator(policy.generator, on_error)
+
+    def valid_bytes(self, raw: bytes) -> bool:
+        if not raw or len(raw) > self.max_length:
+            return False
+        if self._allowed is not None:
+            return not raw.translate(None, self._allowed)  # a non-ASCII byte is never in the allowed set
+        if not raw.isascii():
+            return False
+        if self._match_bytes is not None:
+            return self._match_bytes(raw) is not None
+        return self._match_text(raw.decode("ascii")) is not None
+
+    def valid_text(self, raw: str) -> bool:
+        if not raw or len(raw) > self.max_length:
+            return False
+        if self._allowed is not None:
+            return raw.isascii() and not raw.encode("ascii").translate(None, self._allowed)
+        return self._match_text(raw) is not None
+
+    def read(self, raw: object) -> Accepted:
+        """The ID for ``raw`` (bytes, str, or any value a JSON payload holds; None when absent)."""
+        if type(raw) is str and self.valid_text(raw):
+            return Accepted(raw, "accepted")
+        if type(raw) is bytes and self.valid_bytes(raw):
+            return Accepted(raw.decode("ascii"), "accepted")
+        if raw is None or raw == "" or raw == b"":
+            return Accepted(self.generate(), "generated")
+        return Accepted(self.generate(), "rejected", safe_excerpt(raw if isinstance(raw, str | bytes) else repr(raw)))
+
+
+def _checked_generator(generator: Callable[[], str], on_error: ErrorHook | None) -> Callable[[], str]:
+    """The policy's generator; with ``on_error``, one that falls back to a random hex ID when it fails."""
+    if on_error is None or generator is new_uuid7 or generator is new_uuid4_hex:
+        return generator  # the core's own generators cannot fail: no wrapper on the hot path
+
+    def generate() -> str:
+        try:
+            value = generator()
+            if isinstance(value, str) and value.isascii() and "\r" not in value and "\n" not in value:
+                return value
+            raise TypeError(f"IdPolicy.generator returned {safe_excerpt(repr(value))}, expected an ASCII str")
+        except Exception as exc:
+            on_error("id-generator", exc)
+            return new_uuid4_hex()
+
+    return generate
+
+
+_readers: dict[IdPolicy, IdReader] = {}
+
+
 def accept(raw: str | bytes | None, policy: IdPolicy = DEFAULT_POLICY) -> Accepted:
     """Use ``raw`` when it passes ``policy``; otherwise generate a fresh ID (and keep an excerpt of ``raw``)."""
-    if raw is None:
-        return Accepted(policy.generator(), "generated")
-    if isinstance(raw, bytes):
-        if len(raw) > policy.max_length:
-            return Accepted(policy.generator(), "rejected", safe_excerpt(raw))
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError:
-            return Accepted(policy.generator(), "rejected", safe_excerpt(raw))
-    else:
-        text = raw
-    if policy.is_valid(text):
-        return Accepted(text, "accepted")
-    if text == "":
-        return Accepted(policy.generator(), "generated")
-    return Accepted(policy.generator(), "rejected", safe_excerpt(text))
+    reader = _readers.get(policy)
+    if reader is None or reader.policy is not policy:
+        if len(_readers) >= 64:
+            _readers.clear()
+        reader = _readers[policy] = IdReader(policy)
+    return reader.read(raw)

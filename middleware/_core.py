@@ -1,19 +1,17 @@
-"""Pieces every adapter shares: reading an untrusted ID fast, and reporting the middleware's own failures once.
+"""Pieces every adapter shares: the ID reader, the response-header rule, skip paths, the access and error lines,
+and reporting the middleware's own failures once.
 
-The reader validates bytes (ASGI) or text (WSGI, Lambda) with the core ``IdPolicy`` compiled once, so the
-accepted-ID path allocates nothing but the decoded string.
+Reading an ID is ``corrtrace.ids.IdReader.read`` (one rule for ASGI bytes, WSGI text and Lambda payloads);
+what is here decides where the raw value comes from and what is written about the request afterwards.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, AnyStr
 
-from corrtrace.ids import IdPolicy, new_uuid7, safe_excerpt
+from corrtrace.ids import IdPolicy, IdReader
 
 if TYPE_CHECKING:
     import logging
@@ -21,130 +19,7 @@ if TYPE_CHECKING:
     from .settings import CorrelationSettings
 
 INTERNAL_LOGGER = "corrtrace.middleware"
-
-
-_SIMPLE_CLASS = re.compile(r"\[(?:[^\]\\]|\\.)+\]\+")
-
-
-def allowed_bytes(pattern: str) -> bytes | None:
-    """For a policy pattern of the form ``[...]+``, the bytes it allows (for ``bytes.translate``), else None.
-
-    ``raw.translate(None, allowed)`` is empty exactly when every byte is allowed: ~80 ns against ~200 ns for
-    the regex, on the path every request takes.
-    """
-    if not _SIMPLE_CLASS.fullmatch(pattern):
-        return None
-    one = re.compile(pattern[:-1])
-    return bytes(b for b in range(128) if one.fullmatch(chr(b)))
-
-
-class IdReader:
-    """Validate an untrusted ID against a policy; generate one when it is missing or rejected."""
-
-    __slots__ = ("_match_bytes", "_match_text", "allowed", "generate", "max_length", "policy")
-
-    def __init__(self, policy: IdPolicy) -> None:
-        self.policy = policy
-        self.max_length = policy.max_length
-        self._match_text = re.compile(policy.allowed_pattern).fullmatch
-        self.allowed = allowed_bytes(policy.allowed_pattern)
-        try:
-            self._match_bytes: Callable[[bytes], object] | None = re.compile(
-                policy.allowed_pattern.encode("ascii")
-            ).fullmatch
-        except (UnicodeEncodeError, re.error):
-            self._match_bytes = None
-        self.generate = _safe_generator(policy.generator)
-
-    def valid_bytes(self, raw: bytes) -> bool:
-        if not raw or len(raw) > self.max_length or not raw.isascii():
-            return False
-        if self.allowed is not None:
-            return not raw.translate(None, self.allowed)
-        if self._match_bytes is not None:
-            return self._match_bytes(raw) is not None
-        return self._match_text(raw.decode("ascii")) is not None
-
-    def valid_text(self, raw: str) -> bool:
-        return 0 < len(raw) <= self.max_length and self._match_text(raw) is not None
-
-    def from_text(self, raw: object) -> tuple[str, str, str | None]:
-        """``(id, status, excerpt)`` for any untrusted value (Lambda payloads hold non-strings too)."""
-        if raw is None or raw == "":
-            return self.generate(), "generated", None
-        if isinstance(raw, str) and self.valid_text(raw):
-            return raw, "accepted", None
-        text = raw if isinstance(raw, str | bytes) else repr(raw)
-        return self.generate(), "rejected", safe_excerpt(text)
-
-
-def _safe_generator(generator: Callable[[], str]) -> Callable[[], str]:
-    """The policy's generator, falling back to a random hex ID (logged once) if it raises or returns junk."""
-    guard = ErrorGuard()
-
-    def generate() -> str:
-        try:
-            value = generator()
-            if isinstance(value, str) and value.isascii() and "\r" not in value and "\n" not in value:
-                return value
-            raise TypeError(f"IdPolicy.generator returned {safe_excerpt(repr(value))}, expected an ASCII str")
-        except Exception as exc:
-            guard.report("id-generator", exc)
-            return fallback_id()
-
-    if generator is new_uuid7:
-        return fast_uuid7  # same format, ~0.7 µs cheaper: the fresh-request path pays for generation
-    if generator.__module__ == "corrtrace.ids":
-        return generator  # the core's own generators cannot fail: skip the wrapper on the hot path
-    return generate
-
-
-_tns = time.time_ns
-_urandom = os.urandom
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-_POOL_BYTES = 4096  # one getrandom() call per ~200 IDs
-_prefix_ms = -1
-_prefix = ""
-
-
-class _Entropy(threading.local):
-    """Per-thread hex of ``os.urandom`` bytes: one syscall serves ~200 IDs; threads never share a slice."""
-
-    pool = ""
-    pos = 1 << 30
-
-
-_entropy = _Entropy()
-
-
-def _reset_entropy_after_fork() -> None:
-    global _entropy
-    _entropy = _Entropy()  # a forked worker must never reuse its parent's unread random bytes
-
-
-os.register_at_fork(after_in_child=_reset_entropy_after_fork)
-
-
-def fast_uuid7() -> str:
-    """A UUIDv7 like ``corrtrace.ids.new_uuid7`` (48-bit ms time, 74 bits from ``os.urandom``), made faster.
-
-    The time part is formatted once per millisecond and the random part sliced from a per-thread pool, which
-    is what the fresh-request path pays for (~0.55 µs against ~1.5 µs).
-    """
-    global _prefix_ms, _prefix
-    millis = _tns() // 1_000_000
-    if millis != _prefix_ms:
-        t = f"{millis & 0xFFFF_FFFF_FFFF:012x}"
-        _prefix = f"{t[:8]}-{t[8:]}-7"
-        _prefix_ms = millis
-    entropy = _entropy
-    p = entropy.pos
-    h = entropy.pool
-    if p + 20 > len(h):
-        h = entropy.pool = _urandom(_POOL_BYTES).hex()
-        p = 0
-    entropy.pos = p + 20
-    return f"{_prefix}{h[p : p + 3]}-{_VARIANT[h[p + 3]]}{h[p + 4 : p + 7]}-{h[p + 8 : p + 20]}"
+_INFO, _WARNING, _ERROR = 20, 30, 40  # logging's levels, without importing logging on a Lambda cold start
 
 
 class ErrorGuard:
@@ -175,6 +50,11 @@ class ErrorGuard:
             pass
 
 
+def guarded_reader(policy: IdPolicy) -> IdReader:
+    """A reader whose failing generator is logged once and replaced by a random hex ID (never breaks a request)."""
+    return IdReader(policy, on_error=ErrorGuard().report)
+
+
 def lambda_logger() -> Any:
     """The ``corrtrace.lambda`` logger, importing ``logging`` only when a line is actually written."""
     import logging
@@ -187,29 +67,95 @@ def cap(text: str, limit: int = 2048) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def fallback_id() -> str:
-    """A random hex ID for when reading or generating one failed: the request still gets an ID."""
-    return os.urandom(16).hex()
+class SkipPaths:
+    """``skip_paths`` compiled once: an entry matches itself and every path under it (``/metrics`` matches
+    ``/metrics`` and ``/metrics/x``, not ``/metricsx``); an entry ending in ``*`` is a plain prefix."""
+
+    __slots__ = ("exact", "prefixes")
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        exact, prefixes = set(), []
+        for entry in entries:
+            if entry.endswith("*"):
+                prefixes.append(entry[:-1])
+            else:
+                exact.add(entry)
+                prefixes.append(entry.rstrip("/") + "/")
+        self.exact = frozenset(exact)
+        self.prefixes = tuple(prefixes)
+
+    def __call__(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.prefixes)
+
+    def __bool__(self) -> bool:
+        return bool(self.prefixes)
+
+
+class HeaderForms:
+    """How the ID header and the two CORS headers are spelled in one protocol: ASGI carries lower-case bytes,
+    WSGI text in any case. One set of forms per middleware, built once."""
+
+    __slots__ = ("allow_origin", "comma", "display", "emit", "expose", "expose_emit", "lengths", "own", "sep",
+                 "special", "star")
+
+    def __init__(self, header_name: str, *, binary: bool) -> None:
+        def form(text: str) -> Any:
+            return text.encode("latin-1") if binary else text
+
+        self.own = form(header_name.lower())  # for comparing
+        self.display = form(header_name)  # as listed in Access-Control-Expose-Headers
+        self.emit = self.own if binary else self.display  # as added to the response
+        self.expose = form("access-control-expose-headers")
+        self.expose_emit = self.expose if binary else form("Access-Control-Expose-Headers")
+        self.allow_origin = form("access-control-allow-origin")
+        self.comma, self.sep, self.star = form(","), form(", "), form("*")
+        self.special = frozenset({self.own, self.expose, self.allow_origin})
+        self.lengths = frozenset(len(name) for name in self.special)
+
+
+def with_id_header(
+    headers: Iterable[tuple[AnyStr, AnyStr]], value: AnyStr, forms: HeaderForms, expose: bool
+) -> list[tuple[AnyStr, AnyStr]]:
+    """A copy of the response ``headers`` plus the ID; a header the app set itself is kept, and the CORS expose
+    list is appended to (never overwritten) or added to a CORS response that has none."""
+    out = list(headers)
+    lengths, special = forms.lengths, forms.special
+    for name, _value in out:
+        if len(name) in lengths and name.lower() in special:
+            return _with_id_careful(out, value, forms, expose)
+    out.append((forms.emit, value))
+    return out
+
+
+def _with_id_careful(
+    out: list[tuple[AnyStr, AnyStr]], value: AnyStr, forms: HeaderForms, expose: bool
+) -> list[tuple[AnyStr, AnyStr]]:
+    expose_at = -1
+    cors = False
+    for i, (name, _value) in enumerate(out):
+        low = name.lower()
+        if low == forms.own:
+            return out  # the app set it itself: keep its value
+        if low == forms.expose:
+            expose_at = i
+        elif low == forms.allow_origin:
+            cors = True
+    out.append((forms.emit, value))
+    if expose:
+        if expose_at >= 0:
+            name, listed = out[expose_at]
+            names = [v.strip().lower() for v in listed.split(forms.comma)]
+            if forms.own not in names and forms.star not in names:
+                out[expose_at] = (name, listed + forms.sep + forms.display if listed.strip() else forms.display)
+        elif cors:
+            out.append((forms.expose_emit, forms.display))
+    return out
 
 
 class HttpMiddleware:
-    """The settings both HTTP adapters (ASGI and WSGI) derive the same way; each adds its own header forms."""
+    """What both HTTP adapters (ASGI and WSGI) derive from the settings the same way."""
 
-    __slots__ = (
-        "_allowed",
-        "_echo",
-        "_expose",
-        "_generate",
-        "_log",
-        "_max",
-        "_observed",
-        "_reader",
-        "_rewrite",
-        "_tracer",
-        "app",
-        "errors",
-        "settings",
-    )
+    __slots__ = ("_echo", "_expose", "_log", "_reader", "_rewrite", "_skip", "_tracer", "app", "errors", "settings")
 
     def __init__(self, app: Any, settings: CorrelationSettings) -> None:
         import logging
@@ -217,16 +163,23 @@ class HttpMiddleware:
         self.app = app
         self.settings = s = settings
         self.errors = ErrorGuard()
-        self._reader = reader = IdReader(s.policy)
+        self._reader = guarded_reader(s.policy)
         self._echo = s.echo_header
         self._expose = s.expose_header
         self._rewrite = s.update_request_header
+        self._skip = SkipPaths(s.skip_paths)
         self._log: logging.Logger | None = logging.getLogger(s.access_logger) if s.access_log else None
         self._tracer: Any = http_tracer(s) if s.tracing else None
-        self._observed = self._log is not None or self._tracer is not None or self._rewrite
-        self._allowed = reader.allowed
-        self._max = reader.max_length
-        self._generate = reader.generate
+
+    def _observers(self, path: str) -> tuple[logging.Logger | None, Any]:
+        """The access logger and the tracer for a request to ``path``: None for what is off, or for both on a
+        skipped path (no access line, no span; the ID is still read, bound and echoed)."""
+        log, tracer = self._log, self._tracer
+        if self._skip and self._skip(path):
+            return None, None
+        if log is not None and not log.isEnabledFor(_ERROR):  # a 5xx line is ERROR: only a logger off for it is off
+            log = None
+        return log, tracer
 
 
 def http_tracer(settings: CorrelationSettings) -> Any:
@@ -238,6 +191,16 @@ def http_tracer(settings: CorrelationSettings) -> Any:
             f"tracing=True needs OpenTelemetry ({exc.name} is missing): pip install 'corrtrace[otel]'"
         ) from exc
     return HttpTracer(settings)
+
+
+def access_level(status: int, error: BaseException | None) -> int:
+    """ERROR for a 5xx, WARNING for a 4xx, INFO otherwise, so a level filter finds failed requests. A 500 from an
+    unhandled exception is WARNING: its ERROR line is the exception's own (with the stack), logged once."""
+    if error is not None:
+        return _WARNING
+    if status >= 500:
+        return _ERROR
+    return _WARNING if status >= 400 else _INFO
 
 
 def log_access(
@@ -252,6 +215,9 @@ def log_access(
     rejected: str | None,
 ) -> None:
     """Write the ``corrtrace.access`` line (same fields for ASGI and WSGI); ``path`` is capped here."""
+    level = access_level(status, error)
+    if not log.isEnabledFor(level):
+        return
     path = cap(path)
     extra: dict[str, Any] = {
         "correlation_id": cid,
@@ -268,4 +234,31 @@ def log_access(
         extra["labels.rejected_correlation_id"] = rejected
     if error is not None:
         extra["error.type"] = type(error).__name__
-    log.info("%s %s %s", method, path, status, extra=extra)
+    log.log(level, "%s %s %s", method, path, status, extra=extra)
+
+
+LOGGED_MARK = "__corrtrace_logged__"
+
+
+def log_unhandled(exc: BaseException, cid: str, protocol: str) -> None:
+    """Log an exception that escaped the app, once, at ERROR with the ID and the stack, and mark it so the
+    server's own "Exception in ASGI application" line can be dropped (``corrtrace.logging.configure``)."""
+    import logging
+
+    logging.getLogger(INTERNAL_LOGGER).error(
+        "unhandled exception in the %s app", protocol, exc_info=exc, extra={"correlation_id": cid}
+    )
+    try:
+        setattr(exc, LOGGED_MARK, True)
+    except Exception:  # an exception type that refuses attributes: the server may log it a second time
+        pass
+
+
+def status_code(status: Any) -> int:
+    """The numeric status of an ASGI status (int) or a WSGI status line (``"404 Not Found"``); 0 if unknown."""
+    if type(status) is int:
+        return status
+    try:
+        return int(str(status)[:3]) if status else 0
+    except ValueError:
+        return 0

@@ -1,22 +1,24 @@
 """Pure ASGI correlation-ID middleware (no ``BaseHTTPMiddleware``): read, validate, bind, echo, log.
 
-The hot path compares the request's header bytes with names encoded once, sets the ContextVar with a token and
-resets it in ``finally``, and appends one precomputed pair to the response headers. The 500 produced by an
-unhandled exception and the websocket accept carry the header too (asgi-correlation-id misses both).
+The request's header bytes are compared with names encoded once, the ID is bound with a ContextVar token and
+reset in ``finally``, and the response headers get one pair appended. The 500 produced by an unhandled
+exception and the websocket accept carry the header too (asgi-correlation-id misses both).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from corrtrace.context import _correlation_id
-from corrtrace.ids import safe_excerpt
+from corrtrace.context import reset_correlation_id, set_correlation_id
+from corrtrace.ids import Accepted, new_uuid4_hex
 
-from ._core import HttpMiddleware, fallback_id, log_access
+from ._core import HeaderForms, HttpMiddleware, log_access, log_unhandled, with_id_header
 from .settings import CorrelationSettings, resolve
+
+if TYPE_CHECKING:
+    import logging
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,11 +27,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
 _START_TYPES = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
-_EXPOSE = b"access-control-expose-headers"
-_ALLOW_ORIGIN = b"access-control-allow-origin"
-_INFO = logging.INFO
-_set = _correlation_id.set
-_reset = _correlation_id.reset
+_500_BODY = b"Internal Server Error"
+_500_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(_500_BODY)).encode()))
 
 
 class CorrelationIdMiddleware(HttpMiddleware):
@@ -39,209 +38,91 @@ class CorrelationIdMiddleware(HttpMiddleware):
     ``CorrelationIdMiddleware(app, header_name="X-Request-ID", access_log=False)``.
     """
 
-    __slots__ = ("_fallbacks", "_fast", "_header", "_special")
+    __slots__ = ("_forms", "_names")
 
     def __init__(self, app: ASGIApp, settings: CorrelationSettings | None = None, **overrides: Any) -> None:
         super().__init__(app, resolve(settings, overrides))
-        self._header = self.settings.header_bytes
-        self._fallbacks = frozenset(self.settings.fallback_bytes)
-        self._special = frozenset({self._header, _EXPOSE, _ALLOW_ORIGIN})
-        self._fast = (self._header, self._fallbacks | {self._header}, self._allowed, self._max, self._generate)
-
-    def _read(self, headers: Any) -> tuple[str, bytes, str | None]:
-        """``(id, id as header bytes, excerpt of a rejected value or None)`` from the request headers."""
-        header = self._header
-        fallbacks = self._fallbacks
-        raw = fallback = None
-        for name, value in headers:
-            if name == header:
-                raw = value
-                break
-            if fallback is None and name in fallbacks:
-                fallback = value
-        if raw is None:
-            raw = fallback
-        reader = self._reader
-        if raw is not None and reader.valid_bytes(raw):
-            return raw.decode("latin-1"), raw, None
-        cid = reader.generate()
-        return cid, cid.encode("latin-1"), (safe_excerpt(raw) if raw else None)
+        self._forms = HeaderForms(self.settings.header_name, binary=True)
+        self._names = frozenset({self._forms.own, *self.settings.fallback_bytes})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        if self._observed:
-            await self._call_observed(scope, receive, send)
-            return
-        # the hot path: correlation only (no access line, no span), everything inlined
-        header, names, allowed, max_length, generate = self._fast
-        try:
-            raw = fallback = None
-            for name, value in scope["headers"]:  # one set lookup per header; the primary header wins
-                if name in names:
-                    if name == header:
-                        raw = value
-                        break
-                    if fallback is None:
-                        fallback = value
-            if raw is None:
-                raw = fallback
-            if raw and (
-                (len(raw) <= max_length and not raw.translate(None, allowed))
-                if allowed is not None
-                else self._reader.valid_bytes(raw)
-            ):
-                echo = raw
-                cid = raw.decode("latin-1")
-            else:
-                cid = generate()
-                echo = cid.encode("latin-1")
-        except Exception as exc:  # a broken policy or odd scope must not break the service
-            self.errors.report("read-id", exc)
-            cid = fallback_id()
-            echo = cid.encode("latin-1")
-        if not self._echo:
-            token = _set(cid)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                _reset(token)
-            return
-        started = False
-        special = self._special
-        pair = (self._header, echo)
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] in _START_TYPES:
-                started = True
-                try:
-                    headers = message.get("headers") or ()
-                    for name, _value in headers:
-                        if name in special:  # CORS or an ID the app set itself: the careful path
-                            message["headers"] = self._special_headers(list(headers), echo)
-                            break
-                    else:
-                        message["headers"] = [*headers, pair]  # a copy: the app's list may be reused
-                except Exception as exc:
-                    self.errors.report("echo-header", exc)
-            await send(message)
-
-        token = _set(cid)
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            if not started and kind == "http":
-                await self._send_500(send, echo)
-            raise
-        finally:
-            _reset(token)
-
-    async def _call_observed(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The slower path: an access line, a server span and/or the request-header rewrite."""
-        kind = scope["type"]
-        try:
-            cid, echo, rejected = self._read(scope["headers"])
-            if self._rewrite:
-                self._rewrite_request(scope, echo)
-        except Exception as exc:
-            self.errors.report("read-id", exc)
-            cid = fallback_id()
-            echo, rejected = cid.encode("latin-1"), None
-        log = self._log
-        if log is not None and not log.isEnabledFor(_INFO):
-            log = None
+        found = self._read(scope)
+        cid = found.value
+        echo = cid.encode("latin-1")
+        log, tracer = self._observers(scope.get("path", ""))
         start = time.perf_counter_ns() if log is not None else 0
-        tracer = self._tracer
         span = tracer.start_asgi(scope, cid) if tracer is not None else None
-        state: list[Any] = [0, None]  # [status, error]
-        token = _set(cid)
-        try:
-            await self.app(scope, receive, self._wrap_send(send, echo, state))
-        except Exception as exc:
-            state[1] = exc
-            if not state[0] and kind == "http":
-                state[0] = 500
-                await self._send_500(send, echo)
-            raise
-        finally:
-            _reset(token)
-            if log is not None:  # inside the span: the access line gets trace.id/span.id
-                self._access(log, scope, cid, state, start, rejected)
-            if span is not None:
-                tracer.end(span, state[0], state[1])
-
-    def _wrap_send(self, send: Send, echo: bytes, state: list[Any]) -> Send:
-        echo_on = self._echo
+        status = 0
+        error: Exception | None = None
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] in _START_TYPES:
-                state[0] = message.get("status", 101)
-                if echo_on:
+                status = message.get("status", 101)
+                if self._echo:
                     try:
-                        message["headers"] = self._response_headers(message.get("headers") or (), echo)
+                        message["headers"] = with_id_header(message.get("headers") or (), echo, self._forms,
+                                                            self._expose)
                     except Exception as exc:
                         self.errors.report("echo-header", exc)
             await send(message)
 
-        return send_with_id
+        token = set_correlation_id(cid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            error = exc
+            log_unhandled(exc, cid, "ASGI")
+            if not status and kind == "http":
+                status = 500
+                await self._send_500(send, echo)
+            raise  # the caller (server, test client, an outer middleware such as Sentry's) still learns of it
+        finally:
+            reset_correlation_id(token)
+            if log is not None:  # inside the span: the access line gets trace.id/span.id
+                self._access(log, scope, cid, status, error, start, found.excerpt)
+            if span is not None:
+                tracer.end(span, status, error)
 
-    def _response_headers(self, headers: Any, echo: bytes) -> list[tuple[bytes, bytes]]:
-        """A copy of ``headers`` plus the ID; the CORS expose list is appended to, never overwritten."""
-        out = list(headers)
-        special = self._special
-        for name, _value in out:
-            if name in special:
-                return self._special_headers(out, echo)
-        out.append((self._header, echo))
-        return out
-
-    def _special_headers(self, out: list[tuple[bytes, bytes]], echo: bytes) -> list[tuple[bytes, bytes]]:
-        own = self._header
-        expose_at = -1
-        cors = False
-        for i, (name, _value) in enumerate(out):
-            if name == own:
-                return out  # the app set it itself: keep its value
-            if name == _EXPOSE:
-                expose_at = i
-            elif name == _ALLOW_ORIGIN:
-                cors = True
-        out.append((own, echo))
-        if self._expose:
-            display = self.settings.header_name.encode("latin-1")
-            if expose_at >= 0:
-                name, value = out[expose_at]
-                listed = [v.strip().lower() for v in value.split(b",")]
-                if own not in listed and b"*" not in listed:
-                    out[expose_at] = (name, value + b", " + display if value.strip() else display)
-            elif cors:
-                out.append((_EXPOSE, display))
-        return out
-
-    def _rewrite_request(self, scope: Scope, echo: bytes) -> None:
-        """Make the app see the ID it runs under in its own request headers (a generated one included)."""
-        own = self._header
-        scope["headers"] = [(n, v) for n, v in scope["headers"] if n != own] + [(own, echo)]
+    def _read(self, scope: Scope) -> Accepted:
+        """The ID of the request: the primary header wins over the fallbacks; never raises."""
+        try:
+            own, names = self._forms.own, self._names
+            raw = fallback = None
+            for name, value in scope["headers"]:  # one set lookup per header
+                if name in names:
+                    if name == own:
+                        raw = value
+                        break
+                    if fallback is None:
+                        fallback = value
+            found = self._reader.read(raw if raw is not None else fallback)
+            if self._rewrite:  # the app sees the ID it runs under in its own headers (a generated one too)
+                value = found.value.encode("latin-1")
+                scope["headers"] = [(n, v) for n, v in scope["headers"] if n != own] + [(own, value)]
+            return found
+        except Exception as exc:  # a broken policy or an odd scope must not break the service
+            self.errors.report("read-id", exc)
+            return Accepted(new_uuid4_hex(), "generated")
 
     async def _send_500(self, send: Send, echo: bytes) -> None:
         """Answer an unhandled exception with a 500 carrying the ID, so the caller can quote it."""
-        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
-        if self._echo:
-            headers.append((self._header, echo))
+        headers = [*_500_HEADERS, (self._forms.emit, echo)] if self._echo else list(_500_HEADERS)
         try:
             await send({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": b"Internal Server Error", "more_body": False})
+            await send({"type": "http.response.body", "body": _500_BODY, "more_body": False})
         except Exception as exc:  # the client went away: nothing left to tell it
             self.errors.report("send-500", exc)
 
     def _access(
-        self, log: logging.Logger, scope: Scope, cid: str, state: list[Any], start: int, rejected: str | None
+        self, log: logging.Logger, scope: Scope, cid: str, status: int, error: Exception | None, start: int,
+        rejected: str | None,
     ) -> None:
         try:
-            status, error = state
             client = scope.get("client")
             method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
             log_access(log, cid, method, scope.get("path", ""), status, error, start,

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from contextvars import Token
+from typing import Any, NamedTuple
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagate import inject
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -124,6 +126,16 @@ def uninstall() -> None:
     logging.getLogger(_BAGGAGE_LOGGER).removeFilter(_safe_args)
 
 
+class ServerSpan(NamedTuple):
+    """A started request span: what ``HttpTracer.end`` needs to finish it."""
+
+    span: Any
+    token: Token[Context]  # the attached OTel context, detached at the end
+    owned: bool  # False when an instrumentation upstream opened the span: corrtrace only enriched it
+    scope: Mapping[str, Any] | None  # the ASGI scope, for the route a framework sets while routing
+    method: str
+
+
 class HttpTracer:
     """Start/end the one server span of a request for the ASGI and WSGI middleware."""
 
@@ -135,7 +147,7 @@ class HttpTracer:
         self._attr = settings.message_attribute
         install()
 
-    def start_asgi(self, scope: Mapping[str, Any], cid: str) -> tuple[Any, ...]:
+    def start_asgi(self, scope: Mapping[str, Any], cid: str) -> ServerSpan:
         traceparent = bag = None
         for name, value in scope["headers"]:
             if name == b"traceparent":
@@ -145,7 +157,7 @@ class HttpTracer:
         method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
         return self._start(method, scope.get("path", ""), traceparent, bag, cid, scope)
 
-    def start_wsgi(self, environ: Mapping[str, Any], cid: str) -> tuple[Any, ...]:
+    def start_wsgi(self, environ: Mapping[str, Any], cid: str) -> ServerSpan:
         return self._start(
             environ.get("REQUEST_METHOD", "GET"),
             environ.get("PATH_INFO", ""),
@@ -157,13 +169,13 @@ class HttpTracer:
 
     def _start(
         self, method: str, path: str, traceparent: Any, bag: Any, cid: str, scope: Mapping[str, Any] | None
-    ) -> tuple[Any, ...]:
+    ) -> ServerSpan:
         current = trace.get_current_span()
         if getattr(current, "kind", None) is _SERVER and current.is_recording():
             # an instrumentation upstream already opened the server span: enrich it, never duplicate it
             current.set_attribute(self._attr, cid)
             token = otel_context.attach(otel_baggage.set_baggage(self._attr, cid))
-            return (current, token, False, scope, method)
+            return ServerSpan(current, token, False, scope, method)
         parent = None
         remote = parse_traceparent(traceparent)
         if remote is not None:
@@ -177,23 +189,23 @@ class HttpTracer:
             attributes={"http.request.method": method, "url.path": cap(path, 1024), self._attr: cid},
         )
         ctx = otel_baggage.set_baggage(self._attr, cid, trace.set_span_in_context(span, parent))
-        return (span, otel_context.attach(ctx), True, scope, method)
+        return ServerSpan(span, otel_context.attach(ctx), True, scope, method)
 
-    def end(self, handle: tuple[Any, ...], status: int, error: BaseException | None) -> None:
-        span, token, owned, scope, method = handle
+    def end(self, handle: ServerSpan, status: int, error: BaseException | None) -> None:
         try:
-            otel_context.detach(token)
+            otel_context.detach(handle.token)
         except Exception:
             pass
-        if not owned:
+        if not handle.owned:
             return
+        span, scope = handle.span, handle.scope
         if status:
             span.set_attribute("http.response.status_code", status)
         route = scope.get("route") if scope is not None else None
         route_path = getattr(route, "path", None)
         if isinstance(route_path, str):
             span.set_attribute("http.route", route_path)
-            span.update_name(f"{method} {route_path}")
+            span.update_name(f"{handle.method} {route_path}")
         if error is not None:
             span.set_attribute("error.type", type(error).__name__)
             span.set_status(_ERROR)

@@ -38,6 +38,7 @@ class CorrelationSettings:
     outbound_logger: str = "corrtrace.outbound"
     propagate_dynamodb: bool = False
     propagate_kinesis: bool = False
+    skip_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.header_name or not self.header_name.isascii() or any(c in self.header_name for c in ":\r\n "):
@@ -46,6 +47,9 @@ class CorrelationSettings:
             )
         if isinstance(self.fallback_headers, str):
             raise TypeError("CorrelationSettings.fallback_headers must be a tuple of names, not one string")
+        if isinstance(self.skip_paths, str):
+            raise TypeError("CorrelationSettings.skip_paths must be a sequence of paths, not one string")
+        object.__setattr__(self, "skip_paths", tuple(self.skip_paths))
 
     @property
     def header_bytes(self) -> bytes:

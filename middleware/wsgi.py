@@ -7,7 +7,6 @@ The app finds the ID in ``environ["corrtrace.correlation_id"]`` as well as throu
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,289 +14,147 @@ from contextvars import Token
 from types import TracebackType
 from typing import Any
 
-from corrtrace.context import _correlation_id
-from corrtrace.ids import safe_excerpt
+from corrtrace.context import reset_correlation_id, set_correlation_id
+from corrtrace.ids import Accepted, new_uuid4_hex
 
-from ._core import HttpMiddleware, fallback_id, log_access
+from ._core import HeaderForms, HttpMiddleware, log_access, log_unhandled, status_code, with_id_header
 from .settings import CorrelationSettings, resolve
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 ENVIRON_KEY = "corrtrace.correlation_id"
-_INFO = logging.INFO
-_set = _correlation_id.set
-_reset = _correlation_id.reset
+_500_STATUS = "500 Internal Server Error"
 _500_BODY = b"Internal Server Error"
-_EXPOSE = "access-control-expose-headers"
-_ALLOW_ORIGIN = "access-control-allow-origin"
+_500_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(_500_BODY))))
 
 
 class WSGICorrelationIdMiddleware(HttpMiddleware):
     """``app.wsgi_app = WSGICorrelationIdMiddleware(app.wsgi_app)`` (Flask) or wrap any WSGI callable."""
 
-    __slots__ = ("_fallback_keys", "_key", "_lengths", "_lname", "_name", "_special")
+    __slots__ = ("_forms", "_keys")
 
     def __init__(self, app: WSGIApp, settings: CorrelationSettings | None = None, **overrides: Any) -> None:
         super().__init__(app, resolve(settings, overrides))
-        s = self.settings
-        self._key = s.wsgi_key
-        self._fallback_keys = s.wsgi_fallback_keys
-        self._name = s.header_name
-        self._lname = s.header_name.lower()
-        self._special = frozenset({self._lname, _EXPOSE, _ALLOW_ORIGIN})
-        self._lengths = frozenset({len(self._lname), len(_EXPOSE), len(_ALLOW_ORIGIN)})
+        self._forms = HeaderForms(self.settings.header_name, binary=False)
+        self._keys = (self.settings.wsgi_key, *self.settings.wsgi_fallback_keys)  # the primary header first
 
-    def _read(self, environ: dict[str, Any]) -> tuple[str, str | None]:
-        raw = environ.get(self._key)
-        if raw is None:
-            for key in self._fallback_keys:
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        found = self._read(environ)
+        log, tracer = self._observers(environ.get("PATH_INFO", ""))
+        request = _Request(self, start_response, environ, found, log, tracer)
+        token = set_correlation_id(found.value)
+        try:
+            result = self.app(environ, request.start_response)
+        except Exception as exc:
+            reset_correlation_id(token)
+            body = request.fail(exc)
+            request.finish()
+            return body
+        except BaseException:
+            reset_correlation_id(token)
+            request.finish()
+            raise
+        if type(result) is list:  # nothing of the app runs while a list is sent: finish now
+            reset_correlation_id(token)
+            request.finish()
+            return result
+        return _Closing(result, token, request)
+
+    def _read(self, environ: dict[str, Any]) -> Accepted:
+        """The ID of the request (the primary header wins over the fallbacks), also put in ``environ``."""
+        try:
+            raw = None
+            for key in self._keys:
                 raw = environ.get(key)
                 if raw is not None:
                     break
-        if raw is not None and self._reader.valid_text(raw):
-            return raw, None
-        return self._reader.generate(), (safe_excerpt(raw) if raw else None)
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if self._observed:
-            return self._call_observed(environ, start_response)
-        try:  # the hot path, inlined: correlation only
-            raw = environ.get(self._key)
-            if raw is None and self._fallback_keys:
-                for key in self._fallback_keys:
-                    raw = environ.get(key)
-                    if raw is not None:
-                        break
-            allowed = self._allowed
-            if raw and (
-                (len(raw) <= self._max and raw.isascii() and not raw.encode("ascii").translate(None, allowed))
-                if allowed is not None
-                else self._reader.valid_text(raw)
-            ):
-                cid = raw
-            else:
-                cid = self._generate()
-            environ[ENVIRON_KEY] = cid
-        except Exception as exc:
+            found = self._reader.read(raw)
+        except Exception as exc:  # a broken policy or an odd environ must not break the service
             self.errors.report("read-id", exc)
-            cid = fallback_id()
-        if not self._echo:
-            return self._plain(environ, start_response, cid)
-        started = None
+            found = Accepted(new_uuid4_hex(), "generated")
+        environ[ENVIRON_KEY] = found.value
+        if self._rewrite:  # the app sees the ID it runs under in its own headers (a generated one too)
+            environ[self._keys[0]] = found.value
+        return found
 
-        def start_with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            nonlocal started
-            started = status
-            try:
-                headers = self._response_headers(headers, cid)
-            except Exception as exc:
-                self.errors.report("echo-header", exc)
-            return start_response(status, headers, exc_info)
 
-        token = _set(cid)
-        try:
-            result = self.app(environ, start_with_id)
-        except Exception as exc:
-            _reset(token)
-            return self._fail(start_response, cid, [started, None], exc)
-        if type(result) is list:
-            _reset(token)
-            return result
-        return _Closing(result, token, self, environ, cid, [started, None], 0, None, None)
+class _Request:
+    """One request's state, from the ID read to the access line: the ``start_response`` the app calls (records
+    the status, adds the header), the 500 for an exception, and ``finish`` (access line, span end)."""
 
-    def _call_observed(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            cid, rejected = self._read(environ)
-            environ[ENVIRON_KEY] = cid
-            if self._rewrite:
-                environ[self._key] = cid
-        except Exception as exc:
-            self.errors.report("read-id", exc)
-            cid, rejected = fallback_id(), None
-        log = self._log
-        if log is not None and not log.isEnabledFor(_INFO):
-            log = None
-        if log is None and self._tracer is None:
-            return (
-                self._plain(environ, start_response, cid)
-                if not self._echo
-                else self._observed_body(environ, start_response, cid, rejected, None, None)
-            )
-        return self._observed_body(environ, start_response, cid, rejected, log, self._tracer)
+    __slots__ = ("environ", "error", "found", "log", "mw", "server_start", "span", "start", "status")
 
-    def _plain(self, environ: dict[str, Any], start_response: StartResponse, cid: str) -> Iterable[bytes]:
-        token = _set(cid)
-        try:
-            result = self.app(environ, start_response)
-        except BaseException:
-            _reset(token)
-            raise
-        if type(result) is list:
-            _reset(token)
-            return result
-        return _Closing(result, token, self, environ, cid, [0, None], 0, None, None)
-
-    def _observed_body(
+    def __init__(
         self,
+        mw: WSGICorrelationIdMiddleware,
+        server_start: StartResponse,
         environ: dict[str, Any],
-        start_response: StartResponse,
-        cid: str,
-        rejected: str | None,
-        log: logging.Logger | None,
+        found: Accepted,
+        log: Any,
         tracer: Any,
-    ) -> Iterable[bytes]:
-        """The slower path: an access line and/or a server span, finished when the body is closed."""
-        start = time.perf_counter_ns() if log is not None or tracer is not None else 0
-        span = tracer.start_wsgi(environ, cid) if tracer is not None else None
-        state: list[Any] = [0, None]
-        sr = self._wrap_start(start_response, cid, state) if self._echo else self._status_only(start_response, state)
-        token = _set(cid)
-        try:
-            result = self.app(environ, sr)
-        except Exception as exc:
-            body = self._fail(start_response, cid, state, exc)
-            _reset(token)
-            self._finish(environ, cid, state, start, rejected, span)
-            return body
-        except BaseException:
-            _reset(token)
-            self._finish(environ, cid, state, start, rejected, span)
-            raise
-        if type(result) is list:  # nothing of the app runs while a list is sent: finish now
-            _reset(token)
-            self._finish(environ, cid, state, start, rejected, span)
-            return result
-        return _Closing(result, token, self, environ, cid, state, start, rejected, span)
+    ) -> None:
+        self.mw = mw
+        self.server_start = server_start
+        self.environ = environ
+        self.found = found
+        self.log = log
+        self.start = time.perf_counter_ns() if log is not None else 0
+        self.span = tracer.start_wsgi(environ, found.value) if tracer is not None else None
+        self.status: str | None = None
+        self.error: BaseException | None = None
 
-    def _wrap_start(self, start_response: StartResponse, cid: str, state: list[Any]) -> StartResponse:
-        def start_with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            state[0] = status
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        self.status = status
+        mw = self.mw
+        if mw._echo:
             try:
-                headers = self._response_headers(headers, cid)
+                headers = with_id_header(headers, self.found.value, mw._forms, mw._expose)
             except Exception as exc:
-                self.errors.report("echo-header", exc)
-            return start_response(status, headers, exc_info)
+                mw.errors.report("echo-header", exc)
+        return self.server_start(status, headers, exc_info)
 
-        return start_with_id
-
-    @staticmethod
-    def _status_only(start_response: StartResponse, state: list[Any]) -> StartResponse:
-        def start_recording(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            state[0] = status
-            return start_response(status, headers, exc_info)
-
-        return start_recording
-
-    def _response_headers(self, headers: list[tuple[str, str]], cid: str) -> list[tuple[str, str]]:
-        """A copy of ``headers`` plus the ID; the CORS expose list is appended to, never overwritten."""
-        lengths = self._lengths
-        for name, _value in headers:
-            if len(name) in lengths and name.lower() in self._special:
-                return self._special_headers(headers, cid)
-        return [*headers, (self._name, cid)]
-
-    def _special_headers(self, headers: list[tuple[str, str]], cid: str) -> list[tuple[str, str]]:
-        lname = self._lname
-        expose_at = -1
-        cors = False
-        for i, (name, _value) in enumerate(headers):
-            low = name.lower()
-            if low == lname:
-                return headers
-            if low == _EXPOSE:
-                expose_at = i
-            elif low == _ALLOW_ORIGIN:
-                cors = True
-        out = [*headers, (self._name, cid)]
-        if self._expose:
-            if expose_at >= 0:
-                name, value = out[expose_at]
-                listed = [v.strip().lower() for v in value.split(",")]
-                if lname not in listed and "*" not in listed:
-                    out[expose_at] = (name, f"{value}, {self._name}" if value.strip() else self._name)
-            elif cors:
-                out.append(("Access-Control-Expose-Headers", self._name))
-        return out
-
-    def _fail(self, start_response: StartResponse, cid: str, state: list[Any], exc: Exception) -> list[bytes]:
+    def fail(self, exc: Exception) -> list[bytes]:
         """The app raised before returning a body: log it under the ID and answer 500 with the header."""
-        state[1] = exc
-        state[0] = "500 Internal Server Error"
-        logging.getLogger("corrtrace.middleware").error(
-            "unhandled exception in the WSGI app", exc_info=exc, extra={"correlation_id": cid}
-        )
-        headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(_500_BODY)))]
-        if self._echo:
-            headers.append((self._name, cid))
-        start_response(state[0], headers, sys.exc_info())
+        cid = self.found.value
+        self.error = exc
+        self.status = _500_STATUS
+        log_unhandled(exc, cid, "WSGI")
+        headers = [*_500_HEADERS, (self.mw._forms.emit, cid)] if self.mw._echo else list(_500_HEADERS)
+        self.server_start(_500_STATUS, headers, sys.exc_info())
         return [_500_BODY]
 
-    def _finish(
-        self,
-        environ: dict[str, Any],
-        cid: str,
-        state: list[Any],
-        start: int,
-        rejected: str | None,
-        span: Any,
-    ) -> None:
-        status_text, error = state
+    def finish(self) -> None:
+        status = status_code(self.status)
         try:
-            status = int(str(status_text)[:3]) if status_text else 0
-        except ValueError:
-            status = 0
-        try:
-            self._access(environ, cid, status, error, start, rejected)
-        finally:
-            if span is not None:
-                self._tracer.end(span, status, error)
-
-    def _access(
-        self, environ: dict[str, Any], cid: str, status: int, error: Any, start: int, rejected: str | None
-    ) -> None:
-        log = self._log
-        if log is None or not start:
-            return
-        try:
-            log_access(log, cid, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""), status, error,
-                       start, environ.get("REMOTE_ADDR"), rejected)
+            if self.log is not None:
+                environ = self.environ
+                log_access(self.log, self.found.value, environ.get("REQUEST_METHOD", "GET"),
+                           environ.get("PATH_INFO", ""), status, self.error, self.start,
+                           environ.get("REMOTE_ADDR"), self.found.excerpt)
         except Exception as exc:
-            self.errors.report("access-log", exc)
+            self.mw.errors.report("access-log", exc)
+        finally:
+            if self.span is not None:
+                self.mw._tracer.end(self.span, status, self.error)
 
 
 class _Closing:
     """The app's body, with the ID bound until ``close()``; then the app's own ``close`` and the access line."""
 
-    __slots__ = ("_cid", "_closed", "_environ", "_mw", "_rejected", "_result", "_span", "_start", "_state", "_token")
+    __slots__ = ("_closed", "_request", "_result", "_token")
 
-    def __init__(
-        self,
-        result: Iterable[bytes],
-        token: Token[str | None],
-        mw: WSGICorrelationIdMiddleware,
-        environ: dict[str, Any],
-        cid: str,
-        state: list[Any],
-        start: int,
-        rejected: str | None,
-        span: Any,
-    ) -> None:
+    def __init__(self, result: Iterable[bytes], token: Token[str | None], request: _Request) -> None:
         self._result = result
         self._token = token
-        self._mw = mw
-        self._environ = environ
-        self._cid = cid
-        self._state = state
-        self._start = start
-        self._rejected = rejected
-        self._span = span
+        self._request = request
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._result
-        except Exception as exc:
-            self._state[1] = exc
+        except Exception as exc:  # the response has started: log it under the ID, the server aborts the body
+            self._request.error = exc
+            log_unhandled(exc, self._request.found.value, "WSGI")
             raise
 
     def close(self) -> None:
@@ -310,10 +167,10 @@ class _Closing:
                 close()
         finally:
             try:
-                _reset(self._token)
+                reset_correlation_id(self._token)
             except ValueError:  # closed from another context (some servers): that context never had our ID
                 pass
-            self._mw._finish(self._environ, self._cid, self._state, self._start, self._rejected, self._span)
+            self._request.finish()
 
     def __enter__(self) -> _Closing:
         return self

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from corrtrace.context import _correlation_id, get_log_fields, reset_log_fields, set_log_fields
+from corrtrace.context import get_log_fields, reset_correlation_id, reset_log_fields, set_correlation_id, set_log_fields
+from corrtrace.ids import Accepted, IdReader
 
-from .._core import IdReader, lambda_logger
+from .._core import guarded_reader, lambda_logger
 from ..settings import DEFAULT_SETTINGS, CorrelationSettings
 from . import events as ev
 from .extractors import RECORD_EXTRACTORS
@@ -23,18 +24,18 @@ _readers: dict[int, IdReader] = {}
 def reader_for(settings: CorrelationSettings) -> IdReader:
     reader = _readers.get(id(settings.policy))
     if reader is None or reader.policy is not settings.policy:
-        reader = _readers[id(settings.policy)] = IdReader(settings.policy)
+        reader = _readers[id(settings.policy)] = guarded_reader(settings.policy)
     return reader
 
 
-def record_id(source: str, raw: Mapping[str, Any], settings: CorrelationSettings) -> tuple[str, str, str | None]:
-    """``(id, status, excerpt)`` for one record: its carried ID when valid, else a fresh one."""
+def record_id(source: str, raw: Mapping[str, Any], settings: CorrelationSettings) -> Accepted:
+    """The ID of one record: its carried ID when valid, else a fresh one."""
     extractor = RECORD_EXTRACTORS.get(source)
     try:
         candidate = extractor(raw, settings) if extractor is not None else None
     except Exception:  # a malformed record must not stop the batch: it just gets a fresh ID
         candidate = None
-    return reader_for(settings).from_text(candidate)
+    return reader_for(settings).read(candidate)
 
 
 class CorrelatedBatch:
@@ -68,13 +69,13 @@ class CorrelatedBatch:
                     self.source,
                     extra={"correlation_id": cid, "labels.rejected_correlation_id": excerpt},
                 )
-            token = _correlation_id.set(cid)
+            token = set_correlation_id(cid)
             fields_token = set_log_fields(_record_fields(view))
             try:
                 yield view
             finally:
                 reset_log_fields(fields_token)
-                _correlation_id.reset(token)
+                reset_correlation_id(token)
 
     def fail(self, record: ev.Record) -> None:
         """Report ``record`` (and, for a FIFO queue, the caller must stop: see ``process_batch``)."""

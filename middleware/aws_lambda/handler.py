@@ -10,7 +10,8 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
-from corrtrace.context import _correlation_id, get_log_fields, reset_log_fields, set_log_fields
+from corrtrace.context import get_log_fields, reset_correlation_id, reset_log_fields, set_correlation_id, set_log_fields
+from corrtrace.ids import Accepted
 
 from .._core import lambda_logger
 from ..settings import DEFAULT_SETTINGS, CorrelationSettings, resolve
@@ -31,21 +32,21 @@ _TRIGGERS = {
 }
 
 
-def invocation_id(event: Any, settings: CorrelationSettings = DEFAULT_SETTINGS) -> tuple[str, str, str | None]:
-    """``(id, status, excerpt)`` for a whole invocation; a batch uses its only record's ID, else a fresh one."""
+def invocation_id(event: Any, settings: CorrelationSettings = DEFAULT_SETTINGS) -> Accepted:
+    """The ID of a whole invocation; a batch uses its only record's ID, else a fresh one."""
     source = ev.event_source(event)
     if source in ev.BATCH_SOURCES:
         records = event["Records"]
         if len(records) == 1:
             return record_id(source, records[0], settings)
-        return reader_for(settings).from_text(None)
+        return reader_for(settings).read(None)
     candidate = None
     if isinstance(event, Mapping):
         try:
             candidate = EVENT_EXTRACTORS[source](event, settings)
         except Exception:
             candidate = None
-    return reader_for(settings).from_text(candidate)
+    return reader_for(settings).read(candidate)
 
 
 def _faas_fields(context: Any, source: str) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def correlated_handler(
         def wrapper(event: Any, context: Any = None) -> Any:
             source = ev.event_source(event)
             cid, _status, excerpt = invocation_id(event, resolved)
-            token = _correlation_id.set(cid)
+            token = set_correlation_id(cid)
             fields_token = set_log_fields(_faas_fields(context, source))
             try:
                 if excerpt is not None:
@@ -146,7 +147,7 @@ def correlated_handler(
                 return result
             finally:
                 reset_log_fields(fields_token)
-                _correlation_id.reset(token)
+                reset_correlation_id(token)
 
         wrapper.__wrapped__ = handler  # type: ignore[attr-defined]
         return wrapper

@@ -1,4 +1,4 @@
-"""Settings validation and the fast UUIDv7 generator the hot path uses in place of the core's."""
+"""Settings validation, the ID reader every adapter uses, and the core's fast UUIDv7 generator."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 from corrtrace.middleware import CorrelationSettings
-from corrtrace.middleware._core import IdReader, allowed_bytes, fast_uuid7
 
-from corrtrace.ids import DEFAULT_POLICY, IdPolicy
+from corrtrace.ids import DEFAULT_POLICY, IdPolicy, IdReader, allowed_bytes
+from corrtrace.ids import new_uuid7 as fast_uuid7
 
 
 def test_fast_uuid7_is_a_valid_time_ordered_uuid7() -> None:
