@@ -84,8 +84,14 @@ class DiskBuffer:
             self._roll()
         fh = self._write_fh
         assert fh is not None
-        fh.write(_LEN.pack(len(blob)) + blob)  # type: ignore[attr-defined]
-        fh.flush()  # type: ignore[attr-defined]
+        fd = fh.fileno()  # type: ignore[attr-defined]
+        frame = memoryview(_LEN.pack(len(blob)) + blob)
+        try:
+            while frame:
+                frame = frame[os.write(fd, frame):]
+        except OSError:
+            os.ftruncate(fd, self._write_size)  # a full disk leaves no partial frame behind
+            raise
         self._write_size += len(blob) + _LEN.size
         self._disk_bytes += len(blob) + _LEN.size
         self._count_disk += 1
@@ -96,7 +102,7 @@ class DiskBuffer:
             self._write_fh.close()  # type: ignore[attr-defined]
         path = self.dir / f"{self._next_seg:012d}.seg"
         self._next_seg += 1
-        self._write_fh = open(path, "ab")  # noqa: SIM115
+        self._write_fh = open(path, "ab", buffering=0)  # noqa: SIM115
         self._write_size = 0
         self._segments.append(path)
 

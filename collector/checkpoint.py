@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import threading
 import time
@@ -10,21 +12,54 @@ from typing import Any
 
 import orjson
 
+log = logging.getLogger("corrtrace.collector")
+_MOVE_AWAY = ("move it away to ship every file again from the start (Elasticsearch and the embedded store "
+              "drop the repeats)")
+
+
+class StateError(ValueError):
+    """A state file in the data directory (checkpoint, embedded store) is damaged; the message says what to do."""
+
+
+def _entries(path: Path, loaded: Any) -> dict[str, dict[str, Any]]:
+    """The ``sources`` map of a checkpoint file, every entry checked: a bad one is an error, never skipped."""
+    sources = loaded.get("sources") if isinstance(loaded, dict) else None
+    if not isinstance(sources, dict):
+        raise StateError(f"{path}: checkpoint file is corrupt (expected an object with \"sources\", got "
+                         f"{type(loaded).__name__}); {_MOVE_AWAY}")
+    out: dict[str, dict[str, Any]] = {}
+    for key, entry in sources.items():
+        offset = entry.get("offset") if isinstance(entry, dict) else None
+        if type(offset) is not int or offset < 0:
+            raise StateError(f"{path}: checkpoint file is corrupt (source {key[:40]!r}: offset {offset!r} is not a "
+                             f"byte offset); {_MOVE_AWAY}")
+        out[key] = entry
+    return out
+
 
 class Checkpoint:
-    """``{source identity: offset}`` in one JSON file, replaced atomically (write, fsync, rename) on commit."""
+    """``{source identity: offset}`` in one JSON file, replaced atomically (write, fsync, rename) on commit.
+
+    A full disk does not stop the shipper: the new state is kept in memory, the old file stays whole, and the
+    write is retried on the next commit (or ``flush``) until it lands; each change of state is logged once.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None, *, max_entries: int = 10_000) -> None:
         self.path = Path(path) if path is not None else None
         self.max_entries = max_entries
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._data: dict[str, dict[str, Any]] = {}
+        self._dirty = False
+        self.write_failing = False
         if self.path is not None and self.path.exists():
             try:
                 loaded = orjson.loads(self.path.read_bytes())
             except orjson.JSONDecodeError as exc:
-                raise ValueError(f"{self.path}: checkpoint file is corrupt ({exc}); move it away to re-ship") from None
-            self._data = {k: v for k, v in loaded.get("sources", {}).items() if isinstance(v, dict)}
+                raise StateError(f"{self.path}: checkpoint file is corrupt ({exc}); {_MOVE_AWAY}") from None
+            except OSError as exc:
+                raise StateError(f"{self.path}: cannot read the checkpoint ({exc.strerror})") from None
+            self._data = _entries(self.path, loaded)
 
     def offset(self, source: str) -> int | None:
         """The acknowledged offset of ``source``, or None when it was never seen."""
@@ -36,8 +71,9 @@ class Checkpoint:
         with self._lock:
             return {k: dict(v) for k, v in self._data.items()}
 
-    def commit(self, updates: dict[str, tuple[int, str]]) -> None:
-        """Record ``{source: (end offset, path)}`` as delivered; offsets never move backwards."""
+    def commit(self, updates: dict[str, tuple[int, str]], where: dict[str, tuple[int, int]] | None = None) -> None:
+        """Record ``{source: (end offset, path)}`` as delivered; offsets never move backwards. ``where`` adds
+        ``{source: (device, inode)}`` so a file renamed while the collector was down is found again."""
         if not updates:
             return
         now = time.time()
@@ -45,21 +81,66 @@ class Checkpoint:
             for source, (offset, path) in updates.items():
                 entry = self._data.get(source)
                 if entry is None or offset > int(entry["offset"]):
-                    self._data[source] = {"offset": offset, "path": path, "updated": now}
+                    entry = self._data[source] = {"offset": offset, "path": path, "updated": now}
+                    if where and source in where:
+                        entry["dev"], entry["ino"] = where[source]
             if len(self._data) > self.max_entries:
                 oldest = sorted(self._data, key=lambda k: self._data[k]["updated"])
                 for key in oldest[: len(self._data) - self.max_entries]:
                     del self._data[key]
+            self._dirty = True
+        self.flush()
+
+    def register(self, source: str, offset: int, path: str, where: tuple[int, int]) -> None:
+        """Note a file the moment it is first read, so that it is found again if it is renamed before any of
+        its lines were acknowledged (and the collector stops in between)."""
+        with self._lock:
+            if source in self._data:
+                return
+            self._data[source] = {"offset": offset, "path": path, "updated": time.time(), "dev": where[0],
+                                  "ino": where[1]}
+            self._dirty = True
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write the state if it changed; False (and retried later) when the disk is full."""
+        with self._write_lock:  # one writer at a time (the reader registers files, the shipper commits)
+            return self._flush()
+
+    def _flush(self) -> bool:
+        with self._lock:
+            if not self._dirty:
+                return True
             payload = orjson.dumps({"version": 1, "sources": self._data})
-        self._write(payload)
+            self._dirty = False
+        try:
+            self._write(payload)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            with self._lock:
+                self._dirty = True
+            if not self.write_failing:
+                self.write_failing = True
+                log.warning("cannot write the checkpoint %s: %s; shipping goes on, the last checkpoint stays valid "
+                            "and the write is retried", self.path, exc.strerror)
+            return False
+        if self.write_failing:
+            self.write_failing = False
+            log.warning("checkpoint %s written again (disk space is back)", self.path)
+        return True
 
     def _write(self, payload: bytes) -> None:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # never leave a partial copy beside (or instead of) the real one
+            raise

@@ -60,6 +60,7 @@ def _settings(config: str | None, overrides: dict[str, Any]) -> Any:
 def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, ...], data_dir: str | None,
             as_json: bool, files: tuple[str, ...]) -> None:
     """Ship JSON log lines (tailed files, stdin) to Elasticsearch, CloudWatch Logs or the embedded store."""
+    from corrtrace.collector.checkpoint import StateError
     from corrtrace.collector.pipeline import Pipeline
     from corrtrace.collector.sources.stdin import StreamSource
     from corrtrace.collector.sources.tail import FileTail
@@ -75,11 +76,16 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
         from corrtrace.logging import configure
 
         configure("corrtrace-collector", stream=sys.stderr, level="INFO")
-    built = settings.build_sinks(fail_on_refusal=once)
-    pipeline = Pipeline([], built, data_dir=settings.dir, once=once or (use_stdin and not paths),
-                        batch_max_events=settings.batch_max_events, batch_max_bytes=settings.batch_max_bytes,
-                        flush_interval=settings.flush_interval, memory_batches=settings.memory_batches,
-                        buffer_max_bytes=settings.buffer_max_bytes)
+    once = once or bool(use_stdin and not paths)
+    try:
+        built = settings.build_sinks(fail_on_refusal=once)
+        pipeline = Pipeline([], built, data_dir=settings.dir, once=once,
+                            batch_max_events=settings.batch_max_events, batch_max_bytes=settings.batch_max_bytes,
+                            flush_interval=settings.flush_interval, memory_batches=settings.memory_batches,
+                            buffer_max_bytes=settings.buffer_max_bytes)
+    except StateError as exc:
+        click.echo(f"corrtrace collect: {exc}", err=True)
+        sys.exit(2)
     if paths:
         pipeline.sources.append(FileTail(paths, pipeline.checkpoint, start_at_end=settings.start_at_end))
     if use_stdin or settings.stdin:
@@ -94,6 +100,7 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
     pipeline.start()
     live = sys.stderr.isatty()
     last_stats = time.monotonic()
+    failure = None
     try:
         while not stopping.is_set():
             if pipeline.wait(0.5):
@@ -106,8 +113,7 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
                 last_stats = time.monotonic()
                 log.info("collector stats", extra=_stats_fields(pipeline, built))
     except RuntimeError as exc:
-        click.echo(f"\ncorrtrace collect: {exc}", err=True)
-        sys.exit(1)
+        failure = exc
     finally:
         pipeline.stop(drain_timeout=10.0)
         for sink in built:
@@ -115,14 +121,37 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
     if live:
         sys.stderr.write("\n")
     fields = _stats_fields(pipeline, built)
-    log.info("collector stopped", extra=fields)
+    if failure is not None:
+        click.echo(f"corrtrace collect: {failure}", err=True)
+    if not once:
+        log.info("collector stopped", extra=fields)
     if as_json:
         click.echo(orjson.dumps(fields["labels"]).decode())
-    sys.exit(1 if pipeline.error else 0)
+    else:
+        click.echo(_summary(pipeline), err=True)
+    unshipped = pipeline.error is not None or (once and pipeline.stats.shipped < pipeline.stats.read)
+    sys.exit(1 if unshipped else 0)
+
+
+def _summary(pipeline: Any) -> str:
+    """One line a person reads: what was stored, what was dead-lettered and where, what is left."""
+    st = pipeline.stats
+    text = f"corrtrace collect: {_n(st.read, 'line')} read, {st.stored:,} stored, {st.dead_lettered:,} dead-lettered"
+    if st.dead_lettered:
+        text += f" (reasons in {pipeline.dead_letters.path})"
+    if st.read > st.shipped:
+        text += f", {st.read - st.shipped:,} not shipped yet (read again from the checkpoint on the next run)"
+    return text
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _stats_fields(pipeline: Any, sinks: list[Any]) -> dict[str, Any]:
     labels: dict[str, Any] = {"read": pipeline.stats.read, "shipped": pipeline.stats.shipped,
+                              "stored": pipeline.stats.stored, "dead_lettered": pipeline.stats.dead_lettered,
+                              "dead_letter_path": str(pipeline.dead_letters.path),
                               "queued_batches": len(pipeline.queue), "events_per_second": round(pipeline.stats.rate())}
     for sink in sinks:
         st = sink.stats

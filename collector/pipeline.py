@@ -9,8 +9,10 @@ reader pauses and the tailed files themselves are the buffer. Memory stays bound
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 import time
@@ -23,12 +25,22 @@ import orjson
 from corrtrace.collector.buffer import DiskBuffer
 from corrtrace.collector.checkpoint import Checkpoint
 from corrtrace.collector.record import Record, make_record
-from corrtrace.collector.retry import Stopped
+from corrtrace.collector.retry import DeadLetters, Stopped
 from corrtrace.collector.sinks.base import Sink
 
 log = logging.getLogger("corrtrace.collector")
 Subscriber = Callable[[dict[str, Any]], None]
 RawLine = tuple[str, int, int, bytes]
+# What a sink raises when it cannot encode one record (an int SQLite cannot hold, a date the platform cannot
+# format: "[Errno 75] Value too large", bad text): that record is poison, not the sink broken.
+_ENCODE_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.InterfaceError, sqlite3.DataError)
+
+
+def is_unencodable(exc: BaseException) -> bool:
+    """True when ``exc`` says a record cannot be encoded (dead-letter it), not that the sink is unavailable."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.EOVERFLOW
+    return isinstance(exc, _ENCODE_ERRORS)
 
 
 class Source(Protocol):
@@ -75,24 +87,65 @@ class BatchQueue:
         self.disk = DiskBuffer(directory, memory_items=0, max_bytes=max_disk_bytes, policy="block")
         self._mem: collections.deque[Batch] = collections.deque()
         self._cond = threading.Condition()
+        self.disk_full = False
 
     def put(self, batch: Batch, stop: threading.Event) -> bool:
-        with self._cond:
-            if not len(self.disk) and len(self._mem) < self.memory_batches:
-                self._mem.append(batch)
+        """Queue ``batch``; blocks (the reader pauses) while the disk budget is used up or the disk is full."""
+        blob = None
+        while True:
+            with self._cond:
+                if not len(self.disk) and len(self._mem) < self.memory_batches:
+                    self._mem.append(batch)
+                    self._cond.notify_all()
+                    self._disk_state(None)
+                    return True
+            blob = blob if blob is not None else batch.encode()
+            try:
+                if not self._room_for(len(blob)):
+                    raise OSError(errno.ENOSPC, "less free space than the reserve")
+                ok = self.disk.put(blob, stop=stop)  # blocks while the disk budget is used up
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self._disk_state(exc)
+                with self._cond:
+                    self._cond.wait(1.0)  # woken when the shipper takes a batch
+                if stop.is_set():
+                    return False
+                continue
+            self._disk_state(None)
+            with self._cond:
                 self._cond.notify_all()
-                return True
-        ok = self.disk.put(batch.encode(), stop=stop)  # blocks while the disk budget is used up
-        with self._cond:
-            self._cond.notify_all()
-        return ok
+            return ok
+
+    def _room_for(self, size: int) -> bool:
+        """Spill only while the filesystem keeps a reserve (10% of it, at most 64 MiB) for the checkpoint, the
+        dead letters and the embedded store: a buffer that fills the disk would starve what drains it."""
+        try:
+            st = os.statvfs(self.disk.dir)
+        except OSError:
+            return True
+        reserve = min(64 << 20, st.f_blocks * st.f_frsize // 10)
+        return st.f_bavail * st.f_frsize - size >= reserve
+
+    def _disk_state(self, exc: OSError | None) -> None:
+        """Log each change between 'spilling works' and 'the disk is full' once."""
+        if exc is not None and not self.disk_full:
+            self.disk_full = True
+            log.warning("buffer directory %s is full (%s): reading new lines is paused (the files are the "
+                        "buffer), shipping goes on", self.disk.dir, exc.strerror)
+        elif exc is None and self.disk_full:
+            self.disk_full = False
+            log.warning("buffer directory %s has room again: reading resumed", self.disk.dir)
 
     def get(self, timeout: float) -> Batch | None:
         with self._cond:
             if not self._mem and not len(self.disk):
                 self._cond.wait(timeout)
             if self._mem:
-                return self._mem.popleft()
+                batch = self._mem.popleft()
+                self._cond.notify_all()
+                return batch
         blob = self.disk.get()
         return Batch.decode(blob) if blob is not None else None
 
@@ -103,10 +156,15 @@ class BatchQueue:
 @dataclass
 class PipelineStats:
     read: int = 0
-    shipped: int = 0
+    shipped: int = 0  # checkpointed: stored or dead-lettered by every sink
+    dead_lettered: int = 0  # of those, lines at least one sink dead-lettered (counted once)
     batches: int = 0
     subscriber_errors: int = 0
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def stored(self) -> int:
+        return self.shipped - self.dead_lettered
 
     def rate(self) -> float:
         return self.shipped / max(1e-9, time.monotonic() - self.started)
@@ -123,7 +181,7 @@ class Pipeline:
                  data_dir: str | os.PathLike[str] | None = None, subscribers: Sequence[Subscriber] = (),
                  once: bool = False, batch_max_events: int = 20_000, batch_max_bytes: int = 2 << 20,
                  flush_interval: float = 0.5, idle_sleep: float = 0.05, memory_batches: int = 1,
-                 buffer_max_bytes: int = 256 << 20) -> None:
+                 buffer_max_bytes: int = 256 << 20, dead_letters: DeadLetters | None = None) -> None:
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="corrtrace-collector-")
@@ -133,6 +191,10 @@ class Pipeline:
         self.sinks = sorted(sinks, key=lambda s: not getattr(s, "idempotent", True))
         self.checkpoint = checkpoint if checkpoint is not None else Checkpoint(self.data_dir / "checkpoint.json")
         self.subscribers = list(subscribers)
+        found = [d for d in (getattr(s, "dead_letters", None) for s in self.sinks) if isinstance(d, DeadLetters)]
+        self.dead_letters = dead_letters or next((d for d in found if d.path is not None),
+                                                 DeadLetters(self.data_dir / "dead-letters.jsonl"))
+        self._all_dead_letters = list({id(d): d for d in [self.dead_letters, *found]}.values())
         self.once = once
         self.batch_max_events = batch_max_events
         self.batch_max_bytes = batch_max_bytes
@@ -270,6 +332,7 @@ class Pipeline:
             while not self._stop.is_set():
                 batch = self.queue.get(timeout=0.2)
                 if batch is None:
+                    self.checkpoint.flush()  # a write the full disk refused is retried while idle
                     if self._reader_done.is_set() and not len(self.queue):
                         break
                     continue
@@ -283,20 +346,45 @@ class Pipeline:
             self._finished.set()
 
     def _ship(self, batch: Batch) -> None:
-        for sink in self.sinks:
-            sink.deliver(batch.records, self._stop)
         paths: dict[str, str] = {}
         for source in self.sources:
             paths.update(source.paths())
+        for dead in self._all_dead_letters:
+            dead.sources.update(paths)
+        for sink in self.sinks:
+            self._deliver(sink, batch.records)
+        where: dict[str, tuple[int, int]] = {}
+        for source in self.sources:
+            identities = getattr(source, "identities", None)
+            if identities is not None:
+                where.update(identities())
         updates = {src: (end, paths.get(src, "")) for src, end in batch.offsets.items()
                    if not src.startswith("stdin-")}
-        self.checkpoint.commit(updates)
+        self.checkpoint.commit(updates, where)
         for sink in self.sinks:
             committed = getattr(sink, "committed", None)
             if committed is not None:
                 committed(batch.offsets)
         self.stats.shipped += len(batch.records)
+        self.stats.dead_lettered += len(set().union(*(d.take_ids() for d in self._all_dead_letters)))
         self.stats.batches += 1
+
+    def _deliver(self, sink: Sink, records: Sequence[Record]) -> None:
+        """Deliver to one sink; a record it cannot encode is found by halving and dead-lettered (poison)."""
+        try:
+            sink.deliver(records, self._stop)
+        except Exception as exc:
+            if not is_unencodable(exc):
+                raise
+            if len(records) > 1:
+                half = len(records) // 2
+                self._deliver(sink, records[:half])
+                self._deliver(sink, records[half:])
+                return
+            record = records[0]
+            self.dead_letters.add(sink.name, f"cannot encode: {type(exc).__name__}: {exc}", record.raw,
+                                  record.doc_id)
+            sink.stats.dead_lettered += 1
 
     def close(self) -> None:
         if self._tmp is not None:

@@ -5,6 +5,8 @@ The parsed dict is dropped right after routing so a buffered batch costs little 
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from datetime import datetime
 from typing import Any
@@ -12,6 +14,12 @@ from typing import Any
 import orjson
 
 _DAY_MS = 86_400_000
+# Years 1..9999: what RFC 3339, daily index names and SQLite integers can all hold. Anything else is unreadable.
+_MIN_MS = -62_135_596_800_000
+_MAX_MS = 253_402_300_799_999
+# Added to ``tags`` when ``@timestamp`` was present but unreadable and the ingest time replaced it (Logstash's
+# name for the same thing); the line as read is kept in ``event.original``.
+TIMESTAMP_FAILURE_TAG = "_dateparsefailure"
 _second_cache: dict[str, int] = {}
 _day_cache: dict[int, str] = {}
 
@@ -30,15 +38,21 @@ def _seconds(head: str) -> int | None:
 
 
 def parse_timestamp_ms(value: Any) -> int | None:
-    """RFC 3339 text (or epoch milliseconds) -> epoch milliseconds; None when unusable."""
+    """RFC 3339 text (or epoch milliseconds) -> epoch milliseconds; None when unusable (garbage, NaN, or
+    outside years 1..9999)."""
     if value.__class__ is str and len(value) == 24 and value[19] == "." and value[23] == "Z":  # corrtrace's form
         seconds = _second_cache.get(value[:19])
         if seconds is None:
             seconds = _seconds(value[:19])
         if seconds is not None and value[20:23].isdigit():
             return seconds * 1000 + int(value[20:23])
+    ms = _parse_other(value)
+    return ms if ms is not None and _MIN_MS <= ms <= _MAX_MS else None
+
+
+def _parse_other(value: Any) -> int | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
+        return int(value) if _MIN_MS <= value <= _MAX_MS else None  # False for NaN too
     if not isinstance(value, str) or len(value) < 19:
         return None
     if len(value) >= 20 and value[-1] == "Z" and value[10] == "T":
@@ -103,21 +117,84 @@ class Record:
         return f"Record({self.doc_id!r}, ts={self.ts}, cid={self.correlation_id!r})"
 
 
+def _scrub(event: dict[str, Any]) -> dict[str, Any]:
+    """What orjson can write: lone UTF-16 surrogates (valid JSON escapes, invalid Unicode) become U+FFFD in
+    every key and string, non-finite numbers (``NaN``, ``Infinity``, ``1e400``) become null."""
+    def fix(text: str) -> str:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+    def fix_scalar(value: Any) -> Any:
+        if value.__class__ is str:
+            return fix(value)
+        if value.__class__ is float and not math.isfinite(value):
+            return None
+        return value
+
+    out: dict[str, Any] = {}
+    stack: list[tuple[Any, Any]] = [(event, out)]
+    while stack:  # iterative: the depth is whatever the line had
+        src, dst = stack.pop()
+        items = src.items() if isinstance(src, dict) else enumerate(src)
+        for key, value in items:
+            if isinstance(value, dict | list):
+                copy: Any = {} if isinstance(value, dict) else [None] * len(value)
+                stack.append((value, copy))
+                value = copy
+            else:
+                value = fix_scalar(value)
+            if isinstance(dst, dict):
+                dst[fix(str(key))] = value
+            else:
+                dst[key] = value
+    return out
+
+
+def _lenient_json(line: bytes) -> dict[str, Any] | None:
+    """A JSON object orjson refused for what Python's json writes and reads (a lone surrogate escape such as
+    ``"\\ud800"``, ``NaN``, ``Infinity``, a number too large for a float), made storable; else None."""
+    if line.lstrip()[:1] != b"{":
+        return None
+    try:
+        event = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    return _scrub(event) if type(event) is dict else None
+
+
+def _keep_original(event: dict[str, Any], line: bytes) -> None:
+    """Put the line as read into ``event.original`` (ECS) before the document is changed."""
+    inner = event.get("event")
+    if inner is None:
+        event["event"] = inner = {}
+    if inner.__class__ is dict and "original" not in inner:
+        inner["original"] = line.decode("utf-8", "replace")
+
+
 def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | None = None,
                 doc_id: str | None = None, default_ts: int | None = None) -> tuple[Record, dict[str, Any]]:
-    """Parse one line into a ``Record`` and its event dict. A non-JSON line is wrapped, never dropped."""
+    """Parse one line into a ``Record`` and its event dict. A non-JSON line is wrapped, never dropped; an
+    unreadable ``@timestamp`` is replaced by the ingest time and flagged (see the collector README)."""
+    raw: bytes | None = line
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError:
-        event = None
-    raw: bytes | None = line
+        event = _lenient_json(line)
+        if event is not None:
+            _keep_original(event, line)
+            raw = None
     if type(event) is not dict:
         text = line.decode("utf-8", "replace").rstrip("\r\n")
         event = {"message": text, "log": {"original": text}}
         raw = None
-    ts = parse_timestamp_ms(event.get("@timestamp"))
+    stamp = event.get("@timestamp")
+    ts = parse_timestamp_ms(stamp)
     if ts is None:
         ts = default_ts if default_ts is not None else (now_ms if now_ms is not None else int(time.time() * 1000))
+        if "@timestamp" in event:  # present but unreadable (null too): flag it, keep the line as read
+            _keep_original(event, line)
+            tags = event.get("tags")
+            event["tags"] = ([*tags] if tags.__class__ is list else [] if tags is None else [tags]) + [
+                TIMESTAMP_FAILURE_TAG]
         event["@timestamp"] = format_timestamp(ts)
         raw = None
     if raw is None:

@@ -49,22 +49,57 @@ class Backoff:
             raise Stopped()
 
 
+def _line_at(path: str, offset: int, limit: int = 1 << 20) -> bytes | None:
+    """The line starting at ``offset`` in ``path`` (up to ``limit`` bytes), or None when it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read(limit)
+    except OSError:
+        return None
+    return data.split(b"\n", 1)[0].rstrip(b"\r")
+
+
 class DeadLetters:
-    """Append-only JSON lines of events no sink will ever accept, with the reason; counted, never silent."""
+    """Append-only JSON lines of events no sink will ever accept, with the reason; counted, never silent.
+
+    Each entry names the sink, its reason and the document as shipped (``event``); for tailed files also the
+    ``file``, the byte ``offset`` of the line and, when the shipped document differs from it, the ``line`` as
+    read (the pipeline keeps ``sources``, identity -> path, current)."""
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self.path = Path(path) if path is not None else None
         self.count = 0
+        self.sources: dict[str, str] = {}
+        self._ids: set[str] = set()
         self._lock = threading.Lock()
 
+    def take_ids(self) -> set[str]:
+        """The record ids dead-lettered since the last call (one line counts once, however many sinks)."""
+        with self._lock:
+            ids, self._ids = self._ids, set()
+        return ids
+
     def add(self, sink: str, reason: str, raw: bytes, doc_id: str | None = None, **extra: Any) -> None:
-        entry = {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sink": sink,
-                 "reason": reason, "id": doc_id, **extra, "event": raw.decode("utf-8", "replace")}
+        entry: dict[str, Any] = {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sink": sink,
+                                 "reason": reason, "id": doc_id}
+        record_id = doc_id.split("#", 1)[0] if doc_id else None
+        original = None
+        if record_id:
+            source, _, offset = record_id.rpartition("-")
+            if source in self.sources and offset.isdigit():
+                entry.update(file=self.sources[source], offset=int(offset))
+                original = _line_at(self.sources[source], int(offset))
+        entry.update(extra)
+        entry["event"] = raw.decode("utf-8", "replace")
+        if original is not None and original != raw:
+            entry["line"] = original.decode("utf-8", "replace")  # as read, when the shipped doc differs
         line = orjson.dumps(entry) + b"\n"
         with self._lock:
+            if self.path is not None:  # written first: a line that could not be written is not counted
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "ab") as fh:
+                    fh.write(line)
             self.count += 1
-            if self.path is None:
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "ab") as fh:
-                fh.write(line)
+            if record_id:
+                self._ids.add(record_id)

@@ -89,7 +89,7 @@ class CollectorSettings:
         out: list[Any] = []
         for name in names:
             if name == "embedded":
-                out.append(EmbeddedStore(self.dir / "store"))
+                out.append(EmbeddedStore(self.dir / "store", backoff=self.backoff()))
             elif name in ("elasticsearch", "opensearch"):
                 from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect
 

@@ -54,6 +54,7 @@ def template_body(prefix: str = DEFAULT_PREFIX, *, field_limit: int = 1000, shar
     _nested("error.message", {"type": "text"}, props)
     _nested("error.stack_trace", {"type": "text", "index": False}, props)
     _nested("log.original", {"type": "keyword", "index": False, "doc_values": False}, props)
+    _nested("event.original", {"type": "keyword", "index": False, "doc_values": False}, props)
     return {
         "index_patterns": [f"{prefix}-*"],
         "priority": 200,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -10,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from corrtrace.collector.checkpoint import StateError
 from corrtrace.collector.record import Record
+from corrtrace.collector.retry import Backoff
 from corrtrace.collector.sinks.base import SearchQuery, SinkStats
+
+log = logging.getLogger("corrtrace.collector.embedded")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -28,6 +33,12 @@ CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
 
 
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """A broken file, as opposed to a locked, busy or full one (which a retry fixes)."""
+    text = str(exc).lower()
+    return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text or "not a database" in text
+
+
 class EmbeddedStore:
     """Events in ``<path>`` (a file, or a directory that gets ``events.sqlite3``); ``INSERT OR IGNORE`` on the id
     makes redelivery idempotent, like ``create`` in Elasticsearch."""
@@ -35,21 +46,52 @@ class EmbeddedStore:
     name = "embedded"
     idempotent = True
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0,
+                 backoff: Backoff | None = None) -> None:
         target = Path(path)
         if target.suffix not in (".sqlite3", ".sqlite", ".db"):
             target = target / "events.sqlite3"
         target.parent.mkdir(parents=True, exist_ok=True)
         self.path = target
         self.stats = SinkStats()
+        self.backoff_proto = backoff or Backoff()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(target), check_same_thread=False, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlite3.connect(str(target), check_same_thread=False, timeout=busy_timeout)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+                raise StateError(f"{target}: cannot open the embedded store ({exc}); is another process "
+                                 "holding it? retry when it is done") from None
+            raise StateError(f"{target}: the embedded store is damaged ({exc}); move it away (its lines are still "
+                             "in the source files: delete the checkpoint.json beside it to ship them again) or "
+                             f"recover what it holds with: sqlite3 {target} .recover") from None
 
     def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
+        """Insert every record; a locked, busy or full database is waited out with backoff, never fatal."""
         rows = [(r.doc_id, r.ts, r.correlation_id, r.service, r.level, r.raw.decode()) for r in records]
+        backoff = Backoff(self.backoff_proto.initial, self.backoff_proto.maximum, self.backoff_proto.factor)
+        while True:
+            try:
+                inserted = self._insert(rows)
+                break
+            except sqlite3.OperationalError as exc:
+                if _damaged(exc):
+                    raise
+                self.stats.failures += 1
+                if backoff.attempt in (0, 3) or backoff.attempt % 10 == 0:
+                    log.warning("embedded store %s unavailable (%s), retrying with backoff", self.path, exc)
+                backoff.wait(stop)
+        if backoff.attempt:
+            log.warning("embedded store %s writable again", self.path)
+        self.stats.requests += 1
+        self.stats.delivered += inserted
+        self.stats.duplicates += len(rows) - inserted
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> int:
         with self._lock:
             before = self._db.total_changes
             with self._db:
@@ -57,10 +99,7 @@ class EmbeddedStore:
                     "INSERT OR IGNORE INTO events (id, ts, correlation_id, service, level, doc) VALUES (?,?,?,?,?,?)",
                     rows,
                 )
-            inserted = self._db.total_changes - before
-        self.stats.requests += 1
-        self.stats.delivered += inserted
-        self.stats.duplicates += len(rows) - inserted
+            return int(self._db.total_changes - before)
 
     def search(self, query: SearchQuery) -> list[dict[str, Any]]:
         sql = "SELECT ts, doc FROM events WHERE correlation_id = ?"

@@ -9,12 +9,14 @@ a millisecond timestamp and pid, so this needs two files started in the same mil
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from corrtrace.collector.checkpoint import Checkpoint
 
@@ -63,6 +65,8 @@ class FileTail:
         self.truncations = 0
         self._last_scan = 0.0
         self._rr = 0
+        self._first_scan = True
+        self._draining: set[tuple[int, int]] = set()  # renamed while we were down: finished before the rest
 
     # -- discovery ---------------------------------------------------------------------------------------------
     def scan(self) -> None:
@@ -76,13 +80,21 @@ class FileTail:
                     continue
                 if os.path.isfile(path):
                     seen.setdefault((st.st_dev, st.st_ino), path)
+        if self._first_scan:
+            self._first_scan = False
+            for key, path in self._moved_while_down(seen).items():
+                seen[key] = path
+                self._draining.add(key)
         now = time.monotonic()
         for key, r in list(self.readers.items()):  # existing files first: detect truncation before new copies
             if key in seen:
                 r.path, r.gone_since = seen[key], None
             elif r.gone_since is None:
                 r.gone_since = now
-            self._check_truncation(r)
+            copy = self._check_truncation(r)
+            if copy is not None and copy[0] not in self.readers:
+                seen.setdefault(*copy)
+                self._draining.add(copy[0])
         for key, path in seen.items():
             if key not in self.readers:
                 try:
@@ -97,6 +109,52 @@ class FileTail:
         for key, r in list(self.readers.items()):
             if r.fp is None:
                 self._identify(key, r)
+
+    def _moved_while_down(self, seen: dict[tuple[int, int], str]) -> dict[tuple[int, int], str]:
+        """Checkpointed files with unread lines that the patterns no longer name: rotated by rename (or copied
+        and truncated) while the collector was down."""
+        found: dict[tuple[int, int], str] = {}
+        for fp, entry in self.checkpoint.snapshot().items():
+            path = str(entry.get("path") or "")
+            if not path or not any(fnmatch.fnmatch(path, pattern) for pattern in self.patterns):
+                continue
+            hit = self._find_elsewhere(path, fp, int(entry["offset"]), entry.get("ino"))
+            if hit is not None and hit[0] not in seen:
+                log.info("finishing %s first: it was %s (rotated while the collector was down)", hit[1], path)
+                found[hit[0]] = hit[1]
+        return found
+
+    def _find_elsewhere(self, path: str, fp: str, offset: int, ino: Any = None) -> tuple[tuple[int, int], str] | None:
+        """The file ``fp``, with lines after ``offset``, in the directory of ``path``: by inode, else by head
+        fingerprint among the files whose name starts with the original one (at most 1,000 names looked at)."""
+        directory, base = os.path.split(path)
+        try:
+            with os.scandir(directory or ".") as it:
+                names = [e for _, e in zip(range(1000), it, strict=False)]
+        except OSError:
+            return None
+        for item in sorted(names, key=lambda e: (e.inode() != ino, not e.name.startswith(base), e.name)):
+            if item.inode() != ino and not item.name.startswith(base):
+                return None
+            key = self._unread_copy(item.path, fp, offset)
+            if key is not None:
+                return key, item.path
+        return None
+
+    @staticmethod
+    def _unread_copy(path: str, fp: str, offset: int) -> tuple[int, int] | None:
+        """(device, inode) of ``path`` when it holds the file ``fp`` with lines after ``offset``."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not os.path.isfile(path) or st.st_size <= offset or fingerprint_of(fd) != fp:
+                return None
+            return st.st_dev, st.st_ino
+        finally:
+            os.close(fd)
 
     def _identify(self, key: tuple[int, int], r: _Reader) -> None:
         fp = fingerprint_of(r.fd)
@@ -113,21 +171,28 @@ class FileTail:
         else:
             saved = self.checkpoint.offset(fp)
             r.offset = saved if saved is not None else (size if self.start_at_end else 0)
-        if r.offset > size:
-            r.offset = size
+            if saved is None:
+                self.checkpoint.register(fp, r.offset, r.path, (r.dev, r.ino))
+        if r.offset > size:  # the same first line, but shorter than what was read: truncated and rewritten
+            log.warning("%s is shorter (%d bytes) than its checkpoint (%d): it was truncated, reading it from the "
+                        "start", r.path, size, r.offset)
+            r.offset = 0
 
-    def _check_truncation(self, r: _Reader) -> None:
+    def _check_truncation(self, r: _Reader) -> tuple[tuple[int, int], str] | None:
+        """Detect a truncated file; returns its copy (copytruncate) when one is in the same directory."""
         if r.fp is None:
-            return
+            return None
         size = os.fstat(r.fd).st_size
         if size >= r.offset and fingerprint_of(r.fd) == r.fp:
-            return
+            return None
         self.truncations += 1
         log.info("file truncated: %s (fingerprint %s at offset %d)", r.path, r.fp, r.offset)
         self.retired[r.fp] = r.offset
         if self.by_fp.get(r.fp) == (r.dev, r.ino):
             del self.by_fp[r.fp]
+        copy = self._find_elsewhere(r.path, r.fp, r.offset)  # copytruncate: finish the copy from here
         r.fp, r.offset, r.eof = None, 0, False
+        return copy
 
     # -- reading -----------------------------------------------------------------------------------------------
     def read(self, max_lines: int = 10_000, max_bytes: int = 8 << 20, final: bool = False) -> list[RawLine]:
@@ -137,6 +202,10 @@ class FileTail:
         out: list[RawLine] = []
         budget = max_bytes
         readers = [r for r in self.readers.values() if r.fp is not None]
+        if self._draining:
+            first = [r for r in readers if (r.dev, r.ino) in self._draining]
+            self._draining = {(r.dev, r.ino) for r in first if not r.eof}
+            readers = [r for r in first if not r.eof] or readers
         if not readers:
             self._close_inactive()
             return out
@@ -210,6 +279,10 @@ class FileTail:
 
     def paths(self) -> dict[str, str]:
         return {r.fp: r.path for r in self.readers.values() if r.fp is not None}
+
+    def identities(self) -> dict[str, tuple[int, int]]:
+        """Source identity -> (device, inode), kept in the checkpoint to find a file renamed while down."""
+        return {r.fp: (r.dev, r.ino) for r in self.readers.values() if r.fp is not None}
 
     def close(self) -> None:
         for r in self.readers.values():

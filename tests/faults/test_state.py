@@ -1,0 +1,75 @@
+"""Issue 10 §1: damaged state files in the data directory give one clear line naming the file and what to do,
+never a traceback and never silently shipping nothing; an offset past the end of a truncated file means 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from corrtrace.collector.sources.tail import fingerprint_of
+
+from tests.faults.helpers import collect, no_traceback, search, stored_docs
+
+
+def _log(tmp_path: Path, n: int = 5) -> Path:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"".join(b'{"correlation_id":"s-%d","labels":{"seq":%d}}\n' % (i, i) for i in range(n)))
+    return log
+
+
+def _fingerprint(path: Path) -> str:
+    with open(path, "rb") as fh:
+        fp = fingerprint_of(fh.fileno())
+    assert fp is not None
+    return fp
+
+
+@pytest.mark.parametrize("content", [b"[]", b"null", b"{not json", b'{"version":1,"sources":[]}',
+                                     b'{"version":1,"sources":{"FP":{"offset":"abc"}}}',
+                                     b'{"version":1,"sources":{"FP":{"offset":-5}}}',
+                                     b'{"version":1,"sources":{"FP":7}}'])
+def test_a_corrupt_checkpoint_is_one_clear_line(tmp_path: Path, content: bytes) -> None:
+    log = _log(tmp_path)
+    data = tmp_path / "d"
+    data.mkdir()
+    checkpoint = data / "checkpoint.json"
+    checkpoint.write_bytes(content.replace(b"FP", _fingerprint(log).encode()))
+    result = collect("--once", "--data-dir", str(data), str(log))
+    no_traceback(result)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(checkpoint) in line and "corrupt" in line and "move it away" in line
+    assert not (data / "store").exists() or not stored_docs(data)  # nothing shipped past a state we cannot read
+    checkpoint.unlink()  # what the line says to do
+    assert collect("--once", "--data-dir", str(data), str(log)).returncode == 0
+    assert len(stored_docs(data)) == 5
+
+
+def test_an_offset_past_the_end_of_a_truncated_file_reads_it_from_the_start(tmp_path: Path) -> None:
+    log = _log(tmp_path, 3)
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "checkpoint.json").write_bytes(orjson.dumps({"version": 1, "sources": {
+        _fingerprint(log): {"offset": 10_000, "path": str(log), "updated": 0}}}))
+    result = collect("--once", "--data-dir", str(data), str(log))
+    assert result.returncode == 0, result.stderr
+    assert [d["labels"]["seq"] for d in stored_docs(data)] == [0, 1, 2]
+    assert "truncated" in result.stderr
+
+
+def test_a_damaged_embedded_store_is_one_clear_line(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    data = tmp_path / "d"
+    store = data / "store" / "events.sqlite3"
+    store.parent.mkdir(parents=True)
+    store.write_bytes(b"this is not an sqlite file" * 200)
+    result = collect("--once", "--data-dir", str(data), str(log))
+    no_traceback(result)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(store) in line and "damaged" in line and "move it away" in line
+    found = search("s-1", "--data-dir", str(data))
+    no_traceback(found)
+    assert found.returncode == 2 and "damaged" in found.stderr
+    assert not (data / "checkpoint.json").exists()  # nothing was skipped
