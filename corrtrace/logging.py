@@ -11,7 +11,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import IO, Any
 
 import orjson
@@ -288,7 +288,7 @@ class CorrelationIdFilter(logging.Filter):
         return True
 
 
-def add_correlation_id(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def add_correlation_id(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: ``correlation_id`` (and ECS ``trace.id``/``span.id`` when tracing) on the event.
 
     A value the caller bound explicitly wins; outside a request the event is left as it is.
@@ -303,7 +303,7 @@ def add_correlation_id(logger: Any, method_name: str, event_dict: dict[str, Any]
     return event_dict
 
 
-def loguru_patcher(record: dict[str, Any]) -> None:
+def loguru_patcher(record: Mapping[str, Any]) -> None:
     """loguru patcher (``logger.configure(patcher=loguru_patcher)``): the same fields in ``record["extra"]``.
 
     ``correlation_id`` is always present (None outside a request), so ``{extra[correlation_id]}`` never fails.

@@ -30,7 +30,7 @@ log = logging.getLogger("tests.celery")
 @signals.worker_init.connect
 def _sentry(**_: Any) -> None:
     """The real sentry-sdk in the worker; its transport appends each event to a file the test reads."""
-    path = os.environ.get("CORRTRACE_TEST_SENTRY_EVENTS")
+    path = os.environ.get("CORRTRACE_TEST_SENTRY_EVENTS", "")
     if not path:
         return
     import sentry_sdk
