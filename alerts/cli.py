@@ -80,7 +80,13 @@ def _load(file: Path | None, log_groups: tuple[str, ...]) -> list[Alert]:
 @click.option("--file", "-f", type=click.Path(dir_okay=False, path_type=Path), help="Alert file (default: built-ins).")
 @click.option("--log-group", "log_groups", multiple=True, help="Log groups for the built-in alerts.")
 @click.option("--handler-arn", help="ARN of the alert-handler Lambda (subscription and alarm target).")
-@click.option("--dry-run", is_flag=True, help="Print the changes without making them.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (create / update / delete) without making it.")
+@click.option(
+    "--prune/--no-prune",
+    default=True,
+    show_default=True,
+    help="Delete corrtrace's filters, alarms and permissions that the file no longer holds.",
+)
 @click.option("--region", default=None, help="AWS region (default: config alerts.region).")
 @click.option("--endpoint-url", default=None, help="AWS endpoint (e.g. a moto server).")
 @click.option("--json", "as_json", is_flag=True)
@@ -89,11 +95,13 @@ def deploy(
     log_groups: tuple[str, ...],
     handler_arn: str | None,
     dry_run: bool,
+    prune: bool,
     region: str | None,
     endpoint_url: str | None,
     as_json: bool,
 ) -> None:
-    """Create or update metric filters, alarms and subscription filters (idempotent)."""
+    """Create, update or delete metric filters, alarms and subscription filters so CloudWatch holds exactly the
+    alert file (idempotent; only corrtrace's own resources are ever deleted)."""
     import boto3
     import botocore.exceptions
     from corrtrace.alerts.deploy import Deployer
@@ -113,7 +121,7 @@ def deploy(
         lambda_client=boto3.client("lambda", region_name=region, endpoint_url=endpoint_url),
     )
     try:
-        changes = deployer.deploy(chosen, dry_run=dry_run)
+        changes = deployer.deploy(chosen, dry_run=dry_run, prune=prune)
     except AlertDefinitionError as exc:
         _fail(str(exc))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
@@ -123,8 +131,9 @@ def deploy(
         return
     for change in changes:
         click.echo(change.describe())
-    todo = sum(1 for c in changes if c.action != "unchanged")
-    click.echo(f"{todo} change(s){' (dry run, nothing written)' if dry_run else ''}", err=True)
+    counts = {kind: sum(1 for c in changes if c.action == kind) for kind in ("create", "update", "delete")}
+    summary = ", ".join(f"{n} to {kind}" if dry_run else f"{n} {kind}d" for kind, n in counts.items())
+    click.echo(f"{summary}{' (dry run, nothing written)' if dry_run else ''}", err=True)
 
 
 @alerts.command("evaluate")

@@ -1,6 +1,11 @@
 """Deploy an alert file to CloudWatch: metric filters, alarms and subscription filters to the alert-handler
 Lambda. Idempotent: the current resources are read first and only differences are written; ``dry_run``
-returns the same plan without writing anything."""
+returns the same plan without writing anything.
+
+The file is the whole truth: what corrtrace deployed earlier and the file no longer holds is deleted (``prune``).
+Only corrtrace's own resources are candidates, recognised by what only corrtrace writes: the ``corrtrace-``
+filter-name prefix, the ``corrtrace:managed-by`` alarm tag, the ``corrtrace-`` permission statement ids. Log
+groups are never deleted: they hold the logs (alerts/README.md, "Operating it")."""
 
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from typing import Any
 
 from corrtrace.alerts.definitions import Alert, AlertDefinitionError
 
-CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
+CREATE, UPDATE, UNCHANGED, DELETE = "create", "update", "unchanged", "delete"
+OWNER_TAG = {"Key": "corrtrace:managed-by", "Value": "corrtrace alerts deploy"}
+NAME_PREFIX = "corrtrace-"
+_SID_PREFIXES = ("corrtrace-logs-", "corrtrace-alarm-")
 
 
 @dataclass
@@ -34,7 +42,7 @@ class Change:
         }
 
     def describe(self) -> str:
-        mark = {CREATE: "+", UPDATE: "~", UNCHANGED: "="}[self.action]
+        mark = {CREATE: "+", UPDATE: "~", UNCHANGED: "=", DELETE: "-"}[self.action]
         details = ", ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in self.diff.items())
         return f"{mark} {self.resource} {self.name}" + (f" ({details})" if details and self.action == UPDATE else "")
 
@@ -85,6 +93,7 @@ def alarm_request(alert: Alert, handler_arn: str | None) -> dict[str, Any]:
         "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(a.dimensions.items())],
         "AlarmActions": _alarm_actions(alert, handler_arn),
         "ActionsEnabled": True,
+        "Tags": [OWNER_TAG],
     }
     if a.statistic.startswith("p"):
         request["ExtendedStatistic"] = a.statistic
@@ -153,7 +162,8 @@ class Deployer:
         self.handler_arn = handler_arn
         self.lambda_client = lambda_client
 
-    def plan(self, alerts: Sequence[Alert]) -> list[Change]:
+    def plan(self, alerts: Sequence[Alert], *, prune: bool = True) -> list[Change]:
+        """What deploying ``alerts`` changes; with ``prune``, also what it deletes (see the module docstring)."""
         changes: list[Change] = []
         groups = sorted({g for a in alerts for g in a.log_groups if a.metric or a.subscribe})
         for alert in alerts:
@@ -177,7 +187,66 @@ class Deployer:
                     changes.append(self._plan_subscription(alert, group, group in existing_groups))
             if alert.alarm:
                 changes.append(self._plan_alarm(alert))
+        if prune:
+            changes += self._plan_deletions(alerts, groups)
         return changes
+
+    def _plan_deletions(self, alerts: Sequence[Alert], groups: Sequence[str]) -> list[Change]:
+        """corrtrace's resources that the file no longer holds."""
+        wanted_filters = {(g, a.filter_name) for a in alerts if a.metric for g in a.log_groups}
+        wanted_subs = {(g, a.subscription_name) for a in alerts if a.subscribe for g in a.log_groups}
+        wanted_alarms = {a.alarm_name for a in alerts if a.alarm}
+        owned_filters = [
+            f
+            for page in self.logs.get_paginator("describe_metric_filters").paginate()
+            for f in page.get("metricFilters", [])
+            if str(f.get("filterName", "")).startswith(NAME_PREFIX)
+        ]
+        changes = [
+            Change("metric-filter", f"{f['logGroupName']}:{f['filterName']}", DELETE,
+                   request={"logGroupName": f["logGroupName"], "filterName": f["filterName"]})
+            for f in owned_filters
+            if (f["logGroupName"], f["filterName"]) not in wanted_filters
+        ]
+        # subscription filters need a log group: those of the file and those holding corrtrace's metric filters
+        for group in sorted({*groups, *(f["logGroupName"] for f in owned_filters)}):
+            try:
+                found = self.logs.describe_subscription_filters(logGroupName=group, filterNamePrefix=NAME_PREFIX)
+            except self.logs.exceptions.ResourceNotFoundException:
+                continue
+            changes += [
+                Change("subscription-filter", f"{group}:{f['filterName']}", DELETE,
+                       request={"logGroupName": group, "filterName": f["filterName"]})
+                for f in found.get("subscriptionFilters", [])
+                if (group, f["filterName"]) not in wanted_subs
+            ]
+        changes += [
+            Change("alarm", name, DELETE, request={"AlarmNames": [name]})
+            for name in self._owned_alarms(alerts, owned_filters)
+            if name not in wanted_alarms
+        ]
+        if self.lambda_client is not None and self.handler_arn:
+            wanted_sids = {c.name for c in self._plan_permissions(alerts)}
+            changes += [
+                Change("lambda-permission", sid, DELETE, request={"FunctionName": self.handler_arn, "StatementId": sid})
+                for sid in sorted(self._policy_sids())
+                if sid.startswith(_SID_PREFIXES) and sid not in wanted_sids
+            ]
+        return changes
+
+    def _owned_alarms(self, alerts: Sequence[Alert], owned_filters: Sequence[dict[str, Any]]) -> list[str]:
+        """Alarms carrying corrtrace's tag, among those on the namespaces corrtrace's metric filters write to."""
+        namespaces = {a.metric.namespace for a in alerts if a.metric}
+        namespaces |= {t["metricNamespace"] for f in owned_filters for t in f.get("metricTransformations", [])}
+        owned: list[str] = []
+        for page in self.cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+            for alarm in page.get("MetricAlarms", []):
+                if alarm.get("Namespace") not in namespaces:
+                    continue
+                tags = self.cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags", [])
+                if OWNER_TAG in tags:
+                    owned.append(alarm["AlarmName"])
+        return owned
 
     def _plan_permissions(self, alerts: Sequence[Alert]) -> list[Change]:
         if self.lambda_client is None or not self.handler_arn:
@@ -256,7 +325,7 @@ class Deployer:
         if current is not None:
             current = dict(current)
             current["Dimensions"] = sorted(current.get("Dimensions") or [], key=lambda d: d["Name"])
-        keys = [k for k in desired if k != "ActionsEnabled"]
+        keys = [k for k in desired if k not in ("ActionsEnabled", "Tags")]
         return self._change("alarm", alert.alarm_name, current, _diff(current, desired, keys), desired)
 
     @staticmethod
@@ -267,8 +336,11 @@ class Deployer:
         return Change(resource, name, action, diff if action == UPDATE else {}, request)
 
     def apply(self, changes: Sequence[Change]) -> None:
-        """Write every created or updated resource (log groups first: the filters need them)."""
+        """Write every created or updated resource (log groups first: the filters need them), then delete."""
         for change in changes:
+            if change.action == DELETE:
+                self._delete(change)
+                continue
             if change.action == UNCHANGED:
                 continue
             if change.resource == "log-group":
@@ -281,9 +353,22 @@ class Deployer:
                 self.logs.put_subscription_filter(**change.request)
             elif change.resource == "alarm":
                 self.cloudwatch.put_metric_alarm(**change.request)
+                if change.action == UPDATE:  # PutMetricAlarm ignores Tags on an existing alarm
+                    arn = self.cloudwatch.describe_alarms(AlarmNames=[change.name])["MetricAlarms"][0]["AlarmArn"]
+                    self.cloudwatch.tag_resource(ResourceARN=arn, Tags=[OWNER_TAG])
 
-    def deploy(self, alerts: Sequence[Alert], *, dry_run: bool = False) -> list[Change]:
-        changes = self.plan(alerts)
+    def _delete(self, change: Change) -> None:
+        if change.resource == "metric-filter":
+            self.logs.delete_metric_filter(**change.request)
+        elif change.resource == "subscription-filter":
+            self.logs.delete_subscription_filter(**change.request)
+        elif change.resource == "alarm":
+            self.cloudwatch.delete_alarms(**change.request)
+        elif change.resource == "lambda-permission":
+            self.lambda_client.remove_permission(**change.request)
+
+    def deploy(self, alerts: Sequence[Alert], *, dry_run: bool = False, prune: bool = True) -> list[Change]:
+        changes = self.plan(alerts, prune=prune)
         if not dry_run:
             self.apply(changes)
         return changes

@@ -20,8 +20,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+import re2
 from corrtrace.alerts import compile_pattern
 
+_PEERS = {"orjson_loads_ns": "orjson.loads", "hand_ns": "hand-written", "python_re_ns": "Python re"}
 REPEATS = 7
 ROUNDS = 5  # interleaved rounds; the minimum of the per-round medians resists load from other processes
 EVENTS = 20_000
@@ -98,15 +100,25 @@ def main() -> int:
     c, h = _pair(terms, hand_terms, text)
     results["terms"] = {"compiled_ns": c, "hand_ns": h, "ratio": c / h}
 
-    # regex
+    # regex: the hand-written peer uses the same linear-time engine (google-re2) the obvious way; Python's
+    # backtracking ``re`` is shown for information only (no target): it is what a hostile line exploits
     regex = compile_pattern(r"%ERR5\d\d%").matches
-    search = re.compile(r"ERR5\d\d", re.ASCII).search
+    re2_search = re2.compile(r"ERR5\d\d").search
+    backtracking = re.compile(r"ERR5\d\d", re.ASCII).search
 
     def hand_regex(m: str) -> bool:
-        return search(m) is not None
+        return re2_search(m) is not None
+
+    def python_re(m: str) -> bool:
+        return backtracking(m) is not None
 
     c, h = _pair(regex, hand_regex, text)
     results["regex"] = {"compiled_ns": c, "hand_ns": h, "ratio": c / h}
+    c, h = _pair(regex, python_re, text)
+    results["regex_vs_python_re"] = {"compiled_ns": c, "python_re_ns": h, "ratio": c / h, "info": True}
+    rare = [m.replace("ERR503", "ERR404") if i % 50 else m for i, m in enumerate(text)]
+    c, h = _pair(regex, python_re, rare)
+    results["regex_rare_vs_python_re"] = {"compiled_ns": c, "python_re_ns": h, "ratio": c / h, "info": True}
 
     # JSON on pre-parsed events
     json_pattern = compile_pattern('{ $.event.outcome = "failure" && $.http.response.status_code >= 500 }')
@@ -160,19 +172,21 @@ def main() -> int:
     c, h = _pair(delimited, hand_delimited, _apache_events())
     results["space_delimited"] = {"compiled_ns": c, "hand_ns": h, "ratio": c / h}
 
-    ok = all(r["ratio"] <= 1.5 for k, r in results.items() if k != "json_vs_orjson_loads")
+    ok = all(r["ratio"] <= 1.5 for k, r in results.items() if k != "json_vs_orjson_loads" and not r.get("info"))
     ok = ok and results["json_vs_orjson_loads"]["ratio"] <= 0.5
     if "--json" in sys.argv:
         print(json.dumps({"results": results, "targets_met": ok}, indent=2))
     else:
         for family, r in results.items():
-            peer = "orjson.loads" if "orjson_loads_ns" in r else "hand-written"
-            peer_ns = r.get("orjson_loads_ns", r.get("hand_ns", 0.0))
+            peer = next(p for k, p in _PEERS.items() if k in r)
+            peer_ns = r.get("orjson_loads_ns", r.get("hand_ns", r.get("python_re_ns", 0.0)))
             target = 0.5 if family == "json_vs_orjson_loads" else 1.5
-            verdict = "ok" if r["ratio"] <= target else "MISSED"
+            verdict = "(information, no target)" if r.get("info") else (
+                f"(target <= {target}) {'ok' if r['ratio'] <= target else 'MISSED'}"
+            )
             print(
-                f"{family:22s} compiled {r['compiled_ns']:8.1f} ns/event   {peer:13s} {peer_ns:8.1f} ns/event   "
-                f"ratio {r['ratio']:.2f} (target <= {target}) {verdict}"
+                f"{family:24s} compiled {r['compiled_ns']:8.1f} ns/event   {peer:13s} {peer_ns:8.1f} ns/event   "
+                f"ratio {r['ratio']:.2f} {verdict}"
             )
             if "cold_ratio" in r:
                 print(

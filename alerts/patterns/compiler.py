@@ -7,7 +7,6 @@ JSON patterns evaluate on an already parsed object, so a log line parsed once se
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
@@ -15,6 +14,7 @@ from typing import Any, Literal
 import orjson
 from corrtrace.alerts.patterns import ast
 from corrtrace.alerts.patterns.parser import NUMBER_RE, parse
+from corrtrace.alerts.patterns.regex import searcher
 from corrtrace.alerts.patterns.tokens import tokenize, tokenize_rest, unwrap
 
 
@@ -121,10 +121,10 @@ class _Gen:
             return f"({x}).__class__ in _SCALAR" if op == "=" else "False"
         if value.kind == "regex":
             assert value.regex is not None
-            search = self.bind("_r", re.compile(value.regex.python, re.ASCII).search)
+            found = self.bind("_r", searcher(value.regex))
             t = self.name("_t")
-            hit = "is not None" if op == "=" else "is None"
-            return f"((({t} := _s({x})) is not None) and {search}({t}) {hit})"
+            hit = "" if op == "=" else "not "
+            return f"((({t} := _s({x})) is not None) and {hit}{found}({t}))"
         if value.kind == "number":
             c = self.bind("_c", value.number)
             t = self.name("_t")
@@ -293,8 +293,7 @@ class FilterPattern:
             self.matches_parsed = _never_parsed
         elif isinstance(tree, ast.Regex):
             self.kind = "regex"
-            search = re.compile(tree.python, re.ASCII).search
-            self.matches = lambda m, _rs=search: _rs(m) is not None  # type: ignore[misc]
+            self.matches = searcher(tree)
             self.matches_parsed = _never_parsed
         elif isinstance(tree, ast.Json):
             self.kind = "json"

@@ -17,6 +17,9 @@ from corrtrace.alerts.patterns.regex import translate
 MAX_PATTERN_LENGTH = 1024
 MAX_REGEXES_PER_PATTERN = 2
 MAX_WILDCARDS_PER_EXPRESSION = 3
+# CloudWatch documents no nesting limit, only the 1,024-character one, which allows ~500 levels of parentheses:
+# deep enough to exhaust the parser's and the compiler's stacks. 32 levels is far beyond any real pattern.
+MAX_NESTING = 32
 NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NAME_CHARS = frozenset(WORD_CHARS | {"-"})
 _BARE_JSON_VALUE = frozenset(WORD_CHARS | set(".*-+:/"))
@@ -137,6 +140,7 @@ class _Json:
         self.allow_space = allow_space
         self.regexes = 0
         self.wildcards = 0
+        self.depth = 0
 
     def parse(self) -> ast.Json:
         sc = self.sc
@@ -179,9 +183,13 @@ class _Json:
         sc = self.sc
         sc.skip_ws()
         if sc.accept("("):
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise sc.error(f"parentheses nested deeper than {MAX_NESTING} levels", sc.pos - 1)
             inner = self.parse_or()
             sc.skip_ws()
             sc.expect(")", "')'")
+            self.depth -= 1
             return inner
         if sc.peek() != "$":
             found = sc.peek() or "end of pattern"

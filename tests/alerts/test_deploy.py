@@ -107,3 +107,59 @@ def test_deploy_refuses_subscription_without_handler(aws: Any) -> None:
         Deployer(aws("logs"), aws("cloudwatch")).plan(builtin_alerts(["/x"]))
     result = CliRunner().invoke(alerts_cli, ["deploy"])
     assert result.exit_code == 2 and "--handler-arn" in result.output
+
+
+def test_deploy_removes_what_the_file_no_longer_holds_and_only_that(aws: Any, tmp_path: Path) -> None:
+    arn = handler_arn(aws)
+    logs, cw, lam = aws("logs"), aws("cloudwatch"), aws("lambda")
+    deployer = Deployer(logs, cw, handler_arn=arn, lambda_client=lam)
+    everything = builtin_alerts(["/corrtrace/test"])
+    deployer.deploy(everything)
+    # resources corrtrace did not create, on the same group and namespace: never touched
+    logs.put_metric_filter(
+        logGroupName="/corrtrace/test",
+        filterName="team-filter",
+        filterPattern="ERROR",
+        metricTransformations=[{"metricName": "TeamErrors", "metricNamespace": "corrtrace", "metricValue": "1"}],
+    )
+    cw.put_metric_alarm(
+        AlarmName="team-alarm", MetricName="TeamErrors", Namespace="corrtrace", Statistic="Sum", Period=60,
+        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    kept = [a for a in everything if a.name == "errors-and-exceptions"]
+    assert len(kept) == 1
+
+    plan = deployer.deploy(kept, dry_run=True)
+    deletes = sorted((c.resource, c.name) for c in plan if c.action == "delete")
+    gone = [a for a in everything if a.name != "errors-and-exceptions"]
+    assert sorted(n for r, n in deletes if r == "metric-filter") == sorted(
+        f"/corrtrace/test:{a.filter_name}" for a in gone if a.metric
+    )
+    assert sorted(n for r, n in deletes if r == "alarm") == sorted(a.alarm_name for a in gone if a.alarm)
+    assert {n for r, n in deletes if r == "subscription-filter"} == {
+        f"/corrtrace/test:{a.subscription_name}" for a in gone if a.subscribe
+    } - {f"/corrtrace/test:{a.subscription_name}" for a in kept if a.subscribe}
+    assert not any("team-" in n for _, n in deletes)
+    assert len(logs.describe_metric_filters(logGroupName="/corrtrace/test")["metricFilters"]) == 5  # dry run
+
+    file = tmp_path / "alerts.yaml"
+    file.write_text(yaml.safe_dump({"alerts": [{"name": "errors-and-exceptions", "pattern": "?ERROR ?Exception",
+                                                "log_groups": ["/corrtrace/test"],
+                                                "metric": {"namespace": "corrtrace", "name": "Errors"},
+                                                "alarm": {"threshold": 1}, "actions": ["txmanager"]}]}))
+    dry = CliRunner().invoke(alerts_cli, ["deploy", "--file", str(file), "--handler-arn", arn, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "- alarm high-latency" in dry.output and "to delete (dry run, nothing written)" in dry.output
+
+    deployer.deploy(kept)
+    names = {f["filterName"] for f in logs.describe_metric_filters(logGroupName="/corrtrace/test")["metricFilters"]}
+    assert names == {k.filter_name for k in kept} | {"team-filter"}
+    alarms = {a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]}
+    assert alarms == {k.alarm_name for k in kept} | {"team-alarm"}
+    subs = logs.describe_subscription_filters(logGroupName="/corrtrace/test")["subscriptionFilters"]
+    assert {s["filterName"] for s in subs} == {k.subscription_name for k in kept if k.subscribe}
+    sids = {st["Sid"] for st in json.loads(lam.get_policy(FunctionName=arn)["Policy"])["Statement"]}
+    assert sids == {c.name for c in deployer.plan(kept) if c.resource == "lambda-permission"}
+    assert [c for c in deployer.deploy(kept) if c.action != "unchanged"] == []
+    # --no-prune keeps what is deployed even when the file shrinks to nothing
+    assert [c for c in deployer.deploy([], prune=False) if c.action == "delete"] == []
