@@ -7,23 +7,26 @@ import os
 from typing import Any
 
 from celery import Celery, signals
-from corrtrace.middleware.celery import install
 
 from corrtrace.context import get_correlation_id
 from corrtrace.logging import configure
+from tests.integrations.readme import snippet
 
 REDIS_URL = os.environ.get("CORRTRACE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("CORRTRACE_TEST_CELERY_QUEUE", "corrtrace-tests")
 
-app = Celery("corrtrace_tests", broker=REDIS_URL, backend=REDIS_URL)
+_readme: dict[str, Any] = {}
+exec(snippet("Celery"), _readme)  # the README's set-up, as written: Celery(...) + install(app)
+app: Celery = _readme["app"]
 app.conf.update(
+    broker_url=REDIS_URL,
+    result_backend=REDIS_URL,
     task_default_queue=QUEUE,
     worker_hijack_root_logger=False,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
     result_expires=300,
 )
-install(app)
 log = logging.getLogger("tests.celery")
 
 

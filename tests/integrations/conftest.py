@@ -12,6 +12,8 @@ from sentry_sdk.transport import Transport
 
 from corrtrace.sentry import CorrelationIdIntegration
 
+from .readme import snippet
+
 
 class RecordingTransport(Transport):
     """Keeps every envelope the real SDK would send; nothing leaves the process."""
@@ -34,13 +36,12 @@ class RecordingTransport(Transport):
 
 @pytest.fixture()
 def sentry_events() -> Iterator[RecordingTransport]:
+    """The README's Sentry set-up, run as written; then its transport is swapped for the recording one."""
+    exec(snippet("Sentry"), {"SENTRY_DSN": "http://public@127.0.0.1:9/1"})  # never contacted
     transport = RecordingTransport()
-    sentry_sdk.init(
-        dsn="http://public@127.0.0.1:9/1",  # never contacted: the transport keeps the envelopes
-        transport=transport,
-        integrations=[CorrelationIdIntegration()],
-        default_integrations=True,
-    )
+    client = sentry_sdk.get_client()
+    assert client.is_active() and any(isinstance(i, CorrelationIdIntegration) for i in client.integrations.values())
+    client.transport = transport
     try:
         yield transport
     finally:
