@@ -38,6 +38,12 @@ def set_trace_context_provider(provider: TraceContextProvider | None) -> None:
     _trace_context_provider = provider
 
 
+def current_trace_context() -> tuple[str, str] | None:
+    """``(trace_id, span_id)`` when tracing is on (the otel module installed a provider), else None."""
+    provider = _trace_context_provider
+    return provider() if provider is not None else None
+
+
 def _default(obj: Any) -> Any:
     return repr(obj)
 

@@ -19,8 +19,8 @@ _LAZY = {
     "run_demo": "corrtrace.demo.runner",
     "run_check": "corrtrace.demo.mdm",
     "scheduled_handler": "corrtrace.demo.mdm",
-    "StreamPoller": "corrtrace.demo.shipping.poller",
-    "PollerSettings": "corrtrace.demo.shipping.poller",
+    "StreamPoller": "corrtrace.eventsource",
+    "PollerSettings": "corrtrace.eventsource",
 }
 
 __all__ = ["DemoSettings", "FaultPlan", "Mesh", "plan_orders", *_LAZY]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -49,8 +50,12 @@ def txmanager() -> None:
 @click.option("--host", default=None, help="Listen address (default: txmanager.host).")
 @click.option("--port", type=int, default=None, help="Listen port (default: txmanager.port).")
 @click.option("--log-level", default="INFO", show_default=True)
-def serve(config_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
+@click.option("--follow-failures", is_flag=True, help="Also read the failure channel and trigger from it "
+              "(the local stand-in for the Lambda trigger; see follow-failures).")
+def serve(config_path: str | None, host: str | None, port: int | None, log_level: str, follow_failures: bool) -> None:
     """Run the manager's HTTP API with uvicorn; unfinished rollbacks resume at start."""
+    import threading
+
     import uvicorn
     from botocore.exceptions import BotoCoreError, ClientError
     from corrtrace.txmanager.app import create_app
@@ -75,15 +80,66 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     except ConfigError as exc:
         click.echo(f"corrtrace txmanager: {exc}", err=True)
         sys.exit(2)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="warning", access_log=False)
+    stop = threading.Event()
+    if follow_failures:
+        from corrtrace.txmanager.follow import follow_in_thread
+
+        bound = replace(settings, host=host or settings.host, port=port or settings.port)
+        _or_exit(lambda: follow_in_thread(bound, stop))
+    try:
+        uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+
+
+def _or_exit(start: Any) -> Any:
+    """Run a setup step of the failure channel; a missing resource or bad setting exits with one line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return start()
+    except ConfigError as exc:
+        click.echo(f"corrtrace txmanager: {exc}", err=True)
+        sys.exit(2)
+    except (BotoCoreError, ClientError, ValueError) as exc:
+        click.echo(
+            f"corrtrace txmanager: the failure channel is not usable ({type(exc).__name__}: {exc}); "
+            "create it with `corrtrace txmanager init` and check failure_endpoint and the credentials",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@txmanager.command("follow-failures")
+@config_option
+@click.option("--log-level", default="INFO", show_default=True)
+def follow_failures(config_path: str | None, log_level: str) -> None:
+    """Read the failure channel (stream or queue) like Lambda's event-source mapping and call the manager."""
+    import signal
+    import threading
+
+    from corrtrace.txmanager.follow import build_follower
+
+    from corrtrace.logging import configure
+
+    settings = _settings(config_path)
+    configure(settings.service_name, level=log_level.upper())
+    follower = _or_exit(lambda: build_follower(settings))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"corrtrace txmanager: following {settings.failure_channel} {settings.failure_target} "
+               f"for {settings.resolved_manager_url}", err=True)
+    follower.run(stop)
 
 
 @txmanager.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def init(config_path: str | None, as_json: bool) -> None:
-    """Create the DynamoDB table (idempotent)."""
+    """Create the DynamoDB table and the failure channel with its on-failure queue (idempotent)."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from corrtrace.txmanager.failures import create_resources
     from corrtrace.txmanager.store import Store
 
     settings = _settings(config_path)
@@ -92,7 +148,13 @@ def init(config_path: str | None, as_json: bool) -> None:
     except (BotoCoreError, ClientError) as exc:
         click.echo(f"corrtrace txmanager init: cannot create table {settings.table_name}: {exc}", err=True)
         sys.exit(1)
-    _emit({"table": settings.table_name, "created": created}, as_json)
+    try:
+        channel = create_resources(settings)
+    except (BotoCoreError, ClientError) as exc:
+        click.echo(f"corrtrace txmanager init: cannot create the failure channel {settings.failure_channel} "
+                   f"{settings.failure_target}: {exc}", err=True)
+        sys.exit(1)
+    _emit({"table": settings.table_name, "created": created, "failure_channel": channel}, as_json)
 
 
 def _client_call(config_path: str | None, url: str | None, fn: str, correlation_id: str, **kwargs: Any) -> Any:

@@ -16,6 +16,7 @@ from corrtrace.config import ConfigError, load_section, read_file
 
 SECTION = "txmanager"
 OPEN_TTL_ACTIONS = ("expire", "rollback")
+FAILURE_CHANNELS = ("dynamodb", "sqs", "sns", "kinesis")
 
 
 @dataclass
@@ -57,8 +58,19 @@ class TxManagerSettings:
     host: str = "127.0.0.1"
     port: int = 8700
     service_name: str = "txmanager"
+    # the failure channel (failures.py, triggers.py): where services write failure reports, and who reads them
+    failure_channel: str = "dynamodb"  # dynamodb (a table with a stream) | sqs | sns (a topic into a queue) | kinesis
+    failure_target: str = "corrtrace-failures"  # the table, queue, topic or stream name
+    failure_dlq: str = "corrtrace-failures-dlq"  # the on-failure queue (malformed or unusable records)
+    failure_endpoint: str | None = None  # AWS endpoint of the channel (default: dynamodb_endpoint for a table)
+    manager_url: str | None = None  # where the trigger calls the manager (default http://host:port)
 
     def __post_init__(self) -> None:
+        if self.failure_channel not in FAILURE_CHANNELS:
+            raise ConfigError(
+                f"{SECTION}.failure_channel: expected one of {', '.join(FAILURE_CHANNELS)}, "
+                f"got {self.failure_channel!r}"
+            )
         if self.max_attempts < 1:
             raise ConfigError(f"{SECTION}.max_attempts: expected at least 1, got {self.max_attempts}")
         for name in ("backoff_initial", "backoff_max", "participant_timeout", "poll_interval"):
@@ -82,6 +94,16 @@ class TxManagerSettings:
     def lease_seconds(self) -> float:
         """How long a claimed participant call is ours: the call's timeout plus a margin for our own work."""
         return self.participant_timeout + self.lease_margin
+
+    @property
+    def resolved_manager_url(self) -> str:
+        return (self.manager_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def resolved_failure_endpoint(self) -> str | None:
+        if self.failure_endpoint:
+            return self.failure_endpoint
+        return self.dynamodb_endpoint if self.failure_channel == "dynamodb" else None
 
     def backoff(self, attempt: int) -> float:
         """Delay before attempt ``attempt + 1`` (exponential from ``backoff_initial``, capped)."""

@@ -10,9 +10,10 @@ from corrtrace.demo import wiring
 from corrtrace.demo.aws import stream_arn
 from corrtrace.demo.runtime import Runtime
 from corrtrace.demo.shipping.handler import make_handler
-from corrtrace.demo.shipping.poller import PollerSettings, StreamPoller
 from corrtrace.demo.shipping.store import ShippingStore
 from corrtrace.demo.status import serve_status
+
+from corrtrace.eventsource import PollerSettings, StreamPoller
 
 
 def build_poller(rt: Runtime) -> StreamPoller:
@@ -38,6 +39,7 @@ def build_poller(rt: Runtime) -> StreamPoller:
         retry_delay=demo.stream_retry_delay_ms / 1000,
         poll_interval=demo.stream_poll_ms / 1000,
         parallelization_factor=demo.stream_parallelization,
+        function_name="shipping",
     )
     def commit(cid: str) -> None:
         """Shipped: the whole request is done, so every participant may make its staged work final."""

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from corrtrace.demo.shipping.poller import PollerSettings, StreamPoller, lane_of, record_correlation_id
+
+from corrtrace.eventsource import PollerSettings, StreamPoller, lane_of, record_correlation_id
 
 
 def _stream(aws: Callable[[str], Any], count: int, poison: set[int]) -> tuple[Any, str, list[str]]:
@@ -46,7 +47,7 @@ class Recorder:
         self.lock = threading.Lock()
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        assert context.function_name == "shipping" and context.get_remaining_time_in_millis() > 0
+        assert context.function_name == "function" and context.get_remaining_time_in_millis() > 0
         failures = []
         for record in event["Records"]:
             assert record["eventSource"] == "aws:dynamodb" and record["eventSourceARN"].startswith("arn:aws:dynamodb")

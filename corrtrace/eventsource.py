@@ -1,11 +1,19 @@
-"""A local DynamoDB-Streams event-source mapping that behaves like Lambda's.
+"""Local event-source mappings that behave like Lambda's: DynamoDB Streams and Kinesis (``StreamPoller``,
+``KinesisPoller``) and SQS (``QueuePoller``), for running Lambda handlers without AWS (moto cannot run them).
+Used by the demo's shipping service and by ``corrtrace txmanager follow-failures``.
 
-Moto cannot run Lambda functions, so this poller does what Lambda's poller does for a stream: read each shard
+For a stream, the poller does what Lambda's does: read each shard
 in order and hand the function batches of up to ``batch_size`` records. On failure it retries the batch: the
 stream does not move past a failing record (the talk's "jam"). With ``report_batch_item_failures`` the
 function returns ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}]}`` and only the records from
 the first failed one on are retried. When ``max_retries`` are used up the batch is bisected until the bad
-record is alone, and that record is skipped and handed to the on-failure destination.
+record is alone, and that record is skipped and handed to the on-failure destination. ``max_retries=-1`` is
+Lambda's "retry until the record expires": the batch is retried (with a delay growing to ``max_retry_delay``)
+until it succeeds, which is what a consumer that must not lose a record (the failure trigger) wants.
+
+For a queue, as Lambda's SQS mapping: receive up to ``batch_size`` messages, invoke, delete the messages that
+succeeded (all but those in ``batchItemFailures``; none when the function raised). A failed message comes back
+after its visibility timeout, and the queue's redrive policy moves it to its dead-letter queue.
 
 ``parallelization_factor`` is Lambda's ParallelizationFactor: up to that many batches of one shard run at
 once, records with the same partition key always in the same lane and in order, so a jam holds up only
@@ -14,6 +22,7 @@ the poison record's lane.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import queue
@@ -28,7 +37,7 @@ from typing import Any
 
 from corrtrace.context import bind_correlation_id
 
-log = logging.getLogger("demo.shipping.poller")
+log = logging.getLogger("corrtrace.eventsource")
 SHARD_REFRESH_SECONDS = 5.0
 Handler = Callable[[dict[str, Any], Any], Any]
 Record = dict[str, Any]
@@ -37,13 +46,14 @@ Record = dict[str, Any]
 @dataclass(frozen=True)
 class PollerSettings:
     batch_size: int = 10
-    max_retries: int = 2
+    max_retries: int = 2  # -1: retry until it succeeds (Lambda's -1: until the record expires)
     retry_delay: float = 0.05
+    max_retry_delay: float = 5.0
     poll_interval: float = 0.1
     bisect_on_error: bool = True
     report_batch_item_failures: bool = True
     parallelization_factor: int = 1
-    function_name: str = "shipping"
+    function_name: str = "function"
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= 10_000:
@@ -52,8 +62,8 @@ class PollerSettings:
             raise ValueError(
                 f"parallelization_factor must be 1..10 (Lambda's range), got {self.parallelization_factor}"
             )
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.max_retries < -1:
+            raise ValueError(f"max_retries must be >= 0, or -1 for no limit, got {self.max_retries}")
 
 
 @dataclass
@@ -95,7 +105,21 @@ class LambdaContext:
         return max(0, int((self.deadline - time.time()) * 1000))
 
 
+def sequence_of(record: Record) -> str:
+    """A stream record's sequence number, what ``batchItemFailures`` quotes for it (DynamoDB or Kinesis)."""
+    if "kinesis" in record:
+        return str(record["kinesis"]["sequenceNumber"])
+    return str(record["dynamodb"]["SequenceNumber"])
+
+
 def record_correlation_id(record: Record) -> str | None:
+    """The ``correlation_id`` a stream record carries (item attribute, or a field of Kinesis JSON data)."""
+    if "kinesis" in record:
+        try:
+            value = json.loads(base64.b64decode(record["kinesis"].get("data") or b"")).get("correlation_id")
+        except (ValueError, TypeError, AttributeError):
+            return None
+        return value if isinstance(value, str) and value else None
     image = record.get("dynamodb", {}).get("NewImage") or record.get("dynamodb", {}).get("OldImage") or {}
     value = image.get("correlation_id", {}).get("S")
     return str(value) if value else None
@@ -103,7 +127,10 @@ def record_correlation_id(record: Record) -> str | None:
 
 def lane_of(record: Record, lanes: int) -> int:
     """Records with the same partition key go to the same lane (Lambda keeps their order)."""
-    key = json.dumps(record.get("dynamodb", {}).get("Keys", {}), sort_keys=True).encode()
+    if "kinesis" in record:
+        key = str(record["kinesis"].get("partitionKey", "")).encode()
+    else:
+        key = json.dumps(record.get("dynamodb", {}).get("Keys", {}), sort_keys=True).encode()
     return zlib.crc32(key) % lanes
 
 
@@ -131,6 +158,7 @@ class StreamPoller:
         self._shards_checked = 0.0
         self._lanes: list[queue.Queue[Record]] = [queue.Queue() for _ in range(self.settings.parallelization_factor)]
         self._busy = [False] * self.settings.parallelization_factor
+        self._stop = threading.Event()
 
     # --- reading the stream ---------------------------------------------------------------------------
     def _refresh_shards(self) -> None:
@@ -138,13 +166,18 @@ class StreamPoller:
         if self._iterators and time.monotonic() - self._shards_checked < SHARD_REFRESH_SECONDS:
             return
         self._shards_checked = time.monotonic()
-        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            shard_id = shard["ShardId"]
+        for shard_id in self._shard_ids():
             if shard_id not in self._iterators:
-                self._iterators[shard_id] = self.streams.get_shard_iterator(
-                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
+                self._iterators[shard_id] = self._iterator(shard_id)
+
+    def _shard_ids(self) -> list[str]:
+        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        return [str(shard["ShardId"]) for shard in shards]
+
+    def _iterator(self, shard_id: str) -> str:
+        return str(self.streams.get_shard_iterator(
+            StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"])
 
     def read(self) -> list[Record]:
         """The new records of every shard, in shard order, as Lambda's event shows them."""
@@ -155,7 +188,7 @@ class StreamPoller:
                 continue
             page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
             self._iterators[shard_id] = page.get("NextShardIterator")
-            found += [self._as_lambda_record(r) for r in page.get("Records", [])]
+            found += [self._as_lambda_record(r, shard_id) for r in page.get("Records", [])]
         return found
 
     def poll_once(self) -> int:
@@ -171,6 +204,7 @@ class StreamPoller:
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop``; each lane's batches run in their own worker thread."""
+        self._stop = stop
         workers = [
             threading.Thread(target=self._work, args=(i, stop), daemon=True, name=f"stream-lane-{i}")
             for i in range(len(self._lanes))
@@ -216,7 +250,7 @@ class StreamPoller:
             finally:
                 self._busy[lane] = False
 
-    def _as_lambda_record(self, record: Record) -> Record:
+    def _as_lambda_record(self, record: Record, shard_id: str) -> Record:
         out = dict(record)
         out.setdefault("eventSourceARN", self.stream_arn)
         out.setdefault("awsRegion", self.region)
@@ -252,7 +286,7 @@ class StreamPoller:
         if not failed:
             return None
         self._count(partial_failures=1)
-        seqs = [r["dynamodb"]["SequenceNumber"] for r in batch]
+        seqs = [sequence_of(r) for r in batch]
         known = [i for i, s in enumerate(seqs) if s in failed]
         # an unknown or empty identifier means the whole batch failed, as Lambda treats it
         return min(known) if known and len(known) == len(failed) else 0
@@ -269,9 +303,10 @@ class StreamPoller:
             batch = batch[first_failed:]
             stalled_since = stalled_since or time.monotonic()
             attempts += 1
-            if attempts <= self.settings.max_retries:
+            if attempts <= self.settings.max_retries or self.settings.max_retries == -1:
                 self._count(retries=1)
-                time.sleep(self.settings.retry_delay * attempts)
+                if self._stop.wait(min(self.settings.max_retry_delay, self.settings.retry_delay * attempts)):
+                    break  # stopping: the records stay unprocessed (a new poller reads them again)
                 continue
             if len(batch) > 1 and self.settings.bisect_on_error:
                 self._count(bisects=1)
@@ -291,7 +326,7 @@ class StreamPoller:
         reason = f"gave up after {attempts} attempts"
         for record in batch:
             cid = record_correlation_id(record)
-            seq = record["dynamodb"]["SequenceNumber"]
+            seq = sequence_of(record)
             with self._stats_lock:
                 self.stats.skipped.append({"sequence_number": seq, "correlation_id": cid})
             with bind_correlation_id(cid):
@@ -302,3 +337,123 @@ class StreamPoller:
                 )
         if self.on_failure is not None:
             self.on_failure(batch, reason)
+
+
+class KinesisPoller(StreamPoller):
+    """The same mapping for a Kinesis stream (``streams`` is a kinesis client, ``stream_arn`` the stream's ARN)."""
+
+    @property
+    def _name(self) -> str:
+        return self.stream_arn.rsplit("/", 1)[-1]  # arn:aws:kinesis:<region>:<account>:stream/<name>
+
+    def _shard_ids(self) -> list[str]:
+        shards = self.streams.list_shards(StreamName=self._name)["Shards"]
+        return [str(shard["ShardId"]) for shard in shards]
+
+    def _iterator(self, shard_id: str) -> str:
+        return str(self.streams.get_shard_iterator(
+            StreamName=self._name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"])
+
+    def _as_lambda_record(self, record: Record, shard_id: str) -> Record:
+        arrived = record.get("ApproximateArrivalTimestamp")
+        return {
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": record["PartitionKey"],
+                "sequenceNumber": record["SequenceNumber"],
+                "data": base64.b64encode(record["Data"]).decode(),
+                "approximateArrivalTimestamp": arrived.timestamp() if isinstance(arrived, datetime) else arrived,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"{shard_id}:{record['SequenceNumber']}",
+            "eventName": "aws:kinesis:record",
+            "eventSourceARN": self.stream_arn,
+            "awsRegion": self.region,
+        }
+
+
+class QueuePoller:
+    """Lambda's SQS event-source mapping: receive, invoke, delete what succeeded; failures come back later."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        handler: Handler,
+        settings: PollerSettings | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.handler = handler
+        self.settings = settings or PollerSettings()
+        self.region = region
+        self.stats = PollerStats()
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        self.arn = str(attributes["QueueArn"])
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        """Receive one batch and hand it to the function; returns how many messages it received."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=min(10, self.settings.batch_size),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        records = [self._as_lambda_record(m) for m in messages]
+        self.stats.invocations += 1
+        try:
+            result = self.handler({"Records": records}, LambdaContext(self.settings.function_name))
+        except Exception as exc:  # nothing is deleted: every message comes back after its visibility timeout
+            log.warning("function error on a batch of %d messages: %s", len(records), type(exc).__name__,
+                        extra={"event.action": "queue-batch-failed"})
+            return len(records)
+        failed: set[str] = set()
+        if self.settings.report_batch_item_failures and isinstance(result, dict):
+            failed = {str(f.get("itemIdentifier")) for f in result.get("batchItemFailures") or []}
+        done = [r for r in records if r["messageId"] not in failed]
+        if failed:
+            self.stats.partial_failures += 1
+        self.stats.records += len(done)
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done[start:start + 10])
+            ])
+        return len(records)
+
+    def pending(self) -> int:
+        """Messages received but not yet handled: none between polls (the queue holds the rest)."""
+        return 0
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                received = self.poll_once()
+            except Exception:  # the poller must outlive a bad moment of the queue API
+                log.exception("queue poll failed; polling again", extra={"event.action": "queue-poll"})
+                received = 0
+            if not received:
+                stop.wait(self.settings.poll_interval)
+
+    def _as_lambda_record(self, message: Record) -> Record:
+        attributes = {
+            name: {"stringValue": value.get("StringValue"), "stringListValues": [], "binaryListValues": [],
+                   "dataType": value.get("DataType", "String")}
+            for name, value in (message.get("MessageAttributes") or {}).items()
+        }
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message.get("Body", ""),
+            "attributes": dict(message.get("Attributes") or {}),
+            "messageAttributes": attributes,
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.arn,
+            "awsRegion": self.region,
+        }
