@@ -9,7 +9,6 @@ inside the binding, so with the README's ``LOGGING`` dict that line carries the 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,12 +18,11 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from corrtrace.context import reset_correlation_id, set_correlation_id
-from corrtrace.ids import accept, new_uuid4_hex
+from corrtrace.ids import new_uuid4_hex
 
-from ._core import ErrorGuard, log_access
+from ._core import HttpMiddleware, log_access
 from .settings import CorrelationSettings
 
-_INFO = logging.INFO
 _ERROR_ATTR = "_corrtrace_error"
 
 
@@ -45,19 +43,19 @@ def settings_from_django() -> CorrelationSettings:
     return found
 
 
-class CorrelationIdMiddleware:
-    """Read, validate, bind and echo the correlation ID of each Django request; one access line per request."""
+class CorrelationIdMiddleware(HttpMiddleware):
+    """Read, validate, bind and echo the correlation ID of each Django request; one access line per request
+    (none on ``skip_paths``), at the level the ASGI/WSGI adapters use."""
 
     sync_capable = True
     async_capable = True
 
     def __init__(self, get_response: Callable[[Any], Any], settings: CorrelationSettings | None = None) -> None:
+        super().__init__(get_response, settings or settings_from_django())
+        s = self.settings
         self.get_response = get_response
-        self.settings = s = settings or settings_from_django()
-        self.errors = ErrorGuard()
         self._keys = (s.wsgi_key, *s.wsgi_fallback_keys)
         self._header = s.header_name
-        self._log = logging.getLogger(s.access_logger) if s.access_log else None
         self._is_async = iscoroutinefunction(get_response)
         if self._is_async:
             markcoroutinefunction(self)
@@ -98,30 +96,28 @@ class CorrelationIdMiddleware:
                 raw = meta.get(key)
                 if raw is not None:
                     break
-            accepted = accept(raw, self.settings.policy)
-            cid = accepted.value
-            request.correlation_id = cid
-            if self.settings.update_request_header:
+            found = self._reader.read(raw)
+            cid = found.value
+            if self._rewrite:
                 meta[self._keys[0]] = cid
-            return cid, accepted.excerpt
-        except Exception as exc:  # a broken policy or an odd request must not break the site
+        except Exception as exc:  # an odd request must not break the site
             self.errors.report("read-id", exc)
-            cid = new_uuid4_hex()
-            request.correlation_id = cid
-            return cid, None
+            cid, found = new_uuid4_hex(), None
+        request.correlation_id = cid
+        return cid, found.excerpt if found is not None else None
 
     def _finish(self, request: Any, response: Any, cid: str, rejected: str | None, start: int) -> None:
         try:
-            if self.settings.echo_header and not response.has_header(self._header):
+            if self._echo and not response.has_header(self._header):
                 response[self._header] = cid
         except Exception as exc:
             self.errors.report("echo-header", exc)
-        log = self._log
-        if log is not None and log.isEnabledFor(_INFO):
-            try:
-                client = request.META.get("REMOTE_ADDR")
+        if self._log is None:
+            return
+        try:
+            log, _ = self._observers(request.path)
+            if log is not None:
                 log_access(log, cid, request.method or "", request.path, response.status_code,
-                           getattr(request, _ERROR_ATTR, None), start, client, rejected)
-            except Exception as exc:
-                self.errors.report("access-log", exc)
-
+                           getattr(request, _ERROR_ATTR, None), start, request.META.get("REMOTE_ADDR"), rejected)
+        except Exception as exc:
+            self.errors.report("access-log", exc)

@@ -194,3 +194,19 @@ def test_under_uvicorn_asgi(tmp_path: pathlib.Path) -> None:
         port, tmp_path,
     )
     _check_server_lines(events)
+
+
+def test_skip_paths_write_no_access_line_but_echo(lines: io.StringIO) -> None:
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from corrtrace.middleware import CorrelationSettings
+    from corrtrace.middleware.django import CorrelationIdMiddleware
+
+    middleware = CorrelationIdMiddleware(lambda request: HttpResponse("ok"),
+                                         CorrelationSettings(skip_paths=("/healthz",)))
+    factory = RequestFactory()
+    health = middleware(factory.get("/healthz", headers={"X-Correlation-ID": "req-health"}))
+    other = middleware(factory.get("/healthzx", headers={"X-Correlation-ID": "req-other"}))
+    assert health["X-Correlation-ID"] == "req-health" and other["X-Correlation-ID"] == "req-other"
+    assert [e["url"]["path"] for e in _events(lines)] == ["/healthzx"]
