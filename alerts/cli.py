@@ -149,6 +149,13 @@ def deploy(
 @click.option("--txmanager-url", default=None, help="Call this transaction manager on ALARM (secret from env).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per alarm transition or jam.")
 @click.option("--follow", is_flag=True, help="Keep following FILES (tail -F) and evaluate on the wall clock.")
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep alarm states here across restarts (default with --follow: alerts.state_file, else the per-user "
+    "data directory).",
+)
 @click.option("--duration", type=float, default=None, help="With --follow: stop after this many seconds.")
 def evaluate(
     files: tuple[Path, ...],
@@ -158,6 +165,7 @@ def evaluate(
     as_json: bool,
     follow: bool,
     duration: float | None,
+    state_file: Path | None,
 ) -> None:
     """Evaluate the alerts over JSON log lines (FILES or stdin), using the events' own timestamps as clock;
     with --follow, tail FILES live and evaluate the alarms every second."""
@@ -188,10 +196,14 @@ def evaluate(
     if follow:
         if not files or any(str(p) == "-" for p in files):
             _fail("--follow needs log FILES (not stdin)")
-        _follow(chosen, [str(p) for p in files], _with_reporter(chosen, actions, reporter), log_group, duration)
+        state_file = state_file or _default_state_file()
+        click.echo(f"alarm states kept in {state_file}", err=True)
+        _follow(chosen, [str(p) for p in files], _with_reporter(chosen, actions, reporter), log_group, duration,
+                state_file)
         return
     now = [0.0]
-    engine = AlertEngine(chosen, _with_reporter(chosen, actions, reporter), clock=lambda: now[0])
+    engine = AlertEngine(chosen, _with_reporter(chosen, actions, reporter), clock=lambda: now[0],
+                         state_file=state_file)
     next_tick = None
     streams = files or (Path("-"),)
     for path in streams:
@@ -219,8 +231,24 @@ def evaluate(
         click.echo(f"{len(out)} notification(s)", err=True)
 
 
+def _default_state_file() -> Path:
+    import platformdirs
+    from corrtrace.alerts.settings import load_settings
+
+    try:
+        configured = load_settings().state_file
+    except ConfigError as exc:
+        _fail(str(exc))
+    return Path(configured) if configured else Path(platformdirs.user_data_dir("corrtrace")) / "alerts-state.json"
+
+
 def _follow(
-    chosen: list[Alert], paths: list[str], actions: list[Any], log_group: str | None, duration: float | None
+    chosen: list[Alert],
+    paths: list[str],
+    actions: list[Any],
+    log_group: str | None,
+    duration: float | None,
+    state_file: Path,
 ) -> None:
     import threading
     import time
@@ -228,7 +256,7 @@ def _follow(
     from corrtrace.alerts.engine import AlertEngine
     from corrtrace.alerts.tail import follow
 
-    engine = AlertEngine(chosen, actions)
+    engine = AlertEngine(chosen, actions, state_file=state_file)
     stop = threading.Event()
     deadline = None if duration is None else time.monotonic() + duration
     last = [0.0]

@@ -14,10 +14,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
 import orjson
 from corrtrace.alerts.actions import Action, AlarmNotification, run_actions
+from corrtrace.alerts.alarm_state import AlarmStateFile
 from corrtrace.alerts.correlation import correlation_id_of
 from corrtrace.alerts.definitions import Alert
 from corrtrace.alerts.evaluator import ALARM, AlarmEvaluator, Transition
@@ -72,7 +74,9 @@ class AlertEngine:
         clock: Callable[[], float] = time.time,
         cloudwatch: Any = None,
         act_while_alarm: bool = True,
+        state_file: str | Path | None = None,
     ) -> None:
+        """``state_file``: where alarm states and the IDs already acted on survive a restart (None: memory only)."""
         self.clock = clock
         self.cloudwatch = cloudwatch
         self.act_while_alarm = act_while_alarm
@@ -86,6 +90,24 @@ class AlertEngine:
         self._wants_parsed = any(s.alert.pattern.is_json for s in self._states)
         self._wants_raw = any(not s.alert.pattern.is_json for s in self._states)
         self._last_tick = float("-inf")
+        self._state_file = AlarmStateFile(state_file) if state_file is not None else None
+        self._restore()
+
+    def _restore(self) -> None:
+        if self._state_file is None:
+            return
+        saved = self._state_file.load()
+        for st in self._states:
+            item = saved.get(st.alert.alarm_name)
+            if st.evaluator is not None and item is not None:
+                st.evaluator.state = item.state
+                st.notified.update((cid, None) for cid in item.notified)
+
+    def _save(self) -> None:
+        if self._state_file is not None:
+            self._state_file.save(
+                {st.alert.alarm_name: (st.evaluator.state, st.notified) for st in self._states if st.evaluator}
+            )
 
     @staticmethod
     def _actions_for(alert: Alert, actions: Mapping[str, Action] | Sequence[Action]) -> list[Action]:
@@ -212,6 +234,7 @@ class AlertEngine:
         """Evaluate every alarm at ``now``; fire actions; flush metric datapoints. Returns the transitions."""
         now = self.clock() if now is None else now
         transitions: list[Transition] = []
+        acted = False
         for st in self._states:
             if st.evaluator is None:
                 continue
@@ -223,6 +246,7 @@ class AlertEngine:
                 self._mirror_state(st.alert, transition)
             if st.evaluator.state == ALARM and (transition is not None or self.act_while_alarm):
                 ids = self._new_ids(st, window)
+                acted = acted or bool(ids)
                 if ids or transition is not None:
                     self._fire(
                         st,
@@ -250,6 +274,8 @@ class AlertEngine:
                 )
             for start in [s for s in st.ids if s < window[0]]:
                 del st.ids[start]
+        if transitions or acted:
+            self._save()
         self.flush_metrics()
         return transitions
 

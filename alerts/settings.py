@@ -22,6 +22,8 @@ class AlertsSettings:
     endpoint_url: str | None = None
     handler_arn: str | None = None
     publish_metrics: bool = False
+    # where `alerts evaluate --follow` keeps alarm states across restarts; empty: the per-user data directory
+    state_file: str | None = None
 
 
 def load_settings(path: str | None = None, env: Mapping[str, str] | None = None) -> AlertsSettings:

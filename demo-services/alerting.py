@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -99,7 +100,10 @@ def build(rt: Runtime) -> RecordingAlerts:
 
     alerts = demo_alerts(rt.mesh.demo())
     manager = TxManagerAction.from_url(rt.mesh.url("txmanager"), rt.secret)
-    return RecordingAlerts(lambda actions: AlertEngine(alerts, actions, clock=time.time), {"txmanager": manager})
+    state_file = Path(rt.mesh.workdir) / "db" / "alerts-state.json"  # a restarted engine keeps its alarm states
+    return RecordingAlerts(
+        lambda actions: AlertEngine(alerts, actions, clock=time.time, state_file=state_file), {"txmanager": manager}
+    )
 
 
 def serve(rt: Runtime, stop: threading.Event) -> None:
