@@ -25,6 +25,6 @@ def _packages() -> list[str]:
     return found
 
 
-PACKAGE_DATA = {"": ["*.yaml", "*.json", "py.typed"], "corrtrace.dashboards.schemas": ["LICENSE", "*.md"]}
+PACKAGE_DATA = {"": ["*.yaml", "*.json", "py.typed"], "corrtrace.dashboards.schemas": ["LICENSE", "SHA256SUMS", "*.md"]}
 
 setup(packages=_packages(), package_dir=FOLDERS, package_data=PACKAGE_DATA)

@@ -1,6 +1,6 @@
 """The alert file: metric filter + alarm + actions per alert, validated with errors naming alert and field.
 
-Rules beyond the YAML shape come from the AWS limits (cloudwatch-filter-patterns.md §1, §7, §9): a correlation
+Rules beyond the YAML shape come from the AWS limits (README.md, "Pattern forms and AWS limits"): a correlation
 ID is never a dimension, dimensions exclude a default value, at most 3 dimensions, 2 subscription filters and
 5 regex patterns per log group, alarm periods of 10/20/30 s or multiples of 60 s.
 """

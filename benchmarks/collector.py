@@ -2,8 +2,8 @@
 
     python benchmarks/collector.py [--quick] [--skip-rss] [--skip-es-1m]
 
-Needs the Elasticsearch node (ES_URL, default http://127.0.0.1:9200) and a moto server (MOTO_URL, default
-http://127.0.0.1:5000). Uses its own index prefixes and deletes them afterwards.
+Needs the Elasticsearch node (ES_URL, else http://127.0.0.1:$ES_PORT, default 9200) and a moto server (MOTO_URL,
+else MOTO_PORT, default 5000). Uses its own index prefixes and deletes them afterwards.
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ from corrtrace.collector.record import make_record  # noqa: E402
 from corrtrace.collector.sinks.cloudwatch import logs_client  # noqa: E402
 from corrtrace.collector.sinks.cw_batcher import CwLimits  # noqa: E402
 
+from corrtrace.endpoints import backend_url  # noqa: E402
+
 for _key, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                      "AWS_DEFAULT_REGION": "us-east-1"}.items():
     os.environ.setdefault(_key, _value)
-ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
-MOTO_URL = os.environ.get("MOTO_URL", "http://127.0.0.1:5000")
+ES_URL = backend_url("ES")
+MOTO_URL = backend_url("MOTO")
 BASE_MS = int(time.time() * 1000) - 3_600_000
 SERVICES = ["gateway", "orders", "payment", "inventory"]
 

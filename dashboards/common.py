@@ -1,6 +1,6 @@
 """What the three dashboards share: uids, tag, datasource variables, the correlation id variable, links.
 
-Log-event fields queried (architecture.md): ``correlation_id`` (keyword), ``service.name``,
+Log-event fields queried (README.md, "Fields queried"): ``correlation_id`` (keyword), ``service.name``,
 ``service.target.name``, ``event.dataset`` (``corrtrace.access`` | ``corrtrace.outbound`` |
 ``corrtrace.txmanager`` | ``corrtrace.alerts``), ``event.action``, ``event.outcome``, ``event.duration`` (ns),
 ``http.response.status_code``, ``log.level``, ``message``, ``@timestamp``.

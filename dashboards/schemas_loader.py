@@ -59,7 +59,9 @@ def load(stem: str, directory: str | None = None) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"schema {path} not found; pass --schemas DIR pointing at grafana-schema/") from None
+        raise FileNotFoundError(
+            f"schema {path} not found; pass --schemas DIR naming a folder of Grafana's *.jsonschema.json files"
+        ) from None
     fixed: dict[str, Any] = _one_of_to_any_of(raw)
     return fixed
 

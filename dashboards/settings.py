@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from corrtrace.endpoints import backend_url
+
 # Panels query through datasource template variables; these are the variables' default data sources,
 # the uids the generated provisioning files give the Elasticsearch and CloudWatch data sources.
 ES_UID = "corrtrace-es"
@@ -16,7 +18,7 @@ class DashboardsSettings:
 
     es_datasource_uid: str = ES_UID
     cw_datasource_uid: str = CW_UID
-    es_url: str = "http://127.0.0.1:9200"
+    es_url: str = field(default_factory=lambda: backend_url("ES"))  # $ES_URL, else $ES_PORT
     index_pattern: str = "logs-corrtrace-*"
     cw_region: str = "us-east-1"
     cw_account_id: str = "000000000000"

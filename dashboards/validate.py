@@ -1,7 +1,7 @@
 """Validate any dashboard JSON: the dashboard, each panel's options and each Elasticsearch or CloudWatch
 query against Grafana's JSON Schemas, then the lint for what the schemas miss (``lint.py``).
 
-Quirks of the schemas are handled here as documented in ``grafana-schema/README.md``: ``oneOf`` is read as
+Quirks of the schemas are handled here as documented in ``schemas/README.md``: ``oneOf`` is read as
 ``anyOf`` (``schemas_loader``), and ``required`` errors under ``options`` / ``fieldConfig.defaults.custom`` are
 warnings, because Grafana fills those defaults itself. Because ``anyOf`` alone would let any branch accept an
 Elasticsearch metric or bucket aggregation, each one is checked against the definition its ``type`` names, as

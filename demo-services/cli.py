@@ -17,8 +17,7 @@ import httpx
 from corrtrace.demo.settings import DemoSettings, Mesh
 
 from corrtrace.config import ConfigError, load_section
-
-DEFAULT_ES = "http://127.0.0.1:9200"
+from corrtrace.endpoints import backend_url
 
 
 def _settings(config: str | None, overrides: dict[str, Any]) -> DemoSettings:
@@ -64,6 +63,14 @@ def _start_es(url: str, err: Any) -> None:
         raise click.ClickException(f"Elasticsearch still not reachable at {url}")
 
 
+class _EsNodeOption(click.Option):
+    """``--with-elasticsearch``, whose help names the node URL as the environment gives it when help is shown."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = f"Use (and start) the services script's node at {backend_url('ES')} ($ES_URL, else $ES_PORT)."
+        return super().get_help_record(ctx)
+
+
 @click.command("demo")
 @click.option("--orders", "-n", type=int, help="How many orders to send (default 60).")
 @click.option("--seed", type=int, help="Seed of the failure injection (same seed, same failures).")
@@ -74,7 +81,7 @@ def _start_es(url: str, err: Any) -> None:
 @click.option("--concurrency", type=int, help="Orders in flight at once.")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Logs, DBs, mesh.json (default .corrtrace-demo).")
 @click.option("--elasticsearch", "es_url", help="Ship logs to this Elasticsearch URL instead of the embedded store.")
-@click.option("--with-elasticsearch", is_flag=True, help=f"Use (and start) the services script's node at {DEFAULT_ES}.")
+@click.option("--with-elasticsearch", is_flag=True, cls=_EsNodeOption)
 @click.option("--index-prefix", help="Elasticsearch index prefix (default logs-corrtrace).")
 @click.option("--keep-running", is_flag=True, help="Leave the mesh up after the summary and print its URLs.")
 @click.option("--config", type=click.Path(dir_okay=False), help="YAML file with a demo section.")
@@ -91,7 +98,7 @@ def demo(orders: int | None, seed: int | None, decline_rate: float | None, poiso
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if with_elasticsearch and not es_url:
-        es_url = os.environ.get("ES_URL", DEFAULT_ES)
+        es_url = backend_url("ES")
     settings = _settings(config, {
         "orders": orders, "seed": seed, "decline_rate": decline_rate, "poison_rate": poison_rate,
         "slow_rate": slow_rate, "slow_ms": slow_ms, "concurrency": concurrency, "workdir": workdir,

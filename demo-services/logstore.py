@@ -41,8 +41,7 @@ def write_dashboards(mesh: Mesh) -> list[str]:
         from corrtrace.dashboards import DashboardsSettings, write_all
     except ImportError:  # the dashboards part is optional for the demo
         return []
-    settings = DashboardsSettings(
-        es_url=mesh.elasticsearch_url or DashboardsSettings.es_url,
-        index_pattern=f"{mesh.index_prefix}-*",
-    )
+    settings = DashboardsSettings(index_pattern=f"{mesh.index_prefix}-*")
+    if mesh.elasticsearch_url:
+        settings.es_url = mesh.elasticsearch_url
     return [str(p) for p in write_all(Path(mesh.workdir) / "dashboards", settings)]

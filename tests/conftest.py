@@ -6,7 +6,6 @@ service, so nothing here ever skips.
 
 from __future__ import annotations
 
-import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
-MOTO_URL = os.environ.get("MOTO_URL", "http://127.0.0.1:5000")
+from corrtrace.endpoints import backend_url
+
+ES_URL = backend_url("ES")  # $ES_URL, else the port the services script used ($ES_PORT), else 9200
+MOTO_URL = backend_url("MOTO")
 REGION = "us-east-1"
 
 

@@ -1,7 +1,7 @@
 """Parse a filter pattern into the syntax tree; every rejection names the position and the reason.
 
 Dispatch is on the first non-blank character (``{`` JSON, ``[`` space-delimited, ``%`` regex, otherwise terms),
-as in the AWS grammar (cloudwatch-filter-patterns.md §2).
+as in the AWS grammar (alerts/README.md, "Pattern forms and AWS limits").
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ DAY_MS = 24 * HOUR_MS
 
 @dataclass(frozen=True)
 class CwLimits:
-    """The PutLogEvents limits (see specs/log-delivery.md §1); ``max_event_bytes`` counts message + 26."""
+    """The PutLogEvents limits (collector/README.md, "CloudWatch limits"); ``max_event_bytes`` counts message + 26."""
 
     max_events: int = 10_000
     max_batch_bytes: int = 1_048_576

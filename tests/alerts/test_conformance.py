@@ -7,7 +7,7 @@ Sources (cited per case by key):
 - MF: https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntaxForMetricFilters.html
 - G2020: https://github.com/awsdocs/amazon-cloudwatch-logs-user-guide doc_source/FilterAndPatternSyntax.md
   (2020-09 text, commit 5ae5c9a)
-Cases on the points the docs leave open (cloudwatch-filter-patterns.md §10) are NOT here; they live in
+Cases on the points the docs leave open (alerts/README.md, "Engine choices") are NOT here; they live in
 test_patterns.py as engine choices.
 """
 

@@ -1,4 +1,4 @@
-"""The alert-handler Lambda on the real payloads in /work/shared/aws-events (copies get correlation IDs where
+"""The alert-handler Lambda on the real AWS payloads in tests/fixtures/aws-events (copies get correlation IDs where
 a test needs them), calling a real signed HTTP receiver through corrtrace.txmanager.TxManagerClient."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import gzip
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,7 +17,9 @@ from corrtrace.alerts import builtin_alerts, parse_alerts
 from corrtrace.alerts.handler import AlertHandler, decode_awslogs, logs_lookup
 from corrtrace.txmanager import TxManagerClient
 
-EVENTS = Path("/work/shared/aws-events")
+from tests.fixtures import AWS_EVENTS
+
+EVENTS = AWS_EVENTS
 
 
 def load(name: str) -> dict[str, Any]:

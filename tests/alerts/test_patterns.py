@@ -1,5 +1,5 @@
 """Pattern engine: invalid patterns rejected with position and reason, and the engine's choices on the
-points the AWS docs leave open (cloudwatch-filter-patterns.md §10)."""
+points the AWS docs leave open (alerts/README.md, "Engine choices")."""
 
 from __future__ import annotations
 

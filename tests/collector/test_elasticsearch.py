@@ -28,6 +28,7 @@ from elasticsearch import Elasticsearch
 from tests.collector.esutil import exactly_once, reject_some_items, stored
 from tests.collector.faultproxy import FaultProxy
 from tests.collector.helpers import BASE_MS, line, write_lines
+from tests.fixtures import AWS_EVENTS
 
 FAST = Backoff(0.02, 0.3)
 
@@ -158,7 +159,7 @@ def _subscription_event(group: str, messages: list[tuple[str, int, str]]) -> dic
 
 def test_cloudwatch_subscription_lambda_indexes_each_event_once(es: Any, index_prefix: str, tmp_path: Path) -> None:
     sink = ElasticsearchSink(es, prefix=index_prefix, dead_letters=DeadLetters(tmp_path / "dead.jsonl"))
-    real = orjson.loads(Path("/work/shared/aws-events/cloudWatchLogEvent.json").read_bytes())
+    real = orjson.loads((AWS_EVENTS / "cloudWatchLogEvent.json").read_bytes())
     assert cloudwatch_subscription.handler(real, None, sink=sink) == {"received": 2, "acknowledged": 2}
     messages = [(f"3700000000000000000000000000000000000000000000000000{i:04d}", BASE_MS + i,
                  line(i, cid="req-lambda").decode().strip()) for i in range(20)]

@@ -4,7 +4,6 @@ duplicates, item 429s, search sorted by ``@timestamp``, and ``corrtrace collect`
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections import Counter
@@ -28,11 +27,12 @@ from corrtrace.collector import (
 )
 
 from corrtrace.cli import main
+from corrtrace.endpoints import backend_url
 from tests.collector.esutil import reject_some_items
 from tests.collector.faultproxy import FaultProxy
 from tests.collector.helpers import BASE_MS, line, seqs_of
 
-OS_URL = os.environ.get("OS_URL", "http://127.0.0.1:9201")
+OS_URL = backend_url("OS")
 FAST = Backoff(0.02, 0.3)
 TOTAL = 400
 SERVICES = ["gateway", "orders", "payment", "shipping"]

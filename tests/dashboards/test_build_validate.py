@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ from corrtrace.dashboards.settings import DashboardsSettings
 
 from corrtrace.cli import main
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "grafana-schema"
 BOARDS = build_all()
 
 
@@ -32,18 +32,20 @@ def walk(node: Any, path: str = "") -> list[tuple[str, Any]]:
 
 
 @pytest.mark.parametrize("board", BOARDS, ids=[b["uid"] for b in BOARDS])
-def test_generated_dashboard_has_zero_problems_against_shared_and_vendored_schemas(board: dict[str, Any]) -> None:
-    assert SHARED.is_dir(), f"expected the shared schemas at {SHARED}"
-    assert validate_dashboard(board, schemas_dir=str(SHARED)) == []
-    assert validate_dashboard(board) == []  # the vendored copy, as an installed package uses
+def test_generated_dashboard_has_zero_problems_against_the_vendored_schemas(board: dict[str, Any]) -> None:
+    assert validate_dashboard(board, schemas_dir=str(VENDORED)) == []
+    assert validate_dashboard(board) == []  # the default: the vendored copy, as an installed package uses
 
 
-def test_vendored_schemas_are_unmodified_copies_with_licence() -> None:
-    vendored = sorted(VENDORED.glob("*.jsonschema.json"))
-    assert len(vendored) >= 10
-    for path in vendored:
-        assert path.read_bytes() == (SHARED / path.name).read_bytes(), path.name
-    assert (VENDORED / "LICENSE").read_bytes() == (SHARED / "LICENSE").read_bytes()
+def test_vendored_schemas_are_unmodified_copies_with_licence_and_provenance() -> None:
+    sums = dict(reversed(line.split(maxsplit=1)) for line in (VENDORED / "SHA256SUMS").read_text().splitlines())
+    vendored = sorted(p.name for p in VENDORED.glob("*.jsonschema.json"))
+    assert len(vendored) >= 10 and sorted(set(sums) - {"LICENSE"}) == vendored
+    for name, digest in sums.items():
+        assert hashlib.sha256((VENDORED / name).read_bytes()).hexdigest() == digest, name
+    assert "Apache License" in (VENDORED / "LICENSE").read_text()
+    readme = (VENDORED / "README.md").read_text()
+    assert "grafana/grafana-foundation-sdk" in readme and "f178d5a42a8915fdda9235e97ad93881e3f94fef" in readme
 
 
 @pytest.mark.parametrize("board", BOARDS, ids=[b["uid"] for b in BOARDS])
@@ -141,7 +143,7 @@ def test_validate_cli_on_generated_files_exits_0(tmp_path: Path) -> None:
         path = tmp_path / f"{board['uid']}.json"
         path.write_text(json.dumps(board))
         files.append(str(path))
-    result = CliRunner().invoke(main, ["dashboards", "validate", "--schemas", str(SHARED), *files])
+    result = CliRunner().invoke(main, ["dashboards", "validate", "--schemas", str(VENDORED), *files])
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "3 file(s), 0 problem(s)" in result.stderr

@@ -18,6 +18,7 @@ from corrtrace.demo.stores import snapshot
 
 from corrtrace.cli import main
 from corrtrace.ids import new_uuid7
+from tests.fixtures import AWS_EVENTS
 
 SEED = 20261127
 # the services each kind of request touches (its lines must all be found by search)
@@ -166,7 +167,7 @@ def _scheduled_check_repairs(demo: Demo, workdir: Path, monkeypatch: Any) -> Non
         headers={"X-Correlation-ID": orphan},
     )
     assert response.status_code == 201
-    event = json.loads(Path("/work/shared/aws-events/eventBridgeEvent.json").read_text())
+    event = json.loads((AWS_EVENTS / "eventBridgeEvent.json").read_text())
     event.update({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
     monkeypatch.setenv("CORRTRACE_DEMO_MESH", str(workdir / "mesh.json"))
     monkeypatch.setenv("CORRTRACE_DEMO_MDM_GRACE", "3600")

@@ -16,7 +16,7 @@ from corrtrace.demo.payment.store import PaymentStore
 from corrtrace.demo.shipping.handler import is_placed, make_handler
 from corrtrace.demo.shipping.store import ShippingStore
 
-AWS_EVENTS = Path("/work/shared/aws-events")
+from tests.fixtures import AWS_EVENTS
 
 
 def test_catalog_release_is_applied_once_and_returns_stock(tmp_path: Path) -> None:
