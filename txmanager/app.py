@@ -213,10 +213,9 @@ def create_app(
     @app.get("/transactions/{correlation_id}")
     async def state(correlation_id: str, body: bytes = Depends(authenticated)) -> dict[str, Any]:
         valid_id(correlation_id)
-        tx = await asyncio.to_thread(store.get, correlation_id)
+        tx, participants = await asyncio.to_thread(store.snapshot, correlation_id)
         if tx is None:
             raise HTTPException(404, detail=f"no transaction {correlation_id}")
-        participants = await asyncio.to_thread(store.participants, correlation_id)
         due = [p.next_attempt_at for p in participants if p.parked]
         return {
             **tx.as_dict(),

@@ -190,23 +190,27 @@ class FanOut:
     async def run(self, correlation_id: str, current: Transaction | None = None) -> None:
         """Bring the transaction as far as it can go now: every participant final (or parked), then the
         transaction; a parked participant whose slow retry is due reopens it."""
-        tx = current or await asyncio.to_thread(self.store.get, correlation_id)
+        tx, participants = current, None
+        if tx is None:
+            tx, participants = await asyncio.to_thread(self.store.snapshot, correlation_id)
         if tx is None or tx.action is None:
             return
-        participants: list[Participant] | None = None
         if tx.unfinished and not tx.active:
-            participants = await asyncio.to_thread(self.store.participants, correlation_id)
+            if participants is None:
+                participants = await asyncio.to_thread(self.store.participants, correlation_id)
             if any(self._due(p) for p in participants):
                 await asyncio.to_thread(self.store.reopen, correlation_id, tx.action)
                 tx = await asyncio.to_thread(self.store.get, correlation_id) or tx
         if tx.active:
             while True:
-                participants = await asyncio.to_thread(self.store.participants, correlation_id)
+                if participants is None:
+                    participants = await asyncio.to_thread(self.store.participants, correlation_id)
                 left = [p for p in participants if not self.done_for_now(p) or self._due(p)]
                 if not left:
                     break
                 for participant in reversed(left) if tx.action == ROLLBACK else left:
                     await self._settle_participant(tx, participant)
+                participants = None
             tx = await self._finish(tx, participants) or await asyncio.to_thread(self.store.get, correlation_id) or tx
         if tx.unfinished and not tx.active:
             if participants is None:

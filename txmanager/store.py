@@ -318,16 +318,30 @@ class Store:
 
     def participants(self, correlation_id: str) -> list[Participant]:
         """Every participant, in order of participation."""
+        return self._partition(correlation_id, "P#")[1]
+
+    def snapshot(self, correlation_id: str) -> tuple[Transaction | None, list[Participant]]:
+        """The transaction and its participants in one query (its items share a partition)."""
+        return self._partition(correlation_id, "")
+
+    def _partition(self, correlation_id: str, prefix: str) -> tuple[Transaction | None, list[Participant]]:
+        tx: Transaction | None = None
         found: list[Participant] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": {":pk": {"S": f"TX#{correlation_id}"}, ":p": {"S": "P#"}},
+            "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :p)" if prefix else ""),
+            "ExpressionAttributeValues": {":pk": {"S": f"TX#{correlation_id}"}} | (
+                {":p": {"S": prefix}} if prefix else {}
+            ),
             "ConsistentRead": True,
         }
         for page in self._pages(kwargs):
-            found += [Participant.from_item(item) for item in page.get("Items", [])]
-        return sorted(found, key=lambda p: (p.seq, p.service))
+            for item in page.get("Items", []):
+                if item["sk"]["S"] == "TX":
+                    tx = Transaction.from_item(item)
+                elif item["sk"]["S"].startswith("P#"):
+                    found.append(Participant.from_item(item))
+        return tx, sorted(found, key=lambda p: (p.seq, p.service))
 
     def participant(self, correlation_id: str, service: str) -> Participant | None:
         item = self.client.get_item(
