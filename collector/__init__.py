@@ -25,6 +25,7 @@ from corrtrace.collector.sinks.elasticsearch import (
 )
 from corrtrace.collector.sinks.embedded import EmbeddedStore
 from corrtrace.collector.sources.handler import ShippingHandler
+from corrtrace.collector.sources.multiline import Multiline
 from corrtrace.collector.sources.tail import FileTail
 
 
@@ -33,10 +34,11 @@ def ship_files(paths: Sequence[str | os.PathLike[str]], sinks: Sequence[Sink], *
                **options: Any) -> PipelineStats:
     """Ship the files (paths or globs) once, to every sink, and return when all of it is acknowledged.
 
-    With ``data_dir`` the checkpoint there is used and kept, so calling it again ships only what is new.
+    With ``data_dir`` the checkpoint there is used and kept, so calling it again ships only what is new. Lines
+    are read as ``corrtrace collect`` reads them by default: the built-in formats, Python/Java multiline records.
     """
     pipeline = Pipeline([], sinks, data_dir=data_dir, subscribers=subscribers, once=True, **options)
-    pipeline.sources.append(FileTail([os.fspath(p) for p in paths], pipeline.checkpoint))
+    pipeline.sources.append(Multiline(FileTail([os.fspath(p) for p in paths], pipeline.checkpoint)))
     try:
         return pipeline.run()
     finally:
@@ -45,7 +47,8 @@ def ship_files(paths: Sequence[str | os.PathLike[str]], sinks: Sequence[Sink], *
 
 __all__ = [
     "DEFAULT_PREFIX", "Backoff", "Checkpoint", "CloudWatchSink", "CwLimits", "DeadLetters", "ElasticsearchSink",
-    "EmbeddedStore", "FileTail", "Pipeline", "PipelineStats", "Record", "SearchQuery", "ShippingHandler", "Sink",
+    "EmbeddedStore", "FileTail", "Multiline", "Pipeline", "PipelineStats", "Record", "SearchQuery",
+    "ShippingHandler", "Sink",
     "connect", "ensure_index_template", "logs_client", "make_record", "plan_batches", "search_events",
     "ship_files", "split_message", "template_body",
 ]

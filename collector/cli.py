@@ -56,21 +56,27 @@ def _settings(config: str | None, overrides: dict[str, Any]) -> Any:
                                                                   "cloudwatch"]), help="Override the sinks.")
 @click.option("--data-dir", help="Checkpoint, buffer, dead letters and embedded store directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final statistics as JSON.")
+@click.option("--format", "line_format", help="Format of non-JSON lines: auto (default), json, talk, logfmt, "
+              "logback, nginx, or a regular expression with named groups.")
 @click.argument("files", nargs=-1)
 def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, ...], data_dir: str | None,
-            as_json: bool, files: tuple[str, ...]) -> None:
+            as_json: bool, line_format: str | None, files: tuple[str, ...]) -> None:
     """Ship JSON log lines (tailed files, stdin) to Elasticsearch, CloudWatch Logs or the embedded store."""
     from corrtrace.collector.checkpoint import StateError
     from corrtrace.collector.pipeline import Pipeline
-    from corrtrace.collector.sources.stdin import StreamSource
-    from corrtrace.collector.sources.tail import FileTail
+    from corrtrace.collector.sources.config import build_sources, source_specs
 
     settings = _settings(config, {"sinks": list(sinks), "data_dir": data_dir})
     gc.set_threshold(*COLLECT_GC_THRESHOLD)
     _tune_malloc()
-    paths = list(files) or settings.paths
+    try:
+        paths = [p for spec in source_specs(settings, files, line_format) for p in spec.patterns]
+    except ConfigError as exc:
+        click.echo(f"corrtrace collect: {exc}", err=True)
+        sys.exit(2)
     if not paths and not (use_stdin or settings.stdin):
-        click.echo("corrtrace collect: nothing to read; give FILE arguments, collector.paths or --stdin", err=True)
+        click.echo("corrtrace collect: nothing to read; give FILE arguments, collector.paths, collector.sources "
+                   "or --stdin", err=True)
         sys.exit(2)
     if not logging.getLogger().handlers:
         from corrtrace.logging import configure
@@ -86,10 +92,8 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
     except StateError as exc:
         click.echo(f"corrtrace collect: {exc}", err=True)
         sys.exit(2)
-    if paths:
-        pipeline.sources.append(FileTail(paths, pipeline.checkpoint, start_at_end=settings.start_at_end))
-    if use_stdin or settings.stdin:
-        pipeline.sources.append(StreamSource())
+    pipeline.sources += build_sources(settings, pipeline.checkpoint, files=files, use_stdin=use_stdin or settings.stdin,
+                                      fmt_override=line_format)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -158,6 +162,29 @@ def _stats_fields(pipeline: Any, sinks: list[Any]) -> dict[str, Any]:
         labels[sink.name] = {"delivered": st.delivered, "duplicates": st.duplicates, "retried": st.retried,
                              "dead_lettered": st.dead_lettered, "requests": st.requests, "failures": st.failures}
     return {"event.dataset": "corrtrace.collector", "labels": labels}
+
+
+@click.command("parse-test")
+@click.option("--format", "line_format", default="auto", show_default=True,
+              help="auto, json, talk, logfmt, logback, nginx, or a regular expression with named groups.")
+@click.option("--service", help="The service of lines that name none.")
+@click.option("--time-format", help="strptime format of a user regex's timestamp group.")
+@click.argument("lines", nargs=-1, required=True)
+def parse_test(line_format: str, service: str | None, time_format: str | None, lines: tuple[str, ...]) -> None:
+    """Print the event each LINE becomes (``\\n`` in a LINE joins lines into one multiline record, ``\\t`` is a
+    tab)."""
+    from corrtrace.collector.parsers import FormatError, JoinedLines, build_format
+    from corrtrace.collector.record import make_record
+
+    try:
+        fmt = build_format(line_format, service=service, time_format=time_format)
+    except FormatError as exc:
+        click.echo(f"corrtrace parse-test: --format: {exc}", err=True)
+        sys.exit(2)
+    for i, text in enumerate(lines):
+        data = text.replace("\\n", "\n").replace("\\t", "\t").encode()
+        _, event = make_record("parse-test", i, i + 1, JoinedLines(data) if b"\n" in data else data, fmt=fmt)
+        click.echo(orjson.dumps(event).decode())
 
 
 @click.command("search")

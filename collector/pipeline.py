@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import orjson
 from corrtrace.collector.buffer import DiskBuffer
 from corrtrace.collector.checkpoint import Checkpoint
+from corrtrace.collector.parsers import LineFormat
 from corrtrace.collector.record import Record, make_record
 from corrtrace.collector.retry import DeadLetters, Stopped
 from corrtrace.collector.sinks.base import Sink
@@ -273,7 +274,7 @@ class Pipeline:
                     break
                 lines = source.read(room, self.batch_max_bytes - size, self.once)
                 got += len(lines)
-                size += self._add(lines, records)
+                size += self._add(lines, records, getattr(source, "fmt", None))
             full = len(records) >= self.batch_max_events or size >= self.batch_max_bytes
             if records and (full or not got or time.monotonic() - started >= self.flush_interval):
                 head, records, size = self._cut(records, size)
@@ -307,12 +308,12 @@ class Pipeline:
             total += item
         return records[:cut], records[cut:], size - total if cut < len(records) else 0
 
-    def _add(self, lines: list[RawLine], records: list[Record]) -> int:
+    def _add(self, lines: list[RawLine], records: list[Record], fmt: LineFormat | None = None) -> int:
         now = int(time.time() * 1000)
         size = 0
         subs = self.subscribers
         for source, start, end, line in lines:
-            record, event = make_record(source, start, end, line, now)
+            record, event = make_record(source, start, end, line, now, fmt=fmt)
             records.append(record)
             size += len(record.raw) + 26
             for fn in subs:

@@ -9,9 +9,12 @@ import json
 import math
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from corrtrace.collector.parsers import LineFormat
 
 _DAY_MS = 86_400_000
 # Years 1..9999: what RFC 3339, daily index names and SQLite integers can all hold. Anything else is unreadable.
@@ -170,10 +173,19 @@ def _keep_original(event: dict[str, Any], line: bytes) -> None:
         inner["original"] = line.decode("utf-8", "replace")
 
 
+def default_format() -> LineFormat:
+    """``auto``: every built-in text format (imported on first use: the parsers use this module's clock)."""
+    from corrtrace.collector.parsers import AUTO
+
+    return AUTO
+
+
 def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | None = None,
-                doc_id: str | None = None, default_ts: int | None = None) -> tuple[Record, dict[str, Any]]:
-    """Parse one line into a ``Record`` and its event dict. A non-JSON line is wrapped, never dropped; an
-    unreadable ``@timestamp`` is replaced by the ingest time and flagged (see the collector README)."""
+                doc_id: str | None = None, default_ts: int | None = None,
+                fmt: LineFormat | None = None) -> tuple[Record, dict[str, Any]]:
+    """Parse one line into a ``Record`` and its event dict: JSON objects as they are (other stacks' field names
+    mapped by ``fmt``), other lines through ``fmt``'s text parsers or wrapped, never dropped; an unreadable
+    ``@timestamp`` is replaced by the ingest time and flagged (see the collector README)."""
     raw: bytes | None = line
     try:
         event = orjson.loads(line)
@@ -183,8 +195,10 @@ def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | N
             _keep_original(event, line)
             raw = None
     if type(event) is not dict:
-        text = line.decode("utf-8", "replace").rstrip("\r\n")
-        event = {"message": text, "log": {"original": text}}
+        event = (fmt or default_format()).text_event(line)
+        raw = None
+    elif ("correlation_id" not in event or "@timestamp" not in event or event.get("service").__class__ is not dict) \
+            and (fmt or default_format()).adopt(event):
         raw = None
     stamp = event.get("@timestamp")
     ts = parse_timestamp_ms(stamp)

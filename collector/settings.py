@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corrtrace.collector.parsers import DEFAULT_ID_ALIASES, DEFAULT_SERVICE_ALIASES
 from corrtrace.collector.retry import Backoff, DeadLetters
 
 from corrtrace.config import ConfigError
@@ -48,6 +49,16 @@ class CollectorSettings:
     backoff_initial: float = 0.2
     backoff_max: float = 30.0
     stats_interval: float = 30.0
+    # formats and multiline records (collector/README.md, "Formats"): per-path entries {path, format, service,
+    # time_format, multiline}; the defaults below apply to `paths`, stdin and entries that do not say
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    format: str = "auto"
+    id_aliases: list[str] = field(default_factory=lambda: list(DEFAULT_ID_ALIASES))
+    service_aliases: list[str] = field(default_factory=lambda: list(DEFAULT_SERVICE_ALIASES))
+    multiline: list[Any] = field(default_factory=lambda: ["python", "java"])
+    multiline_max_lines: int = 500
+    multiline_max_bytes: int = 65_536
+    multiline_flush_timeout: float = 2.0
 
     def validate(self) -> CollectorSettings:
         unknown = [s for s in self.sinks if s not in SINK_NAMES]
@@ -67,6 +78,9 @@ class CollectorSettings:
             except (KeyError, IndexError, ValueError) as exc:
                 raise ConfigError(f"collector.{key}: unknown placeholder {exc} "
                                   "(use {environment}, {service}, {host})") from None
+        from corrtrace.collector.sources.config import source_specs
+
+        source_specs(self)  # every format and multiline rule compiles (ConfigError naming the key otherwise)
         return self
 
     @property

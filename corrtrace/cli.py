@@ -14,6 +14,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "corrtrace.demo.cli:demo",
     "collect": "corrtrace.collector.cli:collect",
     "search": "corrtrace.collector.cli:search",
+    "parse-test": "corrtrace.collector.cli:parse_test",
     "alerts": "corrtrace.alerts.cli:alerts",
     "txmanager": "corrtrace.txmanager.cli:txmanager",
     "mdm": "corrtrace.demo.cli:mdm",

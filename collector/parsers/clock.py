@@ -1,0 +1,76 @@
+"""Timestamps of the text formats -> epoch milliseconds, cached per second (a log repeats each second many times).
+
+Times without a zone (the talk's format, logback's default ``%d``) are read as UTC.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime
+
+_MONTHS = {name: i for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                             "Nov", "Dec"), start=1)}
+_cache: dict[str, int | None] = {}
+
+
+def _remember(key: str, seconds: int | None) -> int | None:
+    if len(_cache) > 4096:
+        _cache.clear()
+    _cache[key] = seconds
+    return seconds
+
+
+def _fields(year: str, month: str, day: str, clock: str) -> int | None:
+    """Seconds since the epoch of ``year-month-day clock`` (``HH:MM:SS``) in UTC; None when not a real time."""
+    try:
+        y, mo, d = int(year), int(month), int(day)
+        h, mi, s = int(clock[0:2]), int(clock[3:5]), int(clock[6:8])
+        datetime(y, mo, d, h, mi, s)  # range check (month 13, Feb 30, ...)
+    except ValueError:
+        return None
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+
+
+def _millis(seconds: int | None, fraction: str | None) -> int | None:
+    if seconds is None:
+        return None
+    return seconds * 1000 + (int((fraction + "00")[:3]) if fraction else 0)
+
+
+def day_first(date: str, clock: str, fraction: str | None = None) -> int | None:
+    """``DD-MM-YYYY`` + ``HH:MM:SS`` (the talk's format)."""
+    key = date + clock
+    seconds = _cache[key] if key in _cache else _remember(key, _fields(date[6:10], date[3:5], date[0:2], clock))
+    return _millis(seconds, fraction)
+
+
+def year_first(date: str, clock: str, fraction: str | None = None) -> int | None:
+    """``YYYY-MM-DD`` + ``HH:MM:SS`` (logback's ``%d``)."""
+    key = date + clock
+    seconds = _cache[key] if key in _cache else _remember(key, _fields(date[0:4], date[5:7], date[8:10], clock))
+    return _millis(seconds, fraction)
+
+
+def nginx_local(value: str) -> int | None:
+    """nginx's ``$time_local``: ``10/Oct/2000:13:55:36 -0700``."""
+    if value in _cache:
+        return _millis(_cache[value], None)
+    seconds = None
+    month = _MONTHS.get(value[3:6])
+    if len(value) == 26 and month is not None and value[21] in "+-" and value[22:26].isdigit():
+        seconds = _fields(value[7:11], str(month), value[0:2], value[12:20])
+        if seconds is not None:
+            offset = int(value[22:24]) * 3600 + int(value[24:26]) * 60
+            seconds -= offset if value[21] == "+" else -offset
+    return _millis(_remember(value, seconds), None)
+
+
+def with_format(value: str, time_format: str) -> int | None:
+    """A user format's ``timestamp`` group read with ``strptime``; a time without a zone is UTC."""
+    try:
+        parsed = datetime.strptime(value, time_format)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return calendar.timegm(parsed.timetuple()) * 1000 + parsed.microsecond // 1000
+    return int(parsed.timestamp() * 1000)

@@ -1,0 +1,217 @@
+"""Non-JSON lines (the talk's format, logfmt, logback, nginx, a user's regex) and other stacks' JSON field
+names become corrtrace's ECS fields, so `corrtrace search <id>` finds them (collector/README.md, "Formats")."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import re2
+import yaml
+from click.testing import CliRunner
+from corrtrace.collector.parsers import build_format
+from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_PAIR, NGINX, TALK, logfmt
+from corrtrace.collector.record import make_record
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from corrtrace.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+NGINX_LINE = ('127.0.0.1 - - [30/Nov/2026:12:00:00 +0000] "GET /api/products?page=2 HTTP/1.1" 502 157 "-" '
+              '"curl/7.88.1" "01J9ZK3Q8X-edge-1" 0.012 1796040000.250')
+
+
+def event_of(line: str | bytes, fmt: Any = None) -> dict[str, Any]:
+    data = line.encode() if isinstance(line, str) else line
+    return make_record("t", 0, 1, data, 0, fmt=fmt)[1]
+
+
+def _run(args: list[str], **kwargs: Any) -> Any:
+    return CliRunner().invoke(main, args, catch_exceptions=False, **kwargs)
+
+
+def test_the_talks_format_fills_the_ecs_fields() -> None:
+    event = event_of("09-02-2015 15:03:26 checkout-svc ERROR [uuid-123] card declined")
+    assert event == {"@timestamp": "2015-02-09T15:03:26.000Z", "log": {"level": "ERROR"}, "message": "card declined",
+                     "correlation_id": "uuid-123", "service": {"name": "checkout-svc"}}
+
+
+def test_logfmt_lines_from_the_documented_formats() -> None:
+    lines = (FIXTURES / "logfmt.log").read_text().splitlines()
+    heroku, slog, logrus, escaped = (event_of(line) for line in lines)
+    assert heroku["correlation_id"] == "9bd5f5b0-6e2a-4b39-b5b4-1d2f0d6c1a11"  # request_id, a default alias
+    assert heroku["labels"]["request_id"] == heroku["correlation_id"] and heroku["labels"]["status"] == "200"
+    assert heroku["log"]["level"] == "INFO"
+    assert slog["@timestamp"] == "2022-11-08T20:28:26.000Z" and slog["message"] == "hello"
+    assert slog["correlation_id"] == "01J9ZK3Q8X-go-1" and slog["labels"] == {"count": "3"}
+    assert logrus["@timestamp"] == "2015-03-26T05:27:38.000Z" and logrus["message"] == "Started observing beach"
+    assert logrus["log"]["level"] == "DEBUG"
+    assert escaped["message"] == 'card "declined" by issuer' and escaped["service"] == {"name": "payment-go"}
+    assert logfmt("just words here") is None and logfmt('a="unclosed b=c') is None
+
+
+def test_logback_lines_and_an_empty_mdc() -> None:
+    first, second, empty = (event_of(line, build_format("logback", service="shipping-java"))
+                            for line in (FIXTURES / "logback.log").read_text().splitlines())
+    assert first["correlation_id"] == "01J9ZK3Q8X-java-1" and first["log"] == {"level": "ERROR",
+                                                                             "logger": "com.example.Checkout"}
+    assert first["@timestamp"] == "2026-11-30T12:00:30.307Z" and first["process"]["thread"]["name"] == "main"
+    assert second["service"] == {"name": "shipping-java"} and second["message"] == "shipment booked"
+    assert "correlation_id" not in empty and empty["log"]["level"] == "WARN"
+
+
+def test_nginx_combined_with_the_id_appended() -> None:
+    event = event_of(NGINX_LINE)
+    assert event["correlation_id"] == "01J9ZK3Q8X-edge-1"
+    assert event["@timestamp"] == "2026-11-30T12:00:00.238Z"  # $msec - $request_time: when the request arrived
+    assert event["http"]["response"] == {"status_code": 502, "body": {"bytes": 157}}
+    assert event["http"]["request"]["method"] == "GET" and event["url"]["path"] == "/api/products"
+    assert event["log"]["level"] == "ERROR" and event["event"]["duration"] == 12_000_000
+    plain = event_of(NGINX_LINE.rsplit(' "', 1)[0] + ' "-"')  # no id, no timings: $time_local
+    assert "correlation_id" not in plain and plain["@timestamp"] == "2026-11-30T12:00:00.000Z"
+
+
+def test_a_line_no_format_matches_is_kept_as_before() -> None:
+    assert event_of("something happened", build_format("auto")) == {
+        "message": "something happened", "log": {"original": "something happened"},
+        "@timestamp": "1970-01-01T00:00:00.000Z"}
+    talk = "09-02-2015 15:03:24 ui-svc INFO [uuid-123] hello"
+    assert "correlation_id" not in event_of(talk, build_format("json"))  # json: no text parser
+    assert "correlation_id" not in event_of(talk, build_format("nginx"))  # only the declared one
+
+
+def test_other_stacks_json_field_names_are_mapped_and_kept() -> None:
+    pino = b'{"level":"info","time":1764504000123,"msg":"order placed","correlationId":"c-node-1","app":"orders-node"}'
+    event = event_of(pino)
+    assert event["correlation_id"] == "c-node-1" and event["correlationId"] == "c-node-1"
+    assert event["service"] == {"name": "orders-node"} and event["app"] == "orders-node"
+    assert event["@timestamp"] == "2025-11-30T12:00:00.123Z" and event["message"] == "order placed"
+    logstash = (b'{"@timestamp":"2026-11-30T12:00:00.000Z","message":"hi","logger_name":"c.e.Api",'
+                b'"level":"WARN","x_correlation_id":"c-java-9"}')
+    event = event_of(logstash)
+    assert event["correlation_id"] == "c-java-9" and event["service"] == {"name": "c.e.Api"}
+    assert event["log"] == {"level": "WARN"}
+    traced = b'{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","message":"x"}'
+    assert "correlation_id" not in event_of(traced)  # traceId only when asked
+    asked = build_format("auto", id_aliases=["traceId"])
+    assert event_of(traced, asked)["correlation_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    own = b'{"@timestamp":"2026-11-30T12:00:00.000Z","correlation_id":"own","requestId":"other","service":{"name":"a"}}'
+    record, event = make_record("t", 0, 1, own, 0)
+    assert record.raw == own and event["correlation_id"] == "own"  # corrtrace's own lines are untouched
+    assert event_of(b'{"message":"x","service":"orders"}')["service"] == {"name": "orders"}
+    assert event_of(b'{"message":"x"}', build_format("json", service="edge"))["service"] == {"name": "edge"}
+    assert "correlation_id" not in event_of(b'{"requestId":"has spaces in it"}')  # not a valid id: not adopted
+
+
+def test_a_user_regex_format_with_a_time_format() -> None:
+    fmt = build_format(r"(?P<timestamp>\S+ \S+) \| (?P<level>\w+) \| (?P<correlation_id>[\w-]+) \| "
+                       r"(?P<message>.*?) \| took=(?P<took>\d+)", service="billing", time_format="%d/%m/%Y %H:%M:%S")
+    event = event_of("30/11/2026 12:00:05 | warn | req-77 | slow charge | took=950", fmt)
+    assert event == {"@timestamp": "2026-11-30T12:00:05.000Z", "log": {"level": "WARN"}, "correlation_id": "req-77",
+                     "message": "slow charge", "labels": {"took": "950"}, "service": {"name": "billing"}}
+    assert event_of("no match", fmt)["message"] == "no match"
+
+
+@pytest.mark.parametrize(("fmt", "reason"), [
+    ("(?P<correlation_id>[a-z", "nor a valid regular expression"),
+    (r"(\w+) (\w+)", "has no named group"),
+    (r"(?P<correlation_id>\w+)\1", "nor a valid regular expression"),  # backreferences: not linear, refused
+])
+def test_a_bad_user_format_is_one_clear_line_at_start_up(tmp_path: Path, fmt: str, reason: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"collector": {"data_dir": str(tmp_path / "d"),
+                                                    "sources": [{"path": str(tmp_path / "a.log"), "format": fmt}]}}))
+    result = _run(["collect", "--config", str(config), "--once"])
+    assert result.exit_code == 2
+    assert result.output.startswith("corrtrace: collector.sources[0].format: ") and reason in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = _run(["parse-test", "--format", fmt, "x"])
+    assert result.exit_code == 2 and reason in result.output and "Traceback" not in result.output
+
+
+def test_parse_test_prints_what_a_line_becomes() -> None:
+    result = _run(["parse-test", "09-02-2015 15:03:24 ui-svc INFO [uuid-123] ....", NGINX_LINE])
+    assert result.exit_code == 0
+    talk, edge = (orjson.loads(line) for line in result.output.splitlines())
+    assert talk["correlation_id"] == "uuid-123" and talk["service"]["name"] == "ui-svc"
+    assert edge["http"]["response"]["status_code"] == 502
+    result = _run(["parse-test", "--format", "logback", "--service", "checkout-java",
+                   (FIXTURES / "logback.log").read_text().splitlines()[0] + "\\njava.lang.IllegalStateException: x"
+                   "\\n\\tat Checkout.charge(Checkout.java:10)"])
+    joined = orjson.loads(result.output)
+    assert joined["message"].splitlines()[1:] == ["java.lang.IllegalStateException: x",
+                                                  "\tat Checkout.charge(Checkout.java:10)"]
+    assert joined["log"]["flags"] == ["multiline"] and joined["service"]["name"] == "checkout-java"
+
+
+def test_collect_format_option_and_per_source_formats(tmp_path: Path) -> None:
+    """One request through plain-text, logfmt, logback and other-stack JSON services is one flow by default."""
+    cid = "01J9ZK3Q8X-flow-1"
+    (tmp_path / "ui.log").write_text(f"30-11-2026 12:00:00.100 ui-svc INFO [{cid}] GET /checkout\n")
+    (tmp_path / "pay.log").write_text(f"time=2026-11-30T12:00:00.200Z level=info msg=charged correlation_id={cid}\n")
+    (tmp_path / "ship.log").write_text(f"2026-11-30 12:00:00,300 [exec-1] INFO  c.e.Ship - [{cid}] booked\n")
+    (tmp_path / "node.log").write_text('{"time":"2026-11-30T12:00:00.400Z","msg":"stock reserved",'
+                                       f'"correlationId":"{cid}","app":"stock-node"}}\n')
+    (tmp_path / "custom.log").write_text(f"12:00:00.500|audit|{cid}|recorded\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"collector": {"data_dir": str(tmp_path / "data"), "sources": [
+        {"path": str(tmp_path / "ui.log")}, {"path": str(tmp_path / "pay.log"), "service": "payment-go"},
+        {"path": str(tmp_path / "ship.log"), "format": "logback", "service": "shipping-java"},
+        {"path": str(tmp_path / "node.log")},
+        {"path": str(tmp_path / "custom.log"), "service": "audit",
+         "format": r"(?P<clock>[\d:.]+)\|(?P<kind>\w+)\|(?P<correlation_id>[\w-]+)\|(?P<message>.*)"}]}}))
+    assert _run(["collect", "--config", str(config), "--once"]).exit_code == 0
+    found = orjson.loads(_run(["search", cid, "--data-dir", str(tmp_path / "data"), "--json"]).output)
+    assert [e["service"]["name"] for e in found] == ["ui-svc", "payment-go", "shipping-java", "stock-node", "audit"]
+    # --format for a one-off run: the same talk line read as json stays opaque
+    other = tmp_path / "other"
+    assert _run(["collect", "--once", "--format", "json", "--data-dir", str(other), str(tmp_path / "ui.log")]
+                ).exit_code == 0
+    assert orjson.loads(_run(["search", cid, "--data-dir", str(other), "--json"]).output) == []
+
+
+# -- the built-in patterns stay linear on hostile input ------------------------------------------------------------
+PATTERNS = {"talk": TALK, "logback": LOGBACK, "nginx": NGINX, "logfmt_pair": LOGFMT_PAIR}
+# the characters each pattern's quantifiers and delimiters care about: hostile input is made of them
+ALPHABETS = {"talk": "0123456789-: [] aZ.,\t", "logback": "0123456789-: [] INFOab-.,T\t",
+             "nginx": '0123456789 -[]"/.:aZ\\', "logfmt_pair": 'ab=" \\\t.'}
+SIZE = 64_000
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(sorted(PATTERNS)), data=st.data())
+def test_builtin_patterns_are_linear_and_agree_with_re2(name: str, data: Any) -> None:
+    """64 KB of a repeated fragment built from the pattern's own delimiters matches (or fails) in milliseconds:
+    a backtracking pattern takes seconds to hours here. RE2 (linear by construction) gives the same groups."""
+    fragment = data.draw(st.text(alphabet=ALPHABETS[name], min_size=1, max_size=12))
+    prefix = data.draw(st.sampled_from(["", "09-02-2015 15:03:24 ", "2024-01-15 10:23:45,123 [", '1.2.3.4 - - [',
+                                        "09-02-2015 15:03:24 svc INFO [", 'k="']))
+    text = prefix + fragment * (SIZE // len(fragment))
+    pattern = PATTERNS[name]
+    started = time.perf_counter()
+    ours = pattern.match(text)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, f"{name}: {elapsed:.2f}s on {text[:40]!r}..."
+    theirs = re2.compile(pattern.pattern).match(text)
+    assert (ours is None) == (theirs is None)
+    if ours is not None and theirs is not None:
+        assert ours.groups() == theirs.groups()
+
+
+@settings(max_examples=15, deadline=None)
+@given(fragment=st.text(alphabet='ab=" \\\t.', min_size=1, max_size=8))
+def test_logfmt_is_linear_on_hostile_input(fragment: str) -> None:
+    text = "time=1 " + fragment * (SIZE // len(fragment))
+    started = time.perf_counter()
+    logfmt(text)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_the_builtin_patterns_have_no_backreferences_or_lookaround() -> None:
+    for pattern in PATTERNS.values():
+        assert not re.search(r"\(\?[=!<]|\\[1-9]", pattern.pattern)
