@@ -182,13 +182,15 @@ class Multiline:
             return source, record.start, record.end, record.lines[0]
         joined = JoinedLines(b"\n".join(record.lines))
         joined.truncated = record.truncated
-        joined.inherited = self._inherited(source)
+        joined.inherited = self._inherited(source, record.start)
         self.joined += 1
         self.truncated += record.truncated
         return source, record.start, record.end, joined
 
-    def _inherited(self, source: str) -> dict[str, Any] | None:
+    def _inherited(self, source: str, start: int) -> dict[str, Any] | None:
         line = self.last_json.get(source)
+        if line is None and hasattr(self.inner, "line_before"):  # shipped before a restart: look back in the file
+            line = self.inner.line_before(source, start)
         if line is None:
             return None
         try:
@@ -206,6 +208,11 @@ class Multiline:
     def paths(self) -> dict[str, str]:
         paths: dict[str, str] = self.inner.paths()
         return paths
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the wrapped source (identities, readers, ...)
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def close(self) -> None:
         self.inner.close()

@@ -284,6 +284,20 @@ class FileTail:
         """Source identity -> (device, inode), kept in the checkpoint to find a file renamed while down."""
         return {r.fp: (r.dev, r.ino) for r in self.readers.values() if r.fp is not None}
 
+    def line_before(self, source: str, offset: int, prefix: bytes = b"{", limit: int = 64 << 10) -> bytes | None:
+        """The last line starting with ``prefix`` in the ``limit`` bytes before ``offset`` of file ``source``
+        (the multiline joiner's nearest JSON line, when it was shipped before a restart)."""
+        key = self.by_fp.get(source)
+        reader = self.readers.get(key) if key is not None else None
+        if reader is None or offset <= 0:
+            return None
+        start = max(0, offset - limit)
+        lines = os.pread(reader.fd, offset - start, start).split(b"\n")
+        for line in reversed(lines[1:] if start else lines):
+            if line.startswith(prefix):
+                return line.rstrip(b"\r")
+        return None
+
     def close(self) -> None:
         for r in self.readers.values():
             os.close(r.fd)
