@@ -84,12 +84,14 @@ class _EsNodeOption(click.Option):
 @click.option("--with-elasticsearch", is_flag=True, cls=_EsNodeOption)
 @click.option("--index-prefix", help="Elasticsearch index prefix (default logs-corrtrace).")
 @click.option("--keep-running", is_flag=True, help="Leave the mesh up after the summary and print its URLs.")
+@click.option("--with-nginx", is_flag=True, default=None,
+              help="Put a real nginx (Debian's, installed when missing) in front of ui; orders go through it.")
 @click.option("--config", type=click.Path(dir_okay=False), help="YAML file with a demo section.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def demo(orders: int | None, seed: int | None, decline_rate: float | None, poison_rate: float | None,
          slow_rate: float | None, slow_ms: int | None, concurrency: int | None, workdir: str | None,
          es_url: str | None, with_elasticsearch: bool, index_prefix: str | None, keep_running: bool,
-         config: str | None, as_json: bool) -> None:
+         with_nginx: bool | None, config: str | None, as_json: bool) -> None:
     """Run the five-service demo mesh: orders with injected failures, rollbacks proven, MDM check."""
     from corrtrace.demo.processes import ChildFailed
     from corrtrace.demo.runner import Demo, DemoError
@@ -102,7 +104,7 @@ def demo(orders: int | None, seed: int | None, decline_rate: float | None, poiso
     settings = _settings(config, {
         "orders": orders, "seed": seed, "decline_rate": decline_rate, "poison_rate": poison_rate,
         "slow_rate": slow_rate, "slow_ms": slow_ms, "concurrency": concurrency, "workdir": workdir,
-        "elasticsearch_url": es_url, "index_prefix": index_prefix,
+        "elasticsearch_url": es_url, "index_prefix": index_prefix, "with_nginx": with_nginx,
     })
     console = Console(stderr=as_json)
     say = console.print

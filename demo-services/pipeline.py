@@ -20,12 +20,17 @@ log = logging.getLogger("demo.pipeline")
 class DemoPipeline:
     def __init__(self, rt: Runtime) -> None:
         from corrtrace.collector import FileTail, Pipeline
+        from corrtrace.collector.parsers import build_format
 
         mesh = rt.mesh
         self.sink = make_sink(mesh)
         self.pipeline = Pipeline([], [self.sink], data_dir=mesh.collector_dir, flush_interval=0.1, idle_sleep=0.02)
         pattern = str(mesh.log_path("ui").parent / "*.log")
         self.pipeline.sources.append(FileTail([pattern], self.pipeline.checkpoint, scan_interval=0.1))
+        if "nginx" in mesh.ports:  # --with-nginx: the edge's access log, in corrtrace's nginx format
+            edge = FileTail([str(mesh.nginx_access_log)], self.pipeline.checkpoint, scan_interval=0.1)
+            edge.fmt = build_format("nginx", service="nginx")  # type: ignore[attr-defined]
+            self.pipeline.sources.append(edge)
 
     def status(self) -> dict[str, Any]:
         offsets = {

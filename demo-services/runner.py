@@ -42,6 +42,15 @@ class DemoError(RuntimeError):
     """The demo could not run (a process failed to start, a timeout); the message says which and why."""
 
 
+def nginx_script() -> Path:
+    """scripts/nginx/nginx.sh of the checkout this package runs from (or of the current directory's)."""
+    for base in (Path(__file__).resolve().parents[1], Path.cwd(), *Path.cwd().parents):
+        script = base / "scripts" / "nginx" / "nginx.sh"
+        if script.exists():
+            return script
+    raise DemoError("--with-nginx needs scripts/nginx/nginx.sh (run from a corrtrace checkout)")
+
+
 @dataclass
 class DemoReport:
     orders: int = 0
@@ -128,6 +137,8 @@ class Demo:
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         moto_port, state_port = free_port(), free_port()
         ports = {name: free_port() for name in START_ORDER}
+        if self.settings.with_nginx:
+            ports["nginx"] = free_port()
         mesh = Mesh(
             workdir=str(self.workdir),
             moto_url=f"http://127.0.0.1:{moto_port}",
@@ -155,7 +166,17 @@ class Demo:
         for name, child in started:
             self.supervisor.wait_healthy(child, mesh.url(name) + HEALTH_PATH.get(name, "/health"))
             step(f"{name} on :{ports[name]}")
+        if self.settings.with_nginx:
+            self._start_nginx(mesh, env)
+            step(f"nginx on :{ports['nginx']} -> ui (access log {mesh.nginx_access_log})")
         return mesh
+
+    def _start_nginx(self, mesh: Mesh, env: dict[str, str]) -> None:
+        """Debian's nginx in the foreground under the supervisor, with corrtrace's snippets, in front of ui."""
+        nginx_env = {**env, "NGINX_PORT": str(mesh.ports["nginx"]), "NGINX_UPSTREAM": f"127.0.0.1:{mesh.ports['ui']}",
+                     "NGINX_DIR": str(self.workdir / "nginx"), "NGINX_ACCESS_LOG": str(mesh.nginx_access_log)}
+        child = self.supervisor.start("nginx", ["bash", str(nginx_script()), "run"], nginx_env)
+        self.supervisor.wait_healthy(child, mesh.url("nginx") + "/health", timeout=180.0)  # may apt-get first
 
     def stop(self) -> None:
         self.http.close()
@@ -163,7 +184,7 @@ class Demo:
 
     def urls(self) -> dict[str, str]:
         assert self.mesh is not None
-        urls = {name: self.mesh.url(name) for name in START_ORDER}
+        urls = {name: self.mesh.url(name) for name in (*START_ORDER, "nginx") if name in self.mesh.ports}
         urls["moto"] = self.mesh.moto_url
         urls["moto-txmanager"] = self.mesh.txmanager_moto_url
         if self.mesh.elasticsearch_url:
@@ -177,7 +198,7 @@ class Demo:
 
         cid = new_uuid7()
         try:
-            url = f"{self.mesh.url('ui')}/orders"
+            url = f"{self.mesh.url('nginx' if 'nginx' in self.mesh.ports else 'ui')}/orders"
             response = self.http.post(url, json=plan.payload(), headers={DEFAULT_HEADER: cid})
             body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
             return OrderOutcome(plan, cid, response.status_code, body)
@@ -245,8 +266,7 @@ class Demo:
         assert self.mesh is not None
         status = self.status("pipeline", "/status")
         offsets: dict[str, int] = status.get("offsets", {})
-        for name in LOGGED:
-            path = self.mesh.log_path(name)
+        for path in [self.mesh.log_path(name) for name in LOGGED] + [self.mesh.nginx_access_log]:
             if path.exists() and offsets.get(str(path), 0) < path.stat().st_size:
                 return False
         return bool(status)

@@ -49,6 +49,7 @@ class DemoSettings:
     workdir: str = ".corrtrace-demo"
     elasticsearch_url: str = ""
     index_prefix: str = "logs-corrtrace"
+    with_nginx: bool = False  # a real nginx in front of ui (scripts/nginx/nginx.sh): orders go through it
 
 
 @dataclass
@@ -77,6 +78,11 @@ class Mesh:
 
     def log_path(self, service: str) -> Path:
         return Path(self.workdir) / "logs" / f"{service}.log"
+
+    @property
+    def nginx_access_log(self) -> Path:
+        """nginx's access log (--with-nginx): its own folder, since the JSON-lines glob is ``logs/*.log``."""
+        return Path(self.workdir) / "logs" / "nginx" / "access.log"
 
     def db_path(self, service: str) -> Path:
         return Path(self.workdir) / "db" / f"{service}.sqlite3"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from corrtrace.collector.parsers.text import BUILTIN, TextParser
+from corrtrace.collector.parsers.text import BUILTIN, DEFAULT_SERVICE, TextParser
 from corrtrace.collector.parsers.user import UserFormat
 from corrtrace.collector.record import format_timestamp, parse_timestamp_ms
 
@@ -59,6 +59,7 @@ class LineFormat:
             event = parse(first)
             if event is not None:
                 break
+        service = self.service
         if event is None:
             event = {"message": text, "log": {"original": text}}
         else:
@@ -66,8 +67,9 @@ class LineFormat:
                 event["message"] = f"{event.get('message', '')}\n{rest}"
             if "correlation_id" not in event and "labels" in event:
                 self._alias_id(event, event["labels"])
-        if self.service and "service" not in event:
-            event["service"] = {"name": self.service}
+            service = service or DEFAULT_SERVICE.get(parse)
+        if service and "service" not in event:
+            event["service"] = {"name": service}
         if joined:
             self._joined(event, line)
         return event

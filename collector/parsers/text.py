@@ -154,3 +154,5 @@ def logfmt(line: str) -> dict[str, Any] | None:
 
 
 BUILTIN: dict[str, TextParser] = {"talk": talk, "logfmt": logfmt, "logback": logback, "nginx": nginx}
+# the service of a format's lines when the line names none and the source declares none
+DEFAULT_SERVICE: dict[TextParser, str] = {nginx: "nginx"}

@@ -72,6 +72,8 @@ def test_nginx_combined_with_the_id_appended() -> None:
     assert event["http"]["response"] == {"status_code": 502, "body": {"bytes": 157}}
     assert event["http"]["request"]["method"] == "GET" and event["url"]["path"] == "/api/products"
     assert event["log"]["level"] == "ERROR" and event["event"]["duration"] == 12_000_000
+    assert event["service"] == {"name": "nginx"}  # unless the source declares its service
+    assert event_of(NGINX_LINE, build_format("nginx", service="edge"))["service"] == {"name": "edge"}
     plain = event_of(NGINX_LINE.rsplit(' "', 1)[0] + ' "-"')  # no id, no timings: $time_local
     assert "correlation_id" not in plain and plain["@timestamp"] == "2026-11-30T12:00:00.000Z"
 
