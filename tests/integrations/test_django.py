@@ -197,11 +197,10 @@ def test_under_uvicorn_asgi(tmp_path: pathlib.Path) -> None:
 
 
 def test_skip_paths_write_no_access_line_but_echo(lines: io.StringIO) -> None:
-    from django.http import HttpResponse
-    from django.test import RequestFactory
-
     from corrtrace.middleware import CorrelationSettings
     from corrtrace.middleware.django import CorrelationIdMiddleware
+    from django.http import HttpResponse
+    from django.test import RequestFactory
 
     middleware = CorrelationIdMiddleware(lambda request: HttpResponse("ok"),
                                          CorrelationSettings(skip_paths=("/healthz",)))
