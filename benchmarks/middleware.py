@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _django_bench
 from asgi_correlation_id import CorrelationIdMiddleware as CidMiddleware
 from corrtrace.middleware import CorrelationIdMiddleware, WSGICorrelationIdMiddleware
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as OtelASGI
@@ -35,6 +36,7 @@ from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as OtelWS
 from opentelemetry.sdk.trace import TracerProvider
 
 INCOMING_ID = "0192f0c1-7a3b-7c4d-9e5f-0123456789ab"
+INCOMING_UUID4 = "6f1c0d3e-2b4a-4f5e-9d8c-7b6a5f4e3d2c"  # valid for both corrtrace and django-guid's UUID check
 CID_INCOMING = "6f1c0d3e2b4a4f5e9d8c7b6a5f4e3d2c"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 WARMUP = 2_000
@@ -274,13 +276,17 @@ def main() -> int:
         ),
         "otel wsgi": lambda: OtelWSGI(bare_wsgi, tracer_provider=provider),
     }
-    report: dict[str, Any] = {"requests": n, "repeats": reps, "asgi": {}, "wsgi": {}}
+    report: dict[str, Any] = {"requests": n, "repeats": reps, "asgi": {}, "wsgi": {}, "django": {}}
+    django = _django_bench.candidates()
     for mode in ("fresh", "incoming"):
         incoming = mode == "incoming"
         a = time_asgi({name: make() for name, make in asgi.items()}, n, reps, incoming)
         w = time_wsgi({name: make() for name, make in wsgi.items()}, n, reps, incoming)
         report["asgi"][mode] = {k: v * 1e6 for k, v in a.items()}
         report["wsgi"][mode] = {k: v * 1e6 for k, v in w.items()}
+        d = _django_bench.time_django({name: make() for name, make in django.items()}, n, reps,
+                                      INCOMING_UUID4 if incoming else None)
+        report["django"][mode] = {k: v * 1e6 for k, v in d.items()}
     cold = cold_import(args.import_runs)
     report["cold_import_ms"] = cold["wall_minus_pass_ms"]
     report["marginal_import_ms"] = cold["marginal_ms"]
@@ -289,12 +295,14 @@ def main() -> int:
         a, w = report["asgi"][mode], report["wsgi"][mode]
         over = {k: v - a["bare"] for k, v in a.items()}
         wover = {k: v - w["bare"] for k, v in w.items()}
+        dover = {k: v - report["django"][mode]["bare"] for k, v in report["django"][mode].items()}
         ratios[mode] = {
             "asgi overhead us": over["corrtrace"],
             "asgi vs asgi-correlation-id (target <= 0.5)": over["corrtrace"] / over["asgi-correlation-id"],
             "wsgi overhead us (target <= 2)": wover["corrtrace"],
             "asgi tracing vs otel asgi (target <= 0.35)": over["corrtrace tracing"] / over["otel asgi"],
             "wsgi tracing vs otel wsgi (target <= 0.35)": wover["corrtrace tracing"] / wover["otel wsgi"],
+            "django vs django-guid (target <= 0.5)": dover["corrtrace"] / dover["django-guid"],
         }
     imports = report["cold_import_ms"]
     ratios["cold import vs powertools Logger (target <= 0.5)"] = (
@@ -308,7 +316,7 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"middleware: median of {reps} x {n} requests, in-process (µs/request; overhead = minus bare app)")
-    for kind in ("asgi", "wsgi"):
+    for kind in ("asgi", "wsgi", "django"):
         for mode in ("fresh", "incoming"):
             rows = report[kind][mode]
             bare = rows["bare"]

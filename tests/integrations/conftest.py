@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -61,3 +62,25 @@ def require_redis() -> None:
     except redis.RedisError as exc:
         pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}); start it with: scripts/services up redis",
                     pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def django_project() -> Iterator[None]:
+    """django.setup() with the project's settings; the logging it configures is undone afterwards."""
+    root = logging.getLogger()
+    saved_root = (root.level, list(root.handlers))
+    saved = {name: (lg.level, list(lg.handlers), lg.propagate)
+             for name in ("django", "django.request", "django.server")
+             for lg in [logging.getLogger(name)]}
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.integrations.djangoproject.settings"
+    import django
+
+    django.setup()
+    yield
+    root.setLevel(saved_root[0])
+    root.handlers[:] = saved_root[1]
+    for name, (level, handlers, propagate) in saved.items():
+        lg = logging.getLogger(name)
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate

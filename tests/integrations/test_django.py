@@ -27,28 +27,6 @@ UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 SETTINGS = "tests.integrations.djangoproject.settings"
 
 
-@pytest.fixture(scope="module")
-def django_project() -> Iterator[None]:
-    """django.setup() with the project's settings; the logging it configures is undone afterwards."""
-    root = logging.getLogger()
-    saved_root = (root.level, list(root.handlers))
-    saved = {name: (lg.level, list(lg.handlers), lg.propagate)
-             for name in ("django", "django.request", "django.server")
-             for lg in [logging.getLogger(name)]}
-    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
-    import django
-
-    django.setup()
-    yield
-    root.setLevel(saved_root[0])
-    root.handlers[:] = saved_root[1]
-    for name, (level, handlers, propagate) in saved.items():
-        lg = logging.getLogger(name)
-        lg.setLevel(level)
-        lg.handlers[:] = handlers
-        lg.propagate = propagate
-
-
 @pytest.fixture()
 def lines(django_project: None) -> Iterator[io.StringIO]:
     """corrtrace's JSON lines of the root logger (the project's LOGGING sends ``django`` there too)."""

@@ -73,3 +73,27 @@ def test_a_tag_set_by_the_code_wins(sentry_events: RecordingTransport) -> None:
             sentry_sdk.capture_message("explicit")
         sentry_sdk.capture_message("implicit")
     assert _tags(sentry_events) == [("explicit", "chosen"), ("implicit", "bound")]
+
+
+def test_an_unhandled_asgi_exception_is_reported_once_with_the_tag(sentry_events: RecordingTransport) -> None:
+    """corrtrace logs the exception under the ID (Sentry's logging integration reports it, tagged); Sentry's
+    ASGI-level capture of the same exception, outside the binding, is dropped by its dedupe integration."""
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise LookupError("unhandled async")
+
+    wrapped = CorrelationIdMiddleware(app, access_log=False)
+    with TestClient(wrapped, raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"X-Correlation-ID": "req-c"})
+    assert response.status_code == 500 and response.headers["X-Correlation-ID"] == "req-c"
+    assert _tags(sentry_events) == [("unhandled async", "req-c")]
+
+
+def test_django_view_exception_is_tagged(django_project: None, sentry_events: RecordingTransport) -> None:
+    from django.test import Client
+
+    response = Client(raise_request_exception=False).get("/boom", headers={"X-Correlation-ID": "req-d"})
+    assert response.status_code == 500 and response["X-Correlation-ID"] == "req-d"
+    assert _tags(sentry_events) == [("view failed", "req-d")]
