@@ -51,6 +51,7 @@ class Checkpoint:
         self._write_lock = threading.Lock()
         self._data: dict[str, dict[str, Any]] = {}
         self._dirty = False
+        self._watch: dict[str, float] = {}
         self.write_failing = False
         if self.path is not None and self.path.exists():
             try:
@@ -60,6 +61,9 @@ class Checkpoint:
             except OSError as exc:
                 raise StateError(f"{self.path}: cannot read the checkpoint ({exc.strerror})") from None
             self._data = _entries(self.path, loaded)
+            watch = loaded.get("watch")
+            self._watch = {str(k): float(v) for k, v in watch.items() if isinstance(v, int | float)} if isinstance(
+                watch, dict) else {}
 
     def offset(self, source: str) -> int | None:
         """The acknowledged offset of ``source``, or None when it was never seen."""
@@ -91,6 +95,17 @@ class Checkpoint:
             self._dirty = True
         self.flush()
 
+    def watching(self, pattern: str) -> float | None:
+        """When the collector first watched ``pattern`` (None the first time: then it starts now)."""
+        with self._lock:
+            since = self._watch.get(pattern)
+            if since is None:
+                self._watch[pattern] = time.time()
+                self._dirty = True
+        if since is None:
+            self.flush()
+        return since
+
     def register(self, source: str, offset: int, path: str, where: tuple[int, int]) -> None:
         """Note a file the moment it is first read, so that it is found again if it is renamed before any of
         its lines were acknowledged (and the collector stops in between)."""
@@ -111,7 +126,7 @@ class Checkpoint:
         with self._lock:
             if not self._dirty:
                 return True
-            payload = orjson.dumps({"version": 1, "sources": self._data})
+            payload = orjson.dumps({"version": 1, "sources": self._data, "watch": self._watch})
             self._dirty = False
         try:
             self._write(payload)

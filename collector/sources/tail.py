@@ -21,7 +21,16 @@ from typing import Any
 from corrtrace.collector.checkpoint import Checkpoint
 
 log = logging.getLogger("corrtrace.collector.tail")
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4")
 RawLine = tuple[str, int, int, bytes]  # (source identity, start offset, end offset, line without newline)
+
+
+def _literal_head(name: str) -> str:
+    """The part of a file name pattern before its first wildcard (``app.log`` of ``app.log*``)."""
+    for i, char in enumerate(name):
+        if char in "*?[":
+            return name[:i]
+    return name
 
 
 def fingerprint_of(fd: int, limit: int = 4096) -> str | None:
@@ -116,12 +125,57 @@ class FileTail:
         found: dict[tuple[int, int], str] = {}
         for fp, entry in self.checkpoint.snapshot().items():
             path = str(entry.get("path") or "")
-            if not path or not any(fnmatch.fnmatch(path, pattern) for pattern in self.patterns):
+            if not path or not self._watched(path):
                 continue
             hit = self._find_elsewhere(path, fp, int(entry["offset"]), entry.get("ino"))
             if hit is not None and hit[0] not in seen:
                 log.info("finishing %s first: it was %s (rotated while the collector was down)", hit[1], path)
                 found[hit[0]] = hit[1]
+        for key, path in self._unseen_rotations({**seen, **found}).items():
+            log.info("reading %s first: written and rotated while the collector was down", path)
+            found[key] = path
+        return found
+
+    def _watched(self, path: str) -> bool:
+        """``path`` is (or was, before a rotation renamed it) one of the files the patterns name."""
+        directory, name = os.path.split(path)
+        return any(fnmatch.fnmatch(path, pattern) or (os.path.dirname(pattern) == directory and name.startswith(
+            _literal_head(os.path.basename(pattern)))) for pattern in self.patterns)
+
+    def _unseen_rotations(self, known: dict[tuple[int, int], str]) -> dict[tuple[int, int], str]:
+        """Files named like a live file (``app.log.2``) that the checkpoint never saw although they changed
+        since the collector first watched that name: created and rotated away while it was down (more than one
+        rotation, or before its first commit). Compressed copies are left alone."""
+        state = self.checkpoint.snapshot()
+        found: dict[tuple[int, int], str] = {}
+        for pattern in self.patterns:
+            directory, base = os.path.split(pattern)
+            base = _literal_head(base)
+            since = self.checkpoint.watching(pattern)
+            if since is None or not base or any(c in directory for c in "*?["):
+                continue  # a first start (nothing to catch up on), or a pattern without a fixed name
+            try:
+                with os.scandir(directory or ".") as it:
+                    names = [e for _, e in zip(range(1000), it, strict=False)]
+            except OSError:
+                continue
+            for item in sorted(names, key=lambda e: e.stat().st_mtime):
+                if not item.name.startswith(base) or item.name.endswith(_COMPRESSED) or not item.is_file():
+                    continue
+                st = item.stat()
+                key = (st.st_dev, st.st_ino)
+                if key in known or key in found or st.st_mtime <= since:
+                    continue
+                try:
+                    fd = os.open(item.path, os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    fp = fingerprint_of(fd)
+                finally:
+                    os.close(fd)
+                if fp is not None and fp not in state:
+                    found[key] = item.path
         return found
 
     def _find_elsewhere(self, path: str, fp: str, offset: int, ino: Any = None) -> tuple[tuple[int, int], str] | None:
