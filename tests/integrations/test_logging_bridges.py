@@ -24,10 +24,17 @@ TRACE = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
 
 
 @pytest.fixture()
-def tracing() -> Iterator[None]:
-    set_trace_context_provider(lambda: TRACE)
-    yield
-    set_trace_context_provider(None)
+def span() -> Iterator[tuple[str, str]]:
+    """A real OpenTelemetry SDK span, current while the test runs, with corrtrace's tracing hook installed."""
+    from corrtrace.middleware import otel
+    from opentelemetry.sdk.trace import TracerProvider
+
+    otel.install()
+    tracer = TracerProvider().get_tracer("tests")
+    with tracer.start_as_current_span("request") as current:
+        ctx = current.get_span_context()
+        yield format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+    otel.uninstall()
 
 
 @pytest.fixture()
@@ -74,7 +81,7 @@ def _structlog_lines(processors: list, out: io.StringIO) -> structlog.BoundLogge
     return structlog.wrap_logger(structlog.PrintLogger(out), processors=processors)
 
 
-def test_structlog_processor_with_json_renderer(tracing: None) -> None:
+def test_structlog_processor_with_json_renderer(span: tuple[str, str]) -> None:
     out = io.StringIO()
     log = _structlog_lines([add_correlation_id, structlog.processors.JSONRenderer()], out)
     with bind_correlation_id("req-9"):
@@ -84,7 +91,7 @@ def test_structlog_processor_with_json_renderer(tracing: None) -> None:
     log.info("outside")
     first, second, third = (json.loads(line) for line in out.getvalue().splitlines())
     assert first == {"event": "hello", "user": "u1", "correlation_id": "req-9",
-                     "trace": {"id": TRACE[0]}, "span": {"id": TRACE[1]}}
+                     "trace": {"id": span[0]}, "span": {"id": span[1]}}
     assert second["correlation_id"] == "explicit"
     assert third == {"event": "outside"}
 
@@ -133,7 +140,7 @@ def test_structlog_into_corrtrace_json_formatter(stdlib_logger: tuple[logging.Lo
     assert line["trace"] == {"id": TRACE[0]} and line["span"] == {"id": TRACE[1]}
 
 
-def test_loguru_patcher(tracing: None) -> None:
+def test_loguru_patcher(span: tuple[str, str]) -> None:
     out = io.StringIO()
     log = loguru_logger.patch(loguru_patcher)
     sink = loguru_logger.add(out, format="{extra[correlation_id]} {message}", serialize=False)
@@ -150,4 +157,4 @@ def test_loguru_patcher(tracing: None) -> None:
         loguru_logger.remove(json_sink)
     assert out.getvalue().splitlines() == ["req-l inside", "None outside", "explicit bound"]
     extra = json.loads(json_out.getvalue().splitlines()[0])["record"]["extra"]
-    assert extra == {"correlation_id": "req-l", "trace": {"id": TRACE[0]}, "span": {"id": TRACE[1]}}
+    assert extra == {"correlation_id": "req-l", "trace": {"id": span[0]}, "span": {"id": span[1]}}
