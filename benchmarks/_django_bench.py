@@ -67,6 +67,14 @@ def time_django(apps: dict[str, Any], requests: int, repeats: int, incoming_id: 
             app(request)
         return _clock() - start
 
+    return interleaved_medians(apps, run, requests, repeats)
+
+
+def interleaved_medians(
+    apps: dict[str, Any], run: Callable[[Any, int], float], requests: int, repeats: int
+) -> dict[str, float]:
+    """Median seconds per request of each app after a warm-up; repetitions interleaved across candidates so
+    machine noise hits them all alike (also used by the WSGI rows of benchmarks/middleware.py)."""
     samples: dict[str, list[float]] = {name: [] for name in apps}
     for app in apps.values():
         run(app, WARMUP)

@@ -148,13 +148,7 @@ def time_wsgi(apps: dict[str, Any], requests: int, repeats: int, incoming: bool)
                 close()
         return _clock() - start
 
-    samples: dict[str, list[float]] = {name: [] for name in apps}
-    for app in apps.values():
-        run(app, WARMUP)
-    for _ in range(repeats):
-        for name, app in apps.items():
-            samples[name].append(run(app, requests) / requests)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return _django_bench.interleaved_medians(apps, run, requests, repeats)
 
 
 def _import_env() -> dict[str, str]:
