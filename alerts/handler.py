@@ -10,9 +10,6 @@ rollback requests to the transaction manager out, one per correlation ID of the 
 
 from __future__ import annotations
 
-import base64
-import gzip
-import io
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,31 +23,16 @@ from corrtrace.alerts.definitions import Alert
 from corrtrace.alerts.jam import JamDetector
 from corrtrace.alerts.patterns import MISSING
 
+from corrtrace.awslogs import decode_awslogs
 from corrtrace.ids import safe_excerpt
 
 log = logging.getLogger("corrtrace.alerts.handler")
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 
 class LogLookup(Protocol):
     """Fetch log messages of one log group in a time window (epoch milliseconds)."""
 
     def __call__(self, log_group: str, start_ms: int, end_ms: int) -> Iterable[str]: ...
-
-
-def decode_awslogs(data: str) -> dict[str, Any]:
-    """Decode a subscription payload (base64 of gzip of JSON), refusing oversized input."""
-    raw = base64.b64decode(data, validate=False)
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise ValueError("subscription payload too large")
-    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
-        body = fh.read(MAX_PAYLOAD_BYTES * 4 + 1)
-    if len(body) > MAX_PAYLOAD_BYTES * 4:
-        raise ValueError("decompressed subscription payload too large")
-    decoded = orjson.loads(body)
-    if not isinstance(decoded, dict):
-        raise ValueError("subscription payload is not a JSON object")
-    return decoded
 
 
 def logs_lookup(logs_client: Any) -> LogLookup:

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from corrtrace.backoff import Backoff
+
 RETRYABLE = frozenset({500, 502, 503, 504})
 
 
@@ -88,6 +90,7 @@ class GrafanaClient:
     def _request(self, method: str, path: str, *, json: Any = None, what: str) -> httpx.Response:
         attempt = 0
         self.retried = False
+        backoff = Backoff(initial=self.backoff, maximum=max(self.backoff, 30.0))
         while True:
             attempt += 1
             self.retried = attempt > 1
@@ -109,7 +112,7 @@ class GrafanaClient:
                         " it is failing server-side, look at its log and retry later",
                         response.status_code,
                     )
-            self.sleep(self.backoff * (2 ** (attempt - 1)))
+            self.sleep(backoff.next_delay())
 
     def _fail(self, response: httpx.Response, what: str, folder_uid: str | None = None,
               permission: str = "dashboards:create and dashboards:write") -> GrafanaError:

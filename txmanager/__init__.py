@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "create_app": "corrtrace.txmanager.app",
+    "HmacAuth": "corrtrace.txmanager.client",
     "TxManagerClient": "corrtrace.txmanager.client",
     "ParticipantClient": "corrtrace.txmanager.client",
     "TxManagerError": "corrtrace.txmanager.client",
@@ -35,6 +36,7 @@ _LAZY = {
 
 __all__ = [
     "DiscoveredParticipant",
+    "HmacAuth",
     "Ledger",
     "LogDiscovery",
     "ParticipantClient",

@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Generator
 from typing import Any
 
 import httpx
 
+from corrtrace.backoff import Backoff
 from corrtrace.ids import is_valid, safe_excerpt
 from corrtrace.signing import sign_request
 
@@ -32,6 +33,25 @@ _HINTS = {
 }
 
 
+class HmacAuth(httpx.Auth):
+    """Signs each request the manager (or a participant) verifies, with a fresh nonce per send, so a retried
+    request is a new signed call rather than a replay. Any httpx client can use it::
+
+        httpx.post(f"{manager}/transactions/{cid}/rollback", json={...}, auth=HmacAuth(secret))
+    """
+
+    requires_request_body = True
+
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("HmacAuth needs the shared secret (CORRTRACE_TXMANAGER_SECRET)")
+        self._secret = secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(sign_request(self._secret, request.method, request.url.path, request.content))
+        yield request
+
+
 class TxManagerClient:
     """Signed calls to the manager's HTTP API (thread-safe; reuse one per process)."""
 
@@ -48,10 +68,9 @@ class TxManagerClient:
         if not secret:
             raise ValueError("TxManagerClient needs the shared secret (CORRTRACE_TXMANAGER_SECRET)")
         self.url = url.rstrip("/")
-        self._secret = secret
         self._retries = retries
-        self._backoff = backoff
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        self._backoff = Backoff(initial=backoff, maximum=max(backoff, 5.0))
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport, auth=HmacAuth(secret))
 
     def __enter__(self) -> TxManagerClient:
         return self
@@ -63,28 +82,25 @@ class TxManagerClient:
         self._http.close()
 
     def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One signed call; transport errors and 5xx are retried (every endpoint is idempotent)."""
+        """One signed call; transport errors and 5xx are retried with backoff (every endpoint is idempotent)."""
         body = json.dumps(payload).encode() if payload is not None else b""
+        headers = {"Content-Type": "application/json"}
+        backoff = self._backoff.fresh()
         attempt = 0
         while True:
-            headers = sign_request(self._secret, method, path, body)
-            headers["Content-Type"] = "application/json"
             try:
                 response = self._http.request(method, path, content=body, headers=headers)
             except httpx.HTTPError as exc:
-                if attempt < self._retries:
-                    attempt += 1
-                    time.sleep(self._backoff * 2 ** (attempt - 1))
-                    continue
-                raise TxManagerError(
-                    f"cannot reach the transaction manager at {self.url} ({type(exc).__name__}); "
-                    "check the URL and that `corrtrace txmanager serve` is running"
-                ) from exc
-            if response.status_code >= 500 and attempt < self._retries:
-                attempt += 1
-                time.sleep(self._backoff * 2 ** (attempt - 1))
-                continue
-            return self._result(method, path, response)
+                if attempt == self._retries:
+                    raise TxManagerError(
+                        f"cannot reach the transaction manager at {self.url} ({type(exc).__name__}); "
+                        "check the URL and that `corrtrace txmanager serve` is running"
+                    ) from exc
+            else:
+                if response.status_code < 500 or attempt == self._retries:
+                    return self._result(method, path, response)
+            attempt += 1
+            backoff.wait(None)
 
     def _result(self, method: str, path: str, response: httpx.Response) -> dict[str, Any]:
         try:

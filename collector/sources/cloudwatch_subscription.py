@@ -8,8 +8,6 @@ Environment: ``CORRTRACE_COLLECTOR_ES_URL`` (or ``ES_URL``), ``CORRTRACE_COLLECT
 
 from __future__ import annotations
 
-import base64
-import gzip
 import os
 from typing import Any
 
@@ -18,13 +16,14 @@ from corrtrace.collector.record import Record, make_record
 from corrtrace.collector.retry import Backoff, DeadLetters
 from corrtrace.collector.sinks.elasticsearch import DEFAULT_PREFIX, ElasticsearchSink, connect
 
+from corrtrace.awslogs import decode_awslogs
+
 _sink: ElasticsearchSink | None = None
 
 
 def decode(event: dict[str, Any]) -> dict[str, Any]:
-    """The ``awslogs.data`` payload: base64 of gzip of JSON (``messageType``, ``logGroup``, ``logEvents``...)."""
-    data = event["awslogs"]["data"]
-    return dict(orjson.loads(gzip.decompress(base64.b64decode(data))))
+    """The ``awslogs.data`` payload, decoded with the size caps of ``corrtrace.awslogs``."""
+    return decode_awslogs(event["awslogs"]["data"])
 
 
 def records_from(payload: dict[str, Any]) -> list[Record]:

@@ -193,3 +193,27 @@ def test_concurrent_duplicate_calls_run_the_callback_once(participant: tuple[str
     flags = sorted(r()["duplicate"] for r in results)
     assert flags == [False] + [True] * 7
     assert recorder.count() == 1
+
+
+def test_hmac_auth_signs_any_httpx_client_and_every_retry_is_a_new_call(mesh) -> None:
+    """``HmacAuth`` is an ``httpx.Auth``: a plain httpx client can call the manager; each send gets a fresh nonce,
+    so sending the same request twice is two genuine calls, not a replay; a wrong secret is still refused."""
+    from corrtrace.txmanager import HmacAuth
+
+    victim = Recorder("victim")
+    m: Mesh = mesh(victim=victim)
+    cid = new_correlation_id()
+    m.register(cid, "victim")
+    nonces: list[str] = []
+    hooks = {"request": [lambda r: nonces.append(r.headers["X-Corrtrace-Nonce"])]}
+    with httpx.Client(base_url=m.manager.url, auth=HmacAuth(SECRET), event_hooks=hooks) as client:
+        request = client.build_request("GET", f"/transactions/{cid}")
+        first, second = client.send(request), client.send(request)  # the manager refuses a reused nonce
+        assert first.status_code == 200 and second.status_code == 200, second.text
+        assert len(set(nonces)) == 2
+        rolled = client.post(f"/transactions/{cid}/rollback", json={"reason": "via httpx.Auth"})
+        assert rolled.status_code in (200, 202), rolled.text
+    with httpx.Client(base_url=m.manager.url, auth=HmacAuth("not-the-secret")) as client:
+        assert client.get(f"/transactions/{cid}").status_code == 401
+    with pytest.raises(ValueError, match="secret"):
+        HmacAuth("")
