@@ -236,6 +236,7 @@ def _print_timeline(correlation_id: str, events: list[dict[str, Any]]) -> None:
     from corrtrace.collector.search import timeline_rows
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text  # plain text: a message or stack holding "[...]" is not rich markup
 
     console = Console()
     if not events:
@@ -251,5 +252,6 @@ def _print_timeline(correlation_id: str, events: list[dict[str, Any]]) -> None:
         target = f" -> {row['target']}" if row["target"] else ""
         table.add_row(f"{row['offset_ms']:+d}", row["service"] + target, row["level"],
                       "" if row["status"] is None else str(row["status"]),
-                      "" if row["duration_ms"] is None else f"{row['duration_ms']:.1f} ms", row["message"])
+                      "" if row["duration_ms"] is None else f"{row['duration_ms']:.1f} ms",
+                      Text(row["message"] + (f"\n{row['stack']}" if row["stack"] else "")))  # with a stack
     console.print(table)

@@ -84,5 +84,6 @@ def timeline_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[st
             "status": _get(event, "http.response.status_code"),
             "duration_ms": duration / 1e6 if isinstance(duration, int | float) else None,
             "target": _get(event, "service.target.name"),
+            "stack": _get(event, "error.stack_trace"),
         })
     return services, rows

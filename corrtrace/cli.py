@@ -62,5 +62,23 @@ def main() -> None:
     """Trace one request across services by correlation ID, and roll back what a failed request did."""
 
 
+@main.command("log-config")
+@click.option("--service", required=True, help="service.name on every line.")
+@click.option("--level", default="INFO", show_default=True, help="Level of the root and server loggers.")
+@click.option("--version", "service_version", help="service.version on every line.")
+@click.option("--environment", help="service.environment on every line.")
+def log_config(service: str, level: str, service_version: str | None, environment: str | None) -> None:
+    """Print a logging config (JSON) that makes uvicorn's and gunicorn's lines corrtrace JSON lines.
+
+    uvicorn app:app --log-config log.json   (after: corrtrace log-config --service NAME > log.json)
+    """
+    import json
+
+    from corrtrace.logging import server_log_config
+
+    config = server_log_config(service, version=service_version, environment=environment, level=level.upper())
+    click.echo(json.dumps(config, indent=2))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -37,6 +37,21 @@ set_correlation_id = _correlation_id.set
 reset_correlation_id = _correlation_id.reset
 
 
+_LOGGED = "__corrtrace_logged__"
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Note that ``exc`` was logged under its request's ID, so a server's second traceback of it can be dropped."""
+    try:
+        setattr(exc, _LOGGED, True)
+    except Exception:  # an exception type that refuses attributes: the server may log it a second time
+        pass
+
+
+def was_logged(exc: BaseException | None) -> bool:
+    return exc is not None and getattr(exc, _LOGGED, False) is True
+
+
 @contextmanager
 def bind_correlation_id(value: str | None = None) -> Iterator[str]:
     """Bind a correlation ID (a fresh one when ``value`` is None) for the ``with`` block, then restore."""

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 
-from corrtrace.context import get_correlation_id, get_log_fields
+from corrtrace.context import get_correlation_id, get_log_fields, was_logged
 
 ECS_VERSION = "8.11.0"
 TraceContextProvider = Callable[[], "tuple[str, str] | None"]
@@ -323,6 +323,32 @@ def loguru_patcher(record: Mapping[str, Any]) -> None:
         extra.setdefault("span", {"id": trace[1]})
 
 
+# The loggers uvicorn and gunicorn write to: ``configure`` and ``server_log_config`` route them to the JSON handler.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
+
+
+class ServerLogFilter(logging.Filter):
+    """Server lines in corrtrace's shape, on the handler before ``CorrelationFilter``.
+
+    Drops a server's second traceback ("Exception in ASGI application", gunicorn's "Error handling request") of
+    an exception the middleware already logged under the request's ID; gives gunicorn's access line the ID its
+    response carried (gunicorn writes it after the request's context is gone).
+    """
+
+    def __init__(self, header_name: str = "X-Correlation-ID") -> None:
+        super().__init__()
+        self._response_atom = "{" + header_name.lower() + "}o"  # gunicorn's atom for a response header
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and was_logged(record.exc_info[1]):
+            return False
+        if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
+            cid = record.args.get(self._response_atom)
+            if isinstance(cid, str) and cid != "-" and not record.__dict__.get("correlation_id"):
+                record.correlation_id = cid
+        return True
+
+
 def configure(
     service: str,
     *,
@@ -332,9 +358,12 @@ def configure(
     stream: IO[str] | None = None,
     path: str | os.PathLike[str] | None = None,
     logger: str | logging.Logger | None = None,
+    servers: bool = True,
 ) -> logging.Handler:
     """Send ``logger`` (the root logger by default) to JSON lines on ``stream`` (stdout) or the file ``path``.
 
+    With the root logger and ``servers`` (the default), uvicorn's and gunicorn's loggers (``SERVER_LOGGERS``)
+    write through the same handler, so every line a server process writes is JSON in the same shape.
     Calling it again replaces the handler it installed before, so it is safe in tests and reloads.
     """
     target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
@@ -346,6 +375,7 @@ def configure(
     else:
         handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(service, version=version, environment=environment))
+    handler.addFilter(ServerLogFilter())
     handler.addFilter(CorrelationFilter())
     handler.set_name("corrtrace")
     for old in [h for h in target.handlers if h.get_name() == "corrtrace"]:
@@ -353,4 +383,47 @@ def configure(
         old.close()
     target.addHandler(handler)
     target.setLevel(level)
+    if servers and target is logging.getLogger():
+        for name in SERVER_LOGGERS:
+            server_logger = logging.getLogger(name)
+            server_logger.handlers = [handler]  # a new list: uvicorn's gunicorn worker shares gunicorn's
+            server_logger.propagate = False
     return handler
+
+
+def server_log_config(
+    service: str,
+    *,
+    version: str | None = None,
+    environment: str | None = None,
+    level: str = "INFO",
+    header_name: str = "X-Correlation-ID",
+) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` dict doing what ``configure`` does, for a server to apply at start-up.
+
+    gunicorn: ``logconfig_dict = server_log_config("orders")`` in ``gunicorn.conf.py``; uvicorn:
+    ``corrtrace log-config --service orders > log.json`` then ``uvicorn app:app --log-config log.json``.
+    """
+    formatter: dict[str, Any] = {"()": "corrtrace.logging.JsonFormatter", "service": service}
+    if version is not None:
+        formatter["version"] = version
+    if environment is not None:
+        formatter["environment"] = environment
+    handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+        "formatter": "corrtrace",
+        "filters": ["server", "correlation"],
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"corrtrace": formatter},
+        "filters": {
+            "server": {"()": "corrtrace.logging.ServerLogFilter", "header_name": header_name},
+            "correlation": {"()": "corrtrace.logging.CorrelationFilter"},
+        },
+        "handlers": {"corrtrace": handler},
+        "root": {"level": level, "handlers": ["corrtrace"]},
+        "loggers": {name: {"level": level, "handlers": ["corrtrace"], "propagate": False} for name in SERVER_LOGGERS},
+    }

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, AnyStr
 
+from corrtrace.context import mark_logged
 from corrtrace.ids import IdPolicy, IdReader
 
 if TYPE_CHECKING:
@@ -237,9 +238,6 @@ def log_access(
     log.log(level, "%s %s %s", method, path, status, extra=extra)
 
 
-LOGGED_MARK = "__corrtrace_logged__"
-
-
 def log_unhandled(exc: BaseException, cid: str, protocol: str) -> None:
     """Log an exception that escaped the app, once, at ERROR with the ID and the stack, and mark it so the
     server's own "Exception in ASGI application" line can be dropped (``corrtrace.logging.configure``)."""
@@ -248,10 +246,7 @@ def log_unhandled(exc: BaseException, cid: str, protocol: str) -> None:
     logging.getLogger(INTERNAL_LOGGER).error(
         "unhandled exception in the %s app", protocol, exc_info=exc, extra={"correlation_id": cid}
     )
-    try:
-        setattr(exc, LOGGED_MARK, True)
-    except Exception:  # an exception type that refuses attributes: the server may log it a second time
-        pass
+    mark_logged(exc)
 
 
 def status_code(status: Any) -> int:
