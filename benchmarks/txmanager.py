@@ -46,6 +46,7 @@ from corrtrace.txmanager.store import Store  # noqa: E402
 
 from corrtrace import new_correlation_id  # noqa: E402
 from tests.txmanager.dynamoproxy import SerializingProxy  # noqa: E402
+from tests.txmanager.manager_process import start_manager  # noqa: E402
 
 MOTO_URL = os.environ.get("MOTO_URL", "http://127.0.0.1:5000")
 SECRET = "bench-shared-secret-0123456789"
@@ -175,32 +176,17 @@ def count_calls(endpoint: str, participants: Participants) -> dict[str, Any]:
 
 def _start_manager(settings: TxManagerSettings, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
+    os.environ.update({k: os.environ.get(k, v) for k, v in AWS_ENV.items()})
     env = {
-        **os.environ,
-        **AWS_ENV,
-        "CORRTRACE_TXMANAGER_TABLE_NAME": settings.table_name,
-        "CORRTRACE_TXMANAGER_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint or "",
-        "CORRTRACE_TXMANAGER_SECRET": SECRET,
-        "CORRTRACE_TXMANAGER_POLL_INTERVAL": "0.05",
-        "CORRTRACE_TXMANAGER_BACKOFF_INITIAL": "0.05",
-        "CORRTRACE_TXMANAGER_RESUME_INTERVAL": "0",
+        "table_name": settings.table_name,
+        "dynamodb_endpoint": settings.dynamodb_endpoint or "",
+        "secret": SECRET,
+        "poll_interval": "0.05",
+        "backoff_initial": "0.05",
+        "resume_interval": "0",
     }
-    env.pop("CORRTRACE_CONFIG", None)
-    cmd = [sys.executable, "-m", "corrtrace.cli", "txmanager", "serve", "--port", str(port), "--log-level", "WARNING"]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise SystemExit(f"manager did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.05)
+    proc = start_manager(port, log, env, extra_args=("--log-level", "WARNING"), cwd=ROOT)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def throughput(endpoint: str, participants: Participants, instances: int, n: int, log: Path) -> dict[str, Any]:
@@ -210,7 +196,7 @@ def throughput(endpoint: str, participants: Participants, instances: int, n: int
     store = Store(settings)
     store.create_table()
     managers = [_start_manager(settings, log) for _ in range(instances)]
-    clients = [TxManagerClient(url, SECRET, timeout=60) for _, url in managers]
+    clients = [TxManagerClient(url, SECRET, timeout=600) for _, url in managers]
     ids = [new_correlation_id() for _ in range(n)]
     barrier = threading.Barrier(n)
 
@@ -220,7 +206,7 @@ def throughput(endpoint: str, participants: Participants, instances: int, n: int
         started = time.time()
         participants.register_all(client, ids[i])
         client.rollback(ids[i], reason="bench")
-        participants.wait(ids[i], timeout=120)
+        participants.wait(ids[i], timeout=600)
         return time.time() - started
 
     try:
@@ -234,7 +220,11 @@ def throughput(endpoint: str, participants: Participants, instances: int, n: int
             client.close()
         for proc, _ in managers:
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
         store.client.delete_table(TableName=table)
     counts = [participants.effects[(name, cid)] for cid in ids for name in SERVICES]
     durations.sort()

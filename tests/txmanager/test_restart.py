@@ -6,50 +6,36 @@ called again (at least once, by design) and its endpoint dedupes it, so every ro
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from corrtrace.txmanager import TxManagerClient
 from corrtrace.txmanager.settings import TxManagerSettings
 
 from corrtrace import new_correlation_id
 from tests.txmanager.conftest import SECRET, Recorder, ServerThread, participant_app
+from tests.txmanager.manager_process import start_manager
 
 
 def _start_manager(settings: TxManagerSettings, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "CORRTRACE_TXMANAGER_TABLE_NAME": settings.table_name,
-        "CORRTRACE_TXMANAGER_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint or "",
-        "CORRTRACE_TXMANAGER_SECRET": SECRET,
-        "CORRTRACE_TXMANAGER_PARTICIPANT_TIMEOUT": "3",
-        "CORRTRACE_TXMANAGER_LEASE_MARGIN": "0.5",
-        "CORRTRACE_TXMANAGER_POLL_INTERVAL": "0.05",
-        "CORRTRACE_TXMANAGER_BACKOFF_INITIAL": "0.05",
-        "CORRTRACE_TXMANAGER_RESUME_INTERVAL": "0",
-    }
-    env.pop("CORRTRACE_CONFIG", None)
-    cmd = [sys.executable, "-m", "corrtrace.cli", "txmanager", "serve", "--port", str(port)]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.time() + 20
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise AssertionError(f"manager did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.05)
+    return start_manager(
+        port,
+        log,
+        {
+            "table_name": settings.table_name,
+            "dynamodb_endpoint": settings.dynamodb_endpoint or "",
+            "secret": SECRET,
+            "participant_timeout": "3",
+            "lease_margin": "0.5",
+            "poll_interval": "0.05",
+            "backoff_initial": "0.05",
+            "resume_interval": "0",
+        },
+    )
 
 
 def _wait(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
