@@ -19,8 +19,8 @@ from typing import Any
 from celery import Celery, signals
 
 from corrtrace.context import get_correlation_id, reset_correlation_id, set_correlation_id
-from corrtrace.ids import accept
 
+from ._core import guarded_reader
 from .settings import CorrelationSettings
 
 LOGGER = "corrtrace.celery"
@@ -32,7 +32,7 @@ class _Binder:
 
     def __init__(self, settings: CorrelationSettings) -> None:
         self.header = settings.header_name
-        self.policy = settings.policy
+        self.reader = guarded_reader(settings.policy)  # one rule for HTTP headers and task headers
         self._tokens: dict[str, Token[str | None]] = {}
         self._lock = threading.Lock()
 
@@ -46,7 +46,7 @@ class _Binder:
         raw = request.get(self.header) if request is not None else None
         if raw is None and request is not None:  # protocol 1, or a header nested by an older client
             raw = (getattr(request, "headers", None) or {}).get(self.header)
-        accepted = accept(raw if isinstance(raw, str | bytes) or raw is None else repr(raw), self.policy)
+        accepted = self.reader.read(raw)
         token = set_correlation_id(accepted.value)
         if task_id is not None:
             with self._lock:
