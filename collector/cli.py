@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import glob
 import logging
+import os
 import signal
 import sys
 import threading
@@ -38,11 +40,8 @@ def _settings(config: str | None, overrides: dict[str, Any]) -> Any:
     from corrtrace.collector.settings import CollectorSettings
 
     try:
-        settings = load_section("collector", CollectorSettings, path=config)
-        for key, value in overrides.items():
-            if value not in (None, (), []):
-                setattr(settings, key, value)
-        return settings.validate()
+        chosen = {key: value for key, value in overrides.items() if value not in (None, (), [])}
+        return load_section("collector", CollectorSettings, path=config, overrides=chosen).validate()
     except ConfigError as exc:
         click.echo(f"corrtrace: {exc}", err=True)
         sys.exit(2)
@@ -77,6 +76,12 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
     if not paths and not (use_stdin or settings.stdin):
         click.echo("corrtrace collect: nothing to read; give FILE arguments, collector.paths, collector.sources "
                    "or --stdin", err=True)
+        sys.exit(2)
+    unmatched = [p for p in paths if not any(os.path.isfile(f) for f in glob.glob(p))]
+    for pattern in unmatched:
+        click.echo(f"corrtrace collect: {'error' if once else 'warning'}: {pattern!r} matches no file"
+                   + ("" if once else " (yet; watching for it)"), err=True)
+    if once and unmatched:
         sys.exit(2)
     if not logging.getLogger().handlers:
         from corrtrace.logging import configure

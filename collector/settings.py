@@ -10,7 +10,7 @@ from typing import Any
 from corrtrace.collector.parsers import DEFAULT_ID_ALIASES, DEFAULT_SERVICE_ALIASES
 from corrtrace.collector.retry import Backoff, DeadLetters
 
-from corrtrace.config import ConfigError
+from corrtrace.config import ConfigError, Directory, Positive
 
 SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
 
@@ -22,7 +22,7 @@ class CollectorSettings:
 
     paths: list[str] = field(default_factory=list)
     stdin: bool = False
-    data_dir: str = ".corrtrace/collector"
+    data_dir: Directory = ".corrtrace/collector"
     sinks: list[str] = field(default_factory=list)
     start_at_end: bool = False
     # elasticsearch / opensearch
@@ -43,12 +43,12 @@ class CollectorSettings:
     # batching, buffering, retry
     batch_max_events: int = 20_000
     batch_max_bytes: int = 2 << 20
-    flush_interval: float = 0.5
+    flush_interval: Positive = 0.5
     buffer_max_bytes: int = 256 << 20
     memory_batches: int = 1
-    backoff_initial: float = 0.2
-    backoff_max: float = 30.0
-    stats_interval: float = 30.0
+    backoff_initial: Positive = 0.2
+    backoff_max: Positive = 30.0
+    stats_interval: Positive = 30.0
     # formats and multiline records (collector/README.md, "Formats"): per-path entries {path, format, service,
     # time_format, multiline}; the defaults below apply to `paths`, stdin and entries that do not say
     sources: list[dict[str, Any]] = field(default_factory=list)

@@ -5,13 +5,18 @@ environment as ``CORRTRACE_<SECTION>_<KEY>``. Sections are dataclasses owned by 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import json
 import os
+import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import annotated_types
 import yaml
 
 T = TypeVar("T")
@@ -28,6 +33,12 @@ def read_yaml(file: Path, kind: str, error: type[Exception]) -> Any:
         return yaml.safe_load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise error(f"{file}: no such {kind}") from None
+    except IsADirectoryError:
+        raise error(f"{file}: is a directory; expected a YAML {kind}") from None
+    except UnicodeDecodeError:
+        raise error(f"{file}: not a text file; expected a YAML {kind}") from None
+    except OSError as exc:
+        raise error(f"{file}: cannot read the {kind} ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise error(f"{file}: not valid YAML ({exc})") from None
 
@@ -47,41 +58,122 @@ def read_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str]
     return loaded
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where) if len(inner) == 1 else value
-    if hint is bool:
-        if isinstance(value, bool):
+# Top-level sections of corrtrace.yaml, one per part that reads one (add a new part's section here).
+SECTIONS = ("alerts", "collector", "dashboards", "demo", "middleware", "txmanager")
+# CORRTRACE_<SECTION>_<NAME> variables read outside the section's dataclass (not warned about as unknown).
+ENV_ONLY = {"collector": {"dead_letter_path"}, "demo": {"mesh", "mdm_grace", "mdm_repair", "secret"}}
+
+# Constraints a settings dataclass may put on a field (``flush_interval: Positive = 0.5``); the loader enforces
+# them. Without one, every number is finite and not negative.
+Positive = Annotated[float, annotated_types.Gt(0)]
+PositiveInt = Annotated[int, annotated_types.Gt(0)]
+Port = Annotated[int, annotated_types.Interval(ge=0, le=65535)]
+
+
+class Check:
+    """Field metadata running ``check(value)``, which returns what is wrong (or None); the loader reports it."""
+
+    def __init__(self, check: Callable[[Any], str | None]) -> None:
+        self.check = check
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def run(value: Any) -> Any:
+            problem = self.check(value)
+            if problem:
+                raise ValueError(problem)
             return value
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-            return value.lower() in {"1", "true", "yes", "on"}
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if hint in (int, float):
-        try:
-            return hint(value)
-        except (TypeError, ValueError):
-            kind = "an integer" if hint is int else "a number"
-            raise ConfigError(f"{where}: expected {kind}, got {value!r}") from None
-    if hint is str:
-        if isinstance(value, str | int | float):
-            return str(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, args[0], f"{where}[{i}]") if args else v for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+
+        return core_schema.no_info_after_validator_function(run, handler(source))
+
+
+def _directory_problem(value: str) -> str | None:
+    path = Path(os.path.expanduser(value))
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else f"expected a directory, but {candidate} is a file"
+    return None
+
+
+Directory = Annotated[str, Check(_directory_problem)]  # a directory, or a path where one can be created
+
+
+def check_sections(raw: Mapping[str, Any], where: str) -> None:
+    """Refuse an unknown top-level section, suggesting the known one it is probably a misspelling of."""
+    for name in raw:
+        if name not in SECTIONS:
+            close = difflib.get_close_matches(str(name), SECTIONS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known sections: {', '.join(SECTIONS)}"
+            raise ConfigError(f"{where}: unknown section {name!r}; {hint}")
+
+
+def _is_number(hint: Any) -> bool:
+    return hint in (int, float) or (typing.get_origin(hint) in (typing.Union, types.UnionType)
+                                     and any(a in (int, float) for a in typing.get_args(hint)))
+
+
+def _constrained(hint: Any) -> Any:
+    """The field's type as validated: explicit ``Annotated`` constraints, else numbers finite and >= 0."""
+    if typing.get_origin(hint) is Annotated or not _is_number(hint):
+        return hint
+    return Annotated[hint, annotated_types.Ge(0)]
+
+
+@functools.lru_cache(maxsize=256)
+def _adapter(hint: Any) -> Any:
+    from pydantic import ConfigDict, TypeAdapter
+
+    return TypeAdapter(_constrained(hint), config=ConfigDict(allow_inf_nan=False, coerce_numbers_to_str=True))
+
+
+def _from_env(value: str, hint: Any, where: str) -> Any:
+    """An environment string for a list or mapping field: JSON (``[..]``/``{..}``) or, for a list, a, b, c."""
+    base = typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
+    origin = typing.get_origin(base) or base
+    options = typing.get_args(base) if typing.get_origin(base) in (typing.Union, types.UnionType) else (base,)
+    if not any((typing.get_origin(a) or a) in (list, dict) for a in options):
         return value
+    if value.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: not valid JSON ({exc}), got {value!r}") from None
+    if origin is list:
+        return [v.strip() for v in value.split(",") if v.strip()]
     return value
+
+
+# pydantic error types -> what the user should have written
+EXPECTED = {
+    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
+    "float_parsing": "a number", "float_type": "a number", "finite_number": "a finite number",
+    "bool_parsing": "true or false", "bool_type": "true or false", "string_type": "a string",
+    "list_type": "a list", "dict_type": "a mapping", "greater_than": "a number greater than {gt}",
+    "greater_than_equal": "a number of at least {ge}", "less_than_equal": "a number of at most {le}",
+    "less_than": "a number less than {lt}",
+}
+
+
+def _expected(error: Mapping[str, Any]) -> str:
+    template = EXPECTED.get(error["type"])
+    if template is not None:
+        bounds = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in error.get("ctx", {}).items()}
+        return "expected " + template.format(**bounds)
+    message = str(error["msg"])
+    return (message[0].lower() + message[1:]).replace("input should be", "expected").replace("value error, ", "")
+
+
+def _validate(value: Any, hint: Any, where: str, source: str = "") -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return _adapter(hint).validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]
+                         if not ((isinstance(p, str) and p[:1].isupper()) or p in ("list", "dict")))
+        raise ConfigError(f"{where}{inner}: {_expected(error)}, got {value!r}{source}") from None
 
 
 def load_section(
@@ -90,22 +182,43 @@ def load_section(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     data: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> T:
-    """Build the dataclass ``cls`` from the file's ``section`` and ``CORRTRACE_<SECTION>_<KEY>`` overrides."""
+    """Build the dataclass ``cls`` from the file's ``section``, ``CORRTRACE_<SECTION>_<KEY>`` variables and then
+    ``overrides`` (command-line options; ``None`` values are skipped).
+
+    Every value is validated against the field's type (pydantic, lax: "7" is 7, "yes" is true) and its
+    constraints, so a field added later is checked the same way; a bad value raises one ``ConfigError`` line
+    naming the section, the key (or the variable) and what was expected.
+    """
     env = os.environ if env is None else env
     raw = read_file(path, env) if data is None else dict(data)
+    check_sections(raw, str(path or env.get(CONFIG_ENV) or "configuration"))
     values = raw.get(section) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"{section}: expected a mapping of settings, got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"{section}.{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
-    merged = dict(values)
+        close = difflib.get_close_matches(str(unknown[0]), fields, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(fields))}"
+        raise ConfigError(f"{section}.{unknown[0]}: unknown key ({hint})")
+    kwargs = {name: _validate(v, hints[name], f"{section}.{name}") for name, v in values.items()}
     prefix = f"CORRTRACE_{section.upper()}_"
-    for name in fields:
-        if prefix + name.upper() in env:
-            merged[name] = env[prefix + name.upper()]
-    kwargs = {name: _coerce(v, hints[name], f"{section}.{name}") for name, v in merged.items()}
+    for variable, value in env.items():
+        if not variable.startswith(prefix):
+            continue
+        name = variable[len(prefix):].lower()
+        if name in fields:
+            where = f"{section}.{name}"
+            kwargs[name] = _validate(_from_env(value, hints[name], where), hints[name], where, f" (from {variable})")
+        elif name not in ENV_ONLY.get(section, ()):
+            close = difflib.get_close_matches(name, fields, n=1)
+            hint = f" (did you mean {prefix}{close[0].upper()}?)" if close else ""
+            print(f"corrtrace: warning: {variable} is not a setting of the {section} section; ignored{hint}",
+                  file=sys.stderr)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            kwargs[name] = _validate(value, hints[name], f"{section}.{name}", " (from the command line)")
     return cls(**kwargs)

@@ -48,7 +48,7 @@ def txmanager() -> None:
 @txmanager.command()
 @config_option
 @click.option("--host", default=None, help="Listen address (default: txmanager.host).")
-@click.option("--port", type=int, default=None, help="Listen port (default: txmanager.port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default: txmanager.port).")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--follow-failures", is_flag=True, help="Also read the failure channel and trigger from it "
               "(the local stand-in for the Lambda trigger; see follow-failures).")

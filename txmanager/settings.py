@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corrtrace.config import ConfigError, load_section, read_file
+from corrtrace.config import ConfigError, Port, load_section, read_file
 
 SECTION = "txmanager"
 OPEN_TTL_ACTIONS = ("expire", "rollback")
@@ -56,7 +56,7 @@ class TxManagerSettings:
     commit_path: str = "/corrtrace/commit/{id}"
     max_body_bytes: int = 65536
     host: str = "127.0.0.1"
-    port: int = 8700
+    port: Port = 8700
     service_name: str = "txmanager"
     # the failure channel (failures.py, triggers.py): where services write failure reports, and who reads them
     failure_channel: str = "dynamodb"  # dynamodb (a table with a stream) | sqs | sns (a topic into a queue) | kinesis
