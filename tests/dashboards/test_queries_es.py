@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corrtrace.dashboards import build_all, grafana_es
+from corrtrace.dashboards import build_all
 
 from corrtrace import new_correlation_id
+from tests.dashboards import grafana_es
 
 FLOW, HEALTH, ALERTS = build_all()
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
