@@ -280,6 +280,7 @@ class FileTail:
             r.eof = True
             return 0
         last = data.rfind(b"\n")
+        real = len(data)  # before a newline added to a final partial line: offsets never pass the file's end
         if last < 0:
             if len(data) < want:  # a partial last line: wait for its newline, unless this is the final read
                 if not final:
@@ -288,6 +289,7 @@ class FileTail:
                 data += b"\n"
             else:  # a very long line: read up to max_line_bytes; longer ones are shipped in pieces, never dropped
                 data = os.pread(r.fd, self.max_line_bytes, r.offset)
+                real = len(data)
                 if data.rfind(b"\n") < 0:
                     data += b"\n"
             last = data.rfind(b"\n")
@@ -303,11 +305,11 @@ class FileTail:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if line.strip():
-                out.append((fp, base + pos, base + nl + 1, line))
+                out.append((fp, base + pos, base + min(nl + 1, real), line))
                 room -= 1
             pos = nl + 1
         r.eof = short and pos == last + 1
-        r.offset = min(base + pos, os.fstat(r.fd).st_size)
+        r.offset = base + min(pos, real)  # what was read belongs to this file even if it was truncated since
         r.last_read = time.monotonic()
         return pos
 

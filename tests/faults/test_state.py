@@ -73,3 +73,15 @@ def test_a_damaged_embedded_store_is_one_clear_line(tmp_path: Path) -> None:
     no_traceback(found)
     assert found.returncode == 2 and "damaged" in found.stderr
     assert not (data / "checkpoint.json").exists()  # nothing was skipped
+
+
+def test_a_last_line_without_newline_is_not_read_twice(tmp_path: Path) -> None:
+    """``--once`` ships a final line that has no newline yet; its checkpoint is the file's end, not one past
+    it (which would read as a truncated file and ship everything again)."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b'{"correlation_id":"n-0","labels":{"seq":0}}\n{"correlation_id":"n-1","labels":{"seq":1}}')
+    data = tmp_path / "d"
+    assert collect("--once", "--data-dir", str(data), str(log)).returncode == 0
+    again = collect("--once", "--data-dir", str(data), str(log))
+    assert "0 lines read" in again.stderr and "truncated" not in again.stderr
+    assert [d["labels"]["seq"] for d in stored_docs(data)] == [0, 1]
