@@ -73,7 +73,7 @@ class EmbeddedStore:
     def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
         """Insert every record; a locked, busy or full database is waited out with backoff, never fatal."""
         rows = [(r.doc_id, r.ts, r.correlation_id, r.service, r.level, r.raw.decode()) for r in records]
-        backoff = Backoff(self.backoff_proto.initial, self.backoff_proto.maximum, self.backoff_proto.factor)
+        backoff = self.backoff_proto.fresh()
         while True:
             try:
                 inserted = self._insert(rows)
