@@ -20,7 +20,9 @@ class CorrelationSettings:
     """How the correlation ID is read, echoed, logged and propagated.
 
     ``message_attribute`` names the carrier outside HTTP: the SQS/SNS message attribute, the EventBridge
-    ``detail`` key, the DynamoDB item attribute and the Kinesis JSON field.
+    ``detail`` key, the DynamoDB item attribute and the Kinesis JSON field. ``skip_paths``: HTTP paths with no
+    access line and no span. ``correlation_id_path`` (Lambda): a JMESPath to the ID in the event, tried first
+    (Powertools' names in ``aws_lambda.correlation_paths``).
     """
 
     header_name: str = DEFAULT_HEADER
@@ -39,6 +41,7 @@ class CorrelationSettings:
     propagate_dynamodb: bool = False
     propagate_kinesis: bool = False
     skip_paths: tuple[str, ...] = ()
+    correlation_id_path: str | None = None
 
     def __post_init__(self) -> None:
         if not self.header_name or not self.header_name.isascii() or any(c in self.header_name for c in ":\r\n "):

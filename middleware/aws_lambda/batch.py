@@ -15,6 +15,7 @@ from corrtrace.ids import Accepted, IdReader
 from .._core import guarded_reader, lambda_logger
 from ..settings import DEFAULT_SETTINGS, CorrelationSettings
 from . import events as ev
+from . import powertools
 from .extractors import RECORD_EXTRACTORS
 
 R = TypeVar("R")
@@ -71,9 +72,11 @@ class CorrelatedBatch:
                 )
             token = set_correlation_id(cid)
             fields_token = set_log_fields(_record_fields(view))
+            restore_powertools = powertools.bind(cid)
             try:
                 yield view
             finally:
+                restore_powertools()
                 reset_log_fields(fields_token)
                 reset_correlation_id(token)
 

@@ -6,7 +6,7 @@ Each view keeps the raw dict (``.raw``) and exposes the few fields a handler and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 SQS, SNS, KINESIS, DYNAMODB = "aws:sqs", "aws:sns", "aws:kinesis", "aws:dynamodb"
@@ -15,7 +15,11 @@ BATCH_SOURCES = frozenset({SQS, SNS, KINESIS, DYNAMODB})
 
 
 class Record:
-    """A batch record: its raw dict, the ID it is handled under (set by the batch iterator), its identifier."""
+    """A batch record: its raw dict, the ID it is handled under (set by the batch iterator), its identifier.
+
+    Indexable like the raw event, as Powertools' data classes are: ``record["body"]``, ``record.get("x")``,
+    ``"body" in record``, ``record.raw_event`` (the same dict as ``raw``).
+    """
 
     __slots__ = ("correlation_id", "raw")
     source = ""
@@ -23,6 +27,25 @@ class Record:
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.raw = raw
         self.correlation_id: str | None = None
+
+    @property
+    def raw_event(self) -> Mapping[str, Any]:
+        return self.raw
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
 
     @property
     def identifier(self) -> str:

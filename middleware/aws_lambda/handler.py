@@ -7,6 +7,7 @@ Usable as ``@correlated_handler``, ``@correlated_handler(settings=..., record_ha
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -16,6 +17,7 @@ from corrtrace.ids import Accepted
 from .._core import lambda_logger
 from ..settings import DEFAULT_SETTINGS, CorrelationSettings, resolve
 from . import events as ev
+from . import powertools
 from .batch import process_batch, reader_for, record_id
 from .extractors import EVENT_EXTRACTORS
 
@@ -32,21 +34,73 @@ _TRIGGERS = {
 }
 
 
-def invocation_id(event: Any, settings: CorrelationSettings = DEFAULT_SETTINGS) -> Accepted:
-    """The ID of a whole invocation; a batch uses its only record's ID, else a fresh one."""
+def invocation_id(event: Any, settings: CorrelationSettings = DEFAULT_SETTINGS, context: Any = None) -> Accepted:
+    """The ID of a whole invocation (a batch with one record: that record's).
+
+    Where it comes from, first found wins: ``settings.correlation_id_path``, the source's carrier (header,
+    attribute, ``detail``...), then, only when neither holds anything, the event's ``requestContext.requestId``
+    and the context's ``aws_request_id`` (as Powertools falls back); else a fresh one. A value that is there but
+    invalid (empty included) is replaced by a fresh ID, never by a fallback, and reported.
+    """
     source = ev.event_source(event)
-    if source in ev.BATCH_SOURCES:
-        records = event["Records"]
-        if len(records) == 1:
-            return record_id(source, records[0], settings)
-        return reader_for(settings).read(None)
+    reader = reader_for(settings)
+    if source in ev.BATCH_SOURCES and len(event["Records"]) == 1:
+        return record_id(source, event["Records"][0], settings)
     candidate = None
     if isinstance(event, Mapping):
         try:
-            candidate = EVENT_EXTRACTORS[source](event, settings)
-        except Exception:
+            if settings.correlation_id_path:
+                candidate = at_path(event, settings.correlation_id_path)
+            if candidate is None and source not in ev.BATCH_SOURCES:
+                candidate = EVENT_EXTRACTORS[source](event, settings)
+        except Exception:  # a malformed event: no carried ID, the fallbacks decide
             candidate = None
-    return reader_for(settings).read(candidate)
+    if candidate is None:
+        context_of_request = event.get("requestContext") if isinstance(event, Mapping) else None
+        fallbacks = (
+            context_of_request.get("requestId") if isinstance(context_of_request, Mapping) else None,
+            getattr(context, "aws_request_id", None),
+        )
+        for fallback in fallbacks:
+            found = reader.read(fallback) if fallback is not None else None
+            if found is not None and found.status == "accepted":
+                return found
+    return reader.read(candidate)
+
+
+_compiled: dict[str, Any] = {}
+
+
+def at_path(event: Mapping[str, Any], path: str) -> Any:
+    """The value at the JMESPath ``path`` in ``event`` (None when absent); compiled once per path."""
+    expression = _compiled.get(path)
+    if expression is None:
+        expression = _compiled[path] = compile_path(path)
+    return expression.search(event)
+
+
+def compile_path(path: str) -> Any:
+    try:
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+    except ImportError as exc:
+        raise ImportError("correlation_id_path needs jmespath (installed with boto3): pip install jmespath") from exc
+    try:
+        return jmespath.compile(path)
+    except JMESPathError as exc:
+        raise ValueError(f"correlation_id_path {path!r} is not a JMESPath expression: {exc}") from None
+
+
+def xray_trace_id() -> str | None:
+    """The X-Ray trace ID of this invocation (``Root=`` of ``_X_AMZN_TRACE_ID``, set by the Lambda runtime)."""
+    header = os.environ.get("_X_AMZN_TRACE_ID")
+    if not header or len(header) > 512:
+        return None
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "Root" and value and len(value) <= 64 and value.replace("-", "").isalnum():
+            return value
+    return None
 
 
 def _faas_fields(context: Any, source: str) -> dict[str, Any]:
@@ -65,6 +119,9 @@ def _faas_fields(context: Any, source: str) -> dict[str, Any]:
     current = get_log_fields()
     fields = dict(current) if current else {}
     fields["faas"] = {**(fields.get("faas") or {}), **faas}
+    trace_id = xray_trace_id()
+    if trace_id is not None:
+        fields["trace"] = {**(fields.get("trace") or {}), "id": trace_id}
     return fields
 
 
@@ -118,14 +175,17 @@ def correlated_handler(
     batch event under that record's ID; the wrapper returns ``{"batchItemFailures": [...]}``.
     """
     resolved = resolve(settings, overrides)
+    if resolved.correlation_id_path:
+        _compiled[resolved.correlation_id_path] = compile_path(resolved.correlation_id_path)  # a bad path fails now
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any = None) -> Any:
             source = ev.event_source(event)
-            cid, _status, excerpt = invocation_id(event, resolved)
+            cid, _status, excerpt = invocation_id(event, resolved, context)
             token = set_correlation_id(cid)
             fields_token = set_log_fields(_faas_fields(context, source))
+            restore_powertools = powertools.bind(cid)
             try:
                 if excerpt is not None:
                     lambda_logger().warning(
@@ -146,6 +206,7 @@ def correlated_handler(
                     result = _with_header(result, event, resolved, cid)
                 return result
             finally:
+                restore_powertools()
                 reset_log_fields(fields_token)
                 reset_correlation_id(token)
 
