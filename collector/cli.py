@@ -6,6 +6,7 @@ import gc
 import glob
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -219,12 +220,27 @@ def search(correlation_id: str, config: str | None, backend: str | None, data_di
         sys.exit(2)
     settings = _settings(config, {"data_dir": data_dir, "es_url": es_url, "index_prefix": index_prefix,
                                   "cloudwatch_search_groups": list(log_groups)})
+    from corrtrace.collector.search import parse_time
+    from corrtrace.collector.sinks.embedded import store_file
+
     chosen = backend or (settings.sinks[0] if settings.sinks else "embedded")
     settings.sinks = [chosen]
+    store = _store_name(chosen, settings)
+    try:
+        parse_time(since), parse_time(until)
+    except ValueError as exc:
+        click.echo(f"corrtrace search: {exc}", err=True)
+        sys.exit(2)
+    if chosen == "embedded" and not store_file(settings.dir / "store").exists():  # never create an empty one
+        click.echo(f"corrtrace search: no lines for correlation id {correlation_id}: there is no {store} (nothing "
+                   "was collected there; ship with `corrtrace collect --once FILE`, or give --data-dir / "
+                   "--backend for the store you collected into)", err=True)
+        sys.exit(1)
     try:
         target = settings.build_sinks()[0]
         events = search_events(correlation_id, backend=target, since=since, until=until, service=service,
                                level=level)
+        empty = not events and chosen == "embedded" and target.count() == 0
     except ValueError as exc:
         click.echo(f"corrtrace search: {exc}", err=True)
         sys.exit(2)
@@ -233,22 +249,40 @@ def search(correlation_id: str, config: str | None, backend: str | None, data_di
         sys.exit(1)
     if as_json:
         click.echo(orjson.dumps(events).decode())
-        return
-    _print_timeline(correlation_id, events)
+    if not events:  # like grep: nothing found is exit 1
+        hint = " (the store is empty; ship with `corrtrace collect --once FILE`)" if empty else ""
+        click.echo(f"corrtrace search: no lines for correlation id {correlation_id} in the {store}{hint}", err=True)
+        sys.exit(1)
+    if not as_json:
+        _print_timeline(correlation_id, events, store)
 
 
-def _print_timeline(correlation_id: str, events: list[dict[str, Any]]) -> None:
+def _store_name(backend: str, settings: Any) -> str:
+    """Which store a search reads, as the user would name it."""
+    from corrtrace.collector.sinks.embedded import store_file
+
+    if backend == "embedded":
+        return f"embedded store {store_file(settings.dir / 'store')}"
+    if backend in ("elasticsearch", "opensearch"):
+        return f"{backend} {settings.es_url} (indices {settings.index_prefix}-*)"
+    groups = ", ".join(settings.cloudwatch_search_groups) or settings.cloudwatch_log_group
+    return f"cloudwatch log groups {groups}"
+
+
+# terminal control sequences (colours, cursor moves, OSC titles/links) that services write into their messages
+ANSI_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def _print_timeline(correlation_id: str, events: list[dict[str, Any]], store: str) -> None:
     from corrtrace.collector.search import timeline_rows
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text  # plain text: a message or stack holding "[...]" is not rich markup
 
     console = Console()
-    if not events:
-        console.print(f"no lines for correlation id {correlation_id}")
-        return
     services, rows = timeline_rows(events)
-    console.print(f"[bold]{correlation_id}[/bold]: {len(rows)} lines, services: {' -> '.join(services)}")
+    console.print(Text.assemble((correlation_id, "bold"), f": {_n(len(rows), 'line')}, services: "
+                                f"{' -> '.join(services)}  (from the {store})"), soft_wrap=True)  # paths whole
     table = Table(show_edge=False, pad_edge=False)
     for name, justify in (("+ms", "right"), ("service", "left"), ("level", "left"), ("status", "right"),
                           ("duration", "right"), ("message", "left")):
@@ -258,5 +292,5 @@ def _print_timeline(correlation_id: str, events: list[dict[str, Any]]) -> None:
         table.add_row(f"{row['offset_ms']:+d}", row["service"] + target, row["level"],
                       "" if row["status"] is None else str(row["status"]),
                       "" if row["duration_ms"] is None else f"{row['duration_ms']:.1f} ms",
-                      Text(row["message"] + (f"\n{row['stack']}" if row["stack"] else "")))  # with a stack
+                      Text(ANSI_SEQUENCE.sub("", row["message"] + (f"\n{row['stack']}" if row["stack"] else ""))))
     console.print(table)

@@ -15,6 +15,14 @@ from corrtrace.config import ConfigError, Directory, Positive
 SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
 
 
+def default_data_dir() -> str:
+    """The per-user data directory (``$XDG_DATA_HOME/corrtrace/collector``, else ``~/.local/share/...``), so
+    that ``collect`` and ``search`` meet in one store whichever directory they run from."""
+    import platformdirs
+
+    return str(Path(platformdirs.user_data_dir("corrtrace")) / "collector")
+
+
 @dataclass
 class CollectorSettings:
     """Sources, sinks, buffer and checkpoint directory. Secrets (``es_api_key``, ``es_password``) belong in the
@@ -22,7 +30,7 @@ class CollectorSettings:
 
     paths: list[str] = field(default_factory=list)
     stdin: bool = False
-    data_dir: Directory = ".corrtrace/collector"
+    data_dir: Directory = field(default_factory=lambda: default_data_dir())  # README.md, "Where the data lives"
     sinks: list[str] = field(default_factory=list)
     start_at_end: bool = False
     # elasticsearch / opensearch

@@ -21,6 +21,7 @@ import yaml
 
 T = TypeVar("T")
 CONFIG_ENV = "CORRTRACE_CONFIG"
+LOCAL_CONFIG = "corrtrace.yaml"
 
 
 class ConfigError(ValueError):
@@ -44,9 +45,12 @@ def read_yaml(file: Path, kind: str, error: type[Exception]) -> Any:
 
 
 def read_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read the YAML file at ``path`` (or ``$CORRTRACE_CONFIG``); no file configured means no settings."""
+    """Read the YAML file at ``path``, else ``$CORRTRACE_CONFIG``, else ``./corrtrace.yaml`` when the current
+    directory has one (a project's own settings); none of them means no settings."""
     env = os.environ if env is None else env
     chosen = path if path is not None else env.get(CONFIG_ENV)
+    if chosen is None and Path(LOCAL_CONFIG).is_file():
+        chosen = LOCAL_CONFIG
     if not chosen:
         return {}
     file = Path(chosen)

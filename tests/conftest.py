@@ -6,7 +6,9 @@ service, so nothing here ever skips.
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +18,8 @@ import pytest
 
 from corrtrace.endpoints import backend_url
 
+# Nothing a test runs writes into the user's data directory (the collector's and alerts' default stores).
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="corrtrace-tests-data-")
 ES_URL = backend_url("ES")  # $ES_URL, else the port the services script used ($ES_PORT), else 9200
 MOTO_URL = backend_url("MOTO")
 REGION = "us-east-1"

@@ -39,6 +39,12 @@ def _damaged(exc: sqlite3.DatabaseError) -> bool:
     return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text or "not a database" in text
 
 
+def store_file(path: str | os.PathLike[str]) -> Path:
+    """The SQLite file of a store at ``path``: the file itself, or ``events.sqlite3`` in the directory."""
+    target = Path(path)
+    return target if target.suffix in (".sqlite3", ".sqlite", ".db") else target / "events.sqlite3"
+
+
 class EmbeddedStore:
     """Events in ``<path>`` (a file, or a directory that gets ``events.sqlite3``); ``INSERT OR IGNORE`` on the id
     makes redelivery idempotent, like ``create`` in Elasticsearch."""
@@ -48,9 +54,7 @@ class EmbeddedStore:
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0,
                  backoff: Backoff | None = None) -> None:
-        target = Path(path)
-        if target.suffix not in (".sqlite3", ".sqlite", ".db"):
-            target = target / "events.sqlite3"
+        target = store_file(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.path = target
         self.stats = SinkStats()
