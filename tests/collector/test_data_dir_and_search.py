@@ -33,7 +33,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_collect_and_search_meet_in_the_user_data_dir_from_any_directory(home: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     log = home / "app.log"
-    log.write_text(orjson.dumps({"correlation_id": "one-1", "service": {"name": "api"}, "message": ANSI}).decode() + "\n")
+    log.write_bytes(orjson.dumps({"correlation_id": "one-1", "service": {"name": "api"}, "message": ANSI}) + b"\n")
     code, out = run(["collect", "--once", str(log)])
     assert code == 0, out
     store = home / "xdg" / "corrtrace" / "collector" / "store" / "events.sqlite3"
