@@ -26,7 +26,7 @@ from corrtrace.collector.buffer import DiskBuffer
 from corrtrace.collector.checkpoint import Checkpoint
 from corrtrace.collector.parsers import LineFormat
 from corrtrace.collector.record import Record, make_record
-from corrtrace.collector.retry import DeadLetters, Stopped
+from corrtrace.collector.retry import Backoff, DeadLetters, Stopped
 from corrtrace.collector.sinks.base import Sink
 
 log = logging.getLogger("corrtrace.collector")
@@ -337,7 +337,7 @@ class Pipeline:
                     if self._reader_done.is_set() and not len(self.queue):
                         break
                     continue
-                self._ship(batch)
+                self._ship_until_written(batch)
         except Stopped:
             pass
         except BaseException as exc:
@@ -345,6 +345,25 @@ class Pipeline:
             self.error = exc
         finally:
             self._finished.set()
+
+    def _ship_until_written(self, batch: Batch) -> None:
+        """Ship ``batch``; a full disk (a dead letter, a journal line that cannot be written) pauses and
+        retries the whole batch, which the sinks' ids (and CloudWatch's landed journal) make safe to resend."""
+        backoff = Backoff(0.5, 30.0)
+        while True:
+            try:
+                self._ship(batch)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                if not backoff.attempt:
+                    log.warning("cannot write in %s (%s): shipping is paused and retried until there is room",
+                                self.data_dir, exc.strerror)
+                backoff.wait(self._stop)
+                continue
+            if backoff.attempt:
+                log.warning("%s has room again: shipping resumed", self.data_dir)
+            return
 
     def _ship(self, batch: Batch) -> None:
         paths: dict[str, str] = {}

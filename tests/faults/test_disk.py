@@ -103,3 +103,32 @@ def test_a_store_locked_by_another_process_is_waited_out(tmp_path: Path) -> None
     holder.wait(timeout=10)
     store.close()
     assert os.path.exists(store.path)
+
+
+def test_a_dead_letter_on_a_full_disk_waits_for_room(small_disk: Path, tmp_path: Path, es_url: str,
+                                                     index_prefix: str) -> None:
+    """A refused line whose dead letter cannot be written is neither stored nor dead-lettered: shipping
+    pauses (it is not acknowledged, nor skipped) and goes on by itself once there is room."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b'{"correlation_id":"f-0","labels":{"seq":0}}\n'
+                    b'{"correlation_id":"f-1","http":{"response":{"status_code":"refused"}},"labels":{"seq":1}}\n')
+    out = tmp_path / "collector.err"
+    config = tmp_path / "collector.yaml"
+    config.write_text(yaml.safe_dump({"collector": {
+        "paths": [str(log)], "data_dir": str(small_disk), "sinks": ["elasticsearch"], "es_url": es_url,
+        "index_prefix": index_prefix}}))
+    (small_disk / "dead-letters.jsonl").touch()
+    filler = _fill(small_disk)
+    with open(out, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "corrtrace.cli", "collect", "--once", "--config", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 60
+        while b"shipping is paused" not in out.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, out.read_text()[-3000:]
+        filler.unlink()
+        assert proc.wait(timeout=60) == 0, out.read_text()[-3000:]
+    text = out.read_text()
+    assert "2 lines read, 1 stored, 1 dead-lettered" in text and "room again" in text
+    (entry,) = [orjson.loads(x) for x in (small_disk / "dead-letters.jsonl").read_bytes().splitlines()]
+    assert entry["offset"] > 0 and "refused" in entry["line"]
