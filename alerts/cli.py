@@ -27,8 +27,9 @@ def alerts() -> None:
 
 
 @alerts.command("test-pattern")
-@click.option("--pattern", "-p", required=True, help="A CloudWatch Logs filter pattern.")
-@click.option("--event", "events", multiple=True, help="A log event message (repeatable).")
+@click.argument("arguments", nargs=-1, metavar="[PATTERN] [EVENT]...")
+@click.option("--pattern", "-p", help="A CloudWatch Logs filter pattern (or the first argument).")
+@click.option("--event", "events", multiple=True, help="A log event message (repeatable; or the arguments).")
 @click.option("--events-file", type=click.Path(dir_okay=False, path_type=Path), help="One message per line.")
 @click.option(
     "--mode",
@@ -38,8 +39,19 @@ def alerts() -> None:
     help="Space-delimited field count: exact, or the last field takes the rest of the line.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print TestMetricFilter's response shape.")
-def test_pattern(pattern: str, events: tuple[str, ...], events_file: Path | None, mode: str, as_json: bool) -> None:
-    """Test PATTERN against messages like the TestMetricFilter API (eventNumber counts from 0)."""
+def test_pattern(arguments: tuple[str, ...], pattern: str | None, events: tuple[str, ...], events_file: Path | None,
+                 mode: str, as_json: bool) -> None:
+    """Test PATTERN against messages like the TestMetricFilter API (eventNumber counts from 0).
+
+    \b
+    corrtrace alerts test-pattern '{ $.level = "ERROR" }' '{"level": "ERROR"}' '{"level": "INFO"}'
+    corrtrace alerts test-pattern -p ERROR --event "ERROR boom" --events-file app.log
+    """
+    if pattern is None:
+        if not arguments:
+            _fail("give a PATTERN (the first argument, or -p PATTERN)")
+        pattern, arguments = arguments[0], arguments[1:]
+    events = (*events, *arguments)
     try:
         compiled = compile_pattern(pattern, delimited_mode=mode)  # type: ignore[arg-type]
     except PatternError as exc:
@@ -51,7 +63,7 @@ def test_pattern(pattern: str, events: tuple[str, ...], events_file: Path | None
         except OSError as exc:
             _fail(f"cannot read {events_file}: {exc.strerror}")
     if not messages:
-        _fail("give at least one --event or an --events-file")
+        _fail("give at least one EVENT (an argument after the pattern, --event or --events-file)")
     matches: list[dict[str, Any]] = []
     for number, message in enumerate(messages):
         values = compiled.extract(message)
