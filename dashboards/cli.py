@@ -49,12 +49,42 @@ def build_command(out: str, as_json: bool, config: str | None) -> None:
     if as_json:
         click.echo(json.dumps({"written": [str(p) for p in written], "errors": [p.as_dict() for p in errors]}))
     else:
+        boards = sum(1 for p in written if p.suffix == ".json")
+        click.echo(f"wrote {boards} dashboards and {len(written) - boards} provisioning files under {out}:", err=True)
         for path in written:
             click.echo(str(path))
+        if not errors:
+            click.echo(_next_steps(out, settings, config), err=True)
     if errors:  # never ship a dashboard our own validator rejects
         for problem in errors:
             click.echo(problem.line(), err=True)
         sys.exit(1)
+
+
+def _next_steps(out: str, settings: DashboardsSettings, config: str | None) -> str:
+    """What to run next, and which backend the panels read (the user's own store may be another)."""
+    lines = [
+        f"next: corrtrace dashboards import --url {settings.grafana_url} --token $GRAFANA_TOKEN",
+        f"  or provision: {out}/provisioning/* into Grafana's provisioning folder (e.g. /etc/grafana/provisioning) "
+        f"and {out}/dashboards/*.json into {settings.dashboards_path}",
+        f"the panels read Elasticsearch or OpenSearch at {settings.es_url} (indices {settings.index_pattern}) and "
+        f"CloudWatch Logs ({settings.cw_region}, {', '.join(settings.cw_log_groups)})",
+    ]
+    if not _ships_to_a_search_engine(config):
+        lines.append("your collector ships to the embedded store, which Grafana cannot read: ship to Elasticsearch "
+                     f"too (collector.sinks: [embedded, elasticsearch], es_url: {settings.es_url}; or "
+                     "corrtrace collect --sink elasticsearch FILE...)")
+    return "\n".join(lines)
+
+
+def _ships_to_a_search_engine(config: str | None) -> bool:
+    from corrtrace.collector.settings import CollectorSettings
+
+    try:
+        sinks = load_section("collector", CollectorSettings, path=config).sinks
+    except ConfigError:
+        return False
+    return bool({"elasticsearch", "opensearch"} & set(sinks))
 
 
 @dashboards.command("validate")
