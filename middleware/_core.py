@@ -170,7 +170,7 @@ class HttpMiddleware:
         self._rewrite = s.update_request_header
         self._skip = SkipPaths(s.skip_paths)
         self._log: logging.Logger | None = logging.getLogger(s.access_logger) if s.access_log else None
-        self._tracer: Any = http_tracer(s) if s.tracing else None
+        self._tracer: Any = otel_helper("HttpTracer", s) if s.tracing else None
 
     def _observers(self, path: str) -> tuple[logging.Logger | None, Any]:
         """The access logger and the tracer for a request to ``path``: None for what is off, or for both on a
@@ -183,15 +183,16 @@ class HttpMiddleware:
         return log, tracer
 
 
-def http_tracer(settings: CorrelationSettings) -> Any:
-    """The OpenTelemetry server-span helper, imported only when ``tracing=True`` asks for it."""
+def otel_helper(name: str, settings: CorrelationSettings) -> Any:
+    """An OpenTelemetry helper of ``otel.py`` (``HttpTracer``, ``RecordTracer``), imported only when
+    ``tracing=True`` asks for it."""
     try:
-        from .otel import HttpTracer
+        from . import otel
     except ImportError as exc:
         raise ImportError(
             f"tracing=True needs OpenTelemetry ({exc.name} is missing): pip install 'corrtrace[otel]'"
         ) from exc
-    return HttpTracer(settings)
+    return getattr(otel, name)(settings)
 
 
 def access_level(status: int, error: BaseException | None) -> int:

@@ -126,6 +126,17 @@ def uninstall() -> None:
     logging.getLogger(_BAGGAGE_LOGGER).removeFilter(_safe_args)
 
 
+def remote_parent(traceparent: Any, bag: Any) -> Context | None:
+    """The context a span continues: a valid incoming ``traceparent`` and the safe members of ``baggage``."""
+    parent = None
+    remote = parse_traceparent(traceparent)
+    if remote is not None:
+        parent = trace.set_span_in_context(NonRecordingSpan(remote))
+    for key, value in parse_baggage(bag).items():
+        parent = otel_baggage.set_baggage(key, value, parent)
+    return parent
+
+
 class ServerSpan(NamedTuple):
     """A started request span: what ``HttpTracer.end`` needs to finish it."""
 
@@ -176,12 +187,7 @@ class HttpTracer:
             current.set_attribute(self._attr, cid)
             token = otel_context.attach(otel_baggage.set_baggage(self._attr, cid))
             return ServerSpan(current, token, False, scope, method)
-        parent = None
-        remote = parse_traceparent(traceparent)
-        if remote is not None:
-            parent = trace.set_span_in_context(NonRecordingSpan(remote))
-        for key, value in parse_baggage(bag).items():
-            parent = otel_baggage.set_baggage(key, value, parent)
+        parent = remote_parent(traceparent, bag)
         span = self._tracer.start_span(
             method,
             context=parent,
@@ -210,5 +216,39 @@ class HttpTracer:
             span.set_attribute("error.type", type(error).__name__)
             span.set_status(_ERROR)
         elif status >= 500:
+            span.set_status(_ERROR)
+        span.end()
+
+
+class RecordTracer:
+    """One CONSUMER span per Lambda batch record, continuing the trace its message carried (``traceparent``)."""
+
+    __slots__ = ("_attr", "_tracer")
+
+    def __init__(self, settings: CorrelationSettings) -> None:
+        provider = settings.tracer_provider or trace.get_tracer_provider()
+        self._tracer = provider.get_tracer("corrtrace.middleware")
+        self._attr = settings.message_attribute
+        install()
+
+    def start(self, source: str, identifier: str, cid: str, traceparent: Any, bag: Any) -> tuple[Any, Token[Context]]:
+        parent = remote_parent(traceparent, bag)
+        system = source.removeprefix("aws:")
+        span = self._tracer.start_span(
+            f"{system} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": f"aws_{system}", "messaging.message.id": identifier, self._attr: cid},
+        )
+        ctx = otel_baggage.set_baggage(self._attr, cid, trace.set_span_in_context(span, parent))
+        return span, otel_context.attach(ctx)
+
+    def end(self, handle: tuple[Any, Token[Context]], failed: bool) -> None:
+        span, token = handle
+        try:
+            otel_context.detach(token)
+        except Exception:
+            pass
+        if failed:
             span.set_status(_ERROR)
         span.end()

@@ -181,30 +181,48 @@ def instrument_requests(session: Any, settings: CorrelationSettings = DEFAULT_SE
 # --- boto3 / botocore -------------------------------------------------------------------------------------------
 
 
-def _string_attribute(cid: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": cid}
-
-
-def _with_attribute(attributes: Mapping[str, Any] | None, name: str, cid: str) -> dict[str, Any] | None:
-    """Message attributes plus the ID, or None when there is no room (10 max) or the caller set it already."""
+def _with_attributes(attributes: Mapping[str, Any] | None, fields: Mapping[str, str]) -> dict[str, Any] | None:
+    """Message attributes plus ``fields`` (in order: the ID first), each unless the caller set it or there is no
+    room left (SQS and SNS take 10); None when nothing was added."""
     current = dict(attributes or {})
-    if name in current or len(current) >= MAX_MESSAGE_ATTRIBUTES:
-        return None
-    current[name] = _string_attribute(cid)
-    return current
+    added = False
+    for name, value in fields.items():
+        if name not in current and len(current) < MAX_MESSAGE_ATTRIBUTES:
+            current[name] = {"DataType": "String", "StringValue": value}
+            added = True
+    return current if added else None
 
 
-def _with_json_field(document: Any, name: str, cid: str) -> Any:
-    """A JSON object (text or bytes) with ``name`` added; anything that is not a JSON object comes back as is."""
+def _with_json_fields(document: Any, fields: Mapping[str, str]) -> Any:
+    """A JSON object (text or bytes) with ``fields`` added (never replacing the caller's); anything that is not a
+    JSON object comes back as is."""
     try:
         parsed = json.loads(document)
     except (TypeError, ValueError):
         return document
-    if not isinstance(parsed, dict) or name in parsed:
+    if not isinstance(parsed, dict):
         return document
-    parsed[name] = cid
-    text = json.dumps(parsed, separators=(",", ":"))
+    added = {k: v for k, v in fields.items() if k not in parsed}
+    if not added:
+        return document
+    text = json.dumps({**parsed, **added}, separators=(",", ":"))
     return text.encode() if isinstance(document, bytes | bytearray) else text
+
+
+def message_fields(attribute: str, cid: str) -> dict[str, str]:
+    """What a message should carry now: the ID, and with tracing on ``traceparent`` and ``baggage`` (the ID a
+    member of it), which the Lambda batch handler continues the trace from."""
+    fields = {attribute: cid}
+    if _trace_injector is not None:
+        headers: dict[str, str] = {}
+        _trace_injector(headers)
+        if "traceparent" in headers:
+            fields["traceparent"] = headers["traceparent"]
+        members = [m for m in headers.get("baggage", "").split(",") if m.strip()]
+        if not any(m.split("=", 1)[0].strip() == attribute for m in members):
+            members.append(f"{attribute}={cid}")
+        fields["baggage"] = ",".join(members)
+    return fields
 
 
 def _queue_name(params: Mapping[str, Any]) -> str:
@@ -224,16 +242,17 @@ class BotocoreHooks:
             context[_START] = (action, self.settings.service_map.get(target, target), time.perf_counter_ns())
 
     def _tag(self, message: dict[str, Any], cid: str) -> None:
-        """Add the ID attribute to one SQS/SNS message in place (unless full or already set)."""
-        attrs = _with_attribute(message.get("MessageAttributes"), self.attribute, cid)
+        """Add the ID (and trace) attributes to one SQS/SNS message in place (unless full or already set)."""
+        attrs = _with_attributes(message.get("MessageAttributes"), message_fields(self.attribute, cid))
         if attrs is not None:
             message["MessageAttributes"] = attrs
 
     def _tag_batch(self, params: dict[str, Any], key: str, cid: str) -> None:
-        """Replace the batch under ``key`` with copies of its entries carrying the ID attribute."""
+        """Replace the batch under ``key`` with copies of its entries carrying the ID (and trace) attributes."""
+        fields = message_fields(self.attribute, cid)
         entries = []
         for entry in params.get(key, []):
-            attrs = _with_attribute(entry.get("MessageAttributes"), self.attribute, cid)
+            attrs = _with_attributes(entry.get("MessageAttributes"), fields)
             entries.append({**entry, "MessageAttributes": attrs} if attrs is not None else entry)
         params[key] = entries
 
@@ -270,10 +289,10 @@ class BotocoreHooks:
         cid = get_correlation_id()
         if cid is None:
             return
+        fields = message_fields(self.attribute, cid)
         entries = []
         for entry in params.get("Entries", []):
-            detail = _with_json_field(entry.get("Detail", "{}"), self.attribute, cid)
-            entries.append({**entry, "Detail": detail})
+            entries.append({**entry, "Detail": _with_json_fields(entry.get("Detail", "{}"), fields)})
         params["Entries"] = entries
         bus = next((e.get("EventBusName") for e in entries if e.get("EventBusName")), "default")
         self._mark(context, "eventbridge-put", str(bus).rsplit("/", 1)[-1])
@@ -308,10 +327,10 @@ class BotocoreHooks:
         if cid is None:
             return
         if "Data" in params:
-            params["Data"] = _with_json_field(params["Data"], self.attribute, cid)
+            params["Data"] = _with_json_fields(params["Data"], {self.attribute: cid})
         if "Records" in params:
             params["Records"] = [
-                {**r, "Data": _with_json_field(r.get("Data"), self.attribute, cid)} for r in params["Records"]
+                {**r, "Data": _with_json_fields(r.get("Data"), {self.attribute: cid})} for r in params["Records"]
             ]
         stream = params.get("StreamName") or str(params.get("StreamARN", "kinesis")).rsplit("/", 1)[-1]
         self._mark(context, "kinesis-put", str(stream))
@@ -349,6 +368,8 @@ def instrument_boto3(target: Any, settings: CorrelationSettings = DEFAULT_SETTIN
 
     DynamoDB items and Kinesis records are opt-in: ``instrument_boto3(s, propagate_dynamodb=True,
     propagate_kinesis=True)`` (they change stored data, so the owner of the table/stream decides).
+    ``tracing=True`` (or an HTTP middleware with tracing on in the process) adds ``traceparent`` and ``baggage``
+    to SQS/SNS message attributes and EventBridge ``detail``.
     """
     if overrides:
         from dataclasses import replace
@@ -361,6 +382,10 @@ def instrument_boto3(target: Any, settings: CorrelationSettings = DEFAULT_SETTIN
             f"instrument_boto3 expects a boto3/botocore Session or client, got {type(target).__name__}; "
             "pass boto3.Session() before creating clients, or the client itself"
         )
+    if settings.tracing:  # traceparent/baggage on messages, from the current span
+        from .otel import install
+
+        install()
     hooks = BotocoreHooks(settings)
     for suffix, handler in hooks.handlers():
         events.register(f"before-parameter-build.{suffix}", handler, unique_id=f"corrtrace-{suffix}")

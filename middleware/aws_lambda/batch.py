@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 from corrtrace.context import get_log_fields, reset_correlation_id, reset_log_fields, set_correlation_id, set_log_fields
 from corrtrace.ids import Accepted, IdReader
 
-from .._core import guarded_reader, lambda_logger
+from .._core import guarded_reader, lambda_logger, otel_helper
 from ..settings import DEFAULT_SETTINGS, CorrelationSettings
 from . import events as ev
 from . import powertools
-from .extractors import RECORD_EXTRACTORS
+from .extractors import RECORD_EXTRACTORS, trace_carrier
 
 R = TypeVar("R")
 _readers: dict[int, IdReader] = {}
@@ -55,6 +55,7 @@ class CorrelatedBatch:
         self.settings = settings
         self.records = [r for r in event["Records"] if isinstance(r, Mapping)]
         self.failures: list[dict[str, str]] = []
+        self._tracer: Any = otel_helper("RecordTracer", settings) if settings.tracing else None
         arn = str(self.records[0].get("eventSourceARN", "")) if self.records else ""
         self.fifo = self.source == ev.SQS and arn.endswith(".fifo")
 
@@ -73,9 +74,14 @@ class CorrelatedBatch:
             token = set_correlation_id(cid)
             fields_token = set_log_fields(_record_fields(view))
             restore_powertools = powertools.bind(cid)
+            failures_before = len(self.failures)
+            tracer = self._tracer
+            span = tracer.start(self.source, view.identifier, cid, *trace_carrier(self.source, raw)) if tracer else None
             try:
                 yield view
             finally:
+                if span is not None:  # the record's CONSUMER span, continuing the trace its message carried
+                    tracer.end(span, failed=len(self.failures) > failures_before)
                 restore_powertools()
                 reset_log_fields(fields_token)
                 reset_correlation_id(token)

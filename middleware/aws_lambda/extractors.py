@@ -36,9 +36,9 @@ def _names(settings: CorrelationSettings) -> tuple[str, ...]:
     return (settings.message_attribute, settings.header_name)
 
 
-def _attribute_value(attributes: Any, settings: CorrelationSettings, value_key: str) -> Any:
-    """The first carrier attribute with a value: SQS and SNS differ only in the value key's spelling."""
-    for name in _names(settings):
+def _attribute_value(attributes: Any, names: tuple[str, ...], value_key: str) -> Any:
+    """The first of ``names`` with a value: SQS and SNS differ only in the value key's spelling."""
+    for name in names:
         attribute = attributes.get(name)
         if isinstance(attribute, Mapping) and attribute.get(value_key) is not None:
             return attribute.get(value_key)
@@ -64,7 +64,7 @@ def from_headers(event: Mapping[str, Any], settings: CorrelationSettings) -> Any
 
 def from_sqs(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """SQS message attribute; else an SNS envelope (SNS-to-SQS), an EventBridge event or a JSON body field."""
-    found = _attribute_value(record.get("messageAttributes") or {}, settings, "stringValue")
+    found = _attribute_value(record.get("messageAttributes") or {}, _names(settings), "stringValue")
     if found is not None:
         return found
     body = _loads(record.get("body"))
@@ -80,7 +80,7 @@ def from_sqs(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
 def from_sns(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """SNS message attribute (``{"Type": "String", "Value": ...}``); else a JSON message field."""
     sns = record.get("Sns") or {}
-    found = _attribute_value(sns.get("MessageAttributes") or {}, settings, "Value")
+    found = _attribute_value(sns.get("MessageAttributes") or {}, _names(settings), "Value")
     if found is not None:
         return found
     message = _loads(sns.get("Message"))
@@ -129,6 +129,28 @@ def from_direct(event: Mapping[str, Any], settings: CorrelationSettings) -> Any:
         return from_headers(event, settings)
     return None
 
+
+def trace_carrier(source: str, record: Mapping[str, Any]) -> tuple[Any, Any]:
+    """``(traceparent, baggage)`` a record carries (what the outbound hooks write with tracing on), else Nones:
+    SQS and SNS message attributes, an SNS envelope or an EventBridge event in an SQS body."""
+    if source == ev.SQS:
+        attributes = record.get("messageAttributes") or {}
+        traceparent, bag = (_attribute_value(attributes, (name,), "stringValue") for name in _TRACE)
+        if traceparent is not None:
+            return traceparent, bag
+        body = _loads(record.get("body"))
+        if isinstance(body, Mapping) and body.get("Type") == "Notification":
+            return trace_carrier(ev.SNS, {"Sns": body})
+        if isinstance(body, Mapping) and isinstance(body.get("detail"), Mapping):
+            return body["detail"].get("traceparent"), body["detail"].get("baggage")
+    elif source == ev.SNS:
+        attributes = (record.get("Sns") or {}).get("MessageAttributes") or {}
+        traceparent, bag = (_attribute_value(attributes, (name,), "Value") for name in _TRACE)
+        return traceparent, bag
+    return None, None
+
+
+_TRACE = ("traceparent", "baggage")
 
 RECORD_EXTRACTORS: dict[str, Extractor] = {
     ev.SQS: from_sqs,
