@@ -147,6 +147,93 @@ def bench_parse(n: int, runs: int, tmp: Path) -> dict[str, Any]:
             "ratio_vs_helpers_collect_gc": mine_cli / peer_cli, "target_events_per_s": 300_000}
 
 
+# 1b ------------------------------------------------------------------------------------------------------------
+TEXT_LINES = {  # one line of each built-in format, about the JSON lines' size; {i} varies per line
+    "talk": "30-11-2026 12:00:{s:02d} checkout-svc INFO [01890a5d-ac96-774b-bcce-{i:012d}] GET /api/orders handled "
+            + "x" * 150,
+    "logfmt": "time=2026-11-30T12:00:{s:02d}.123Z level=info msg=\"GET /api/orders handled\" service=orders-go "
+              "correlation_id=01890a5d-ac96-774b-bcce-{i:012d} status=200 duration=1.2ms path=/api/orders "
+              + "pad=" + "x" * 100,
+    "logback": "2026-11-30 12:00:{s:02d},123 [http-nio-8080-exec-7] INFO  c.e.orders.OrderController - "
+               "[01890a5d-ac96-774b-bcce-{i:012d}] GET /api/orders handled " + "x" * 120,
+    "nginx": '127.0.0.1 - - [30/Nov/2026:12:00:{s:02d} +0000] "GET /api/orders?page=2 HTTP/1.1" 200 612 "-" '
+             '"Mozilla/5.0 (X11; Linux x86_64) corrtrace-bench" "01890a5d-ac96-774b-bcce-{i:012d}" 0.012 '
+             "1796040000.250 " + "",
+}
+TRACEBACK = (b"Traceback (most recent call last):\n" + b"".join(
+    b'  File "/srv/app/orders.py", line %d, in handler_%d\n    return charge(order)\n' % (i, i) for i in range(5))
+    + b"ValueError: card declined\n")
+
+
+def _once(path: Path, fmt: Any = None, multiline: bool = False) -> float:
+    """Seconds to take ``path`` through tail (+ multiline joiner) -> make_record -> bulk body, on one core."""
+    from corrtrace.collector.checkpoint import Checkpoint
+    from corrtrace.collector.sources.multiline import Multiline
+    from corrtrace.collector.sources.tail import FileTail
+
+    sink = ElasticsearchSink(None, prefix="logs-corrtrace", install_template=False)
+    t = time.perf_counter()
+    source: Any = FileTail([str(path)], Checkpoint(None))
+    if multiline:
+        source = Multiline(source)
+    now = int(time.time() * 1000)
+    while True:
+        got = source.read(20_000, 2 << 20, True)
+        if not got:
+            break
+        sink.build_body([make_record(src, start, end, line, now, fmt=fmt)[0] for src, start, end, line in got])
+    source.close()
+    return time.perf_counter() - t
+
+
+def _alternating(runs: int, a: Any, b: Any) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, run in alternating rounds so load drift hits both alike."""
+    times_a, times_b = [], []
+    for _ in range(runs):
+        times_a.append(a())
+        times_b.append(b())
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def bench_formats(n: int, runs: int, tmp: Path) -> dict[str, Any]:
+    """Each built-in text format (declared, and found by ``auto``) vs the JSON path, same loop, same line count
+    and similar line size, alternating rounds; then the multiline joiner vs none on the same bytes (JSON lines
+    with 12-line Python tracebacks between them, and JSON lines only)."""
+    import gc
+
+    from corrtrace.collector.parsers import build_format
+
+    old = gc.get_threshold()
+    gc.set_threshold(*COLLECT_GC_THRESHOLD)
+    try:
+        json_path = tmp / "formats-json.log"
+        write_file(json_path, n)
+        out: dict[str, Any] = {"lines": n, "target_ratio": 0.5}
+        for name, template in TEXT_LINES.items():
+            path = tmp / f"formats-{name}.log"
+            path.write_text("".join(template.format(i=i % 10_000, s=i % 60) + "\n" for i in range(n)))
+            declared, auto = build_format(name), build_format("auto")
+            json_s, fmt_s = _alternating(runs, lambda: _once(json_path), lambda p=path, f=declared: _once(p, f))
+            _, auto_s = _alternating(1, lambda: 0.0, lambda p=path, f=auto: _once(p, f))
+            out[name] = {"events_per_s": round(n / fmt_s), "json_events_per_s": round(n / json_s),
+                         "ratio_vs_json": json_s / fmt_s, "auto_events_per_s": round(n / auto_s)}
+        mixed = tmp / "formats-mixed.log"
+        with open(mixed, "wb") as fh:
+            for i in range(n):
+                fh.write(make_line(i) + b"\n")
+                if i % 20 == 19:
+                    fh.write(TRACEBACK)
+        mb = mixed.stat().st_size / 1e6
+        single_s, joined_s = _alternating(runs, lambda: _once(mixed), lambda: _once(mixed, multiline=True))
+        plain_s, wrapped_s = _alternating(runs, lambda: _once(json_path), lambda: _once(json_path, multiline=True))
+        out["multiline"] = {"mixed_mb_per_s_single_line": mb / single_s, "mixed_mb_per_s_multiline": mb / joined_s,
+                            "mixed_ratio": single_s / joined_s, "json_only_ratio": plain_s / wrapped_s,
+                            "target_ratio": 0.8}
+        return out
+    finally:
+        gc.set_threshold(*old)
+
+
 # 2 -------------------------------------------------------------------------------------------------------------
 def bench_es_end_to_end(n: int, runs: int, tmp: Path) -> dict[str, Any]:
     """File -> real Elasticsearch with checkpoints, vs streaming_bulk fed the same (already parsed) documents."""
@@ -333,6 +420,7 @@ def main() -> None:
         tmp = Path(tmpdir)
         steps = [
             ("parse_route_bulk", lambda: bench_parse(50_000 if q else 200_000, 3 if q else 5, tmp)),
+            ("formats", lambda: bench_formats(30_000 if q else 100_000, 3 if q else 5, tmp)),
             ("file_to_elasticsearch", lambda: bench_es_end_to_end(20_000 if q else 100_000, 1 if q else 3, tmp)),
             ("cloudwatch_fill", lambda: bench_cloudwatch_fill(30_000 if q else 100_000, tmp)),
             ("search", lambda: bench_search([10_000, 100_000] if q else [100_000, 1_000_000], tmp, True,

@@ -173,11 +173,16 @@ def _keep_original(event: dict[str, Any], line: bytes) -> None:
         inner["original"] = line.decode("utf-8", "replace")
 
 
+_default: list[LineFormat] = []
+
+
 def default_format() -> LineFormat:
     """``auto``: every built-in text format (imported on first use: the parsers use this module's clock)."""
-    from corrtrace.collector.parsers import AUTO
+    if not _default:
+        from corrtrace.collector.parsers import AUTO
 
-    return AUTO
+        _default.append(AUTO)
+    return _default[0]
 
 
 def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | None = None,
@@ -187,8 +192,8 @@ def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | N
     mapped by ``fmt``), other lines through ``fmt``'s text parsers or wrapped, never dropped; an unreadable
     ``@timestamp`` is replaced by the ingest time and flagged (see the collector README)."""
     raw: bytes | None = line
-    try:
-        event = orjson.loads(line)
+    try:  # a line that cannot be a JSON object goes straight to the text formats (no exception to pay for)
+        event = orjson.loads(line) if line[:1] == b"{" or line[:1].isspace() else None
     except orjson.JSONDecodeError:
         event = _lenient_json(line)
         if event is not None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from corrtrace.collector.parsers import clock
-from corrtrace.collector.record import format_timestamp, parse_timestamp_ms
+from corrtrace.collector.record import parse_timestamp_ms
 
 from corrtrace.ids import is_valid
 
@@ -27,14 +27,17 @@ LOGBACK = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[,.](\d{1,9}))? \
 # nginx combined + the id (quoted or not) + optionally $request_time $msec (deploy/nginx/corrtrace.conf)
 NGINX = re.compile(r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"'
                    r'(?: "?([^"\s]*)"?)?(?: (\d+(?:\.\d+)?) (\d+(?:\.\d+)?))?\s*$')
-# logfmt: key=value or key="quoted \" value", separated by spaces; matched pair by pair from the start
+# logfmt: key=value or key="quoted \" value", separated by whitespace. A pair ends at whitespace, so the split
+# is unique: the whole line is checked once (LOGFMT_LINE), then its pairs are read (findall, matching back to back).
 LOGFMT_PAIR = re.compile(r'([^\s="]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s"]*))(?:\s+|$)')
+LOGFMT_LINE = re.compile(r'\s*(?:[^\s="]+=(?:"(?:[^"\\]|\\.)*"|[^\s"]*)(?:\s+|$))+')
 LOGFMT_MAX_PAIRS = 256
 
-_LOGFMT_TIME = frozenset({"time", "ts", "timestamp", "t", "@timestamp"})
-_LOGFMT_LEVEL = frozenset({"level", "lvl", "severity", "loglevel", "at"})
-_LOGFMT_MESSAGE = frozenset({"msg", "message"})
-_LOGFMT_SERVICE = frozenset({"service", "service.name", "app", "svc"})
+_LOGFMT_ROLE = {**dict.fromkeys(("time", "ts", "timestamp", "t", "@timestamp"), "time"),
+                **dict.fromkeys(("level", "lvl", "severity", "loglevel", "at"), "level"),
+                **dict.fromkeys(("msg", "message"), "message"),
+                **dict.fromkeys(("service", "service.name", "app", "svc"), "service"),
+                "correlation_id": "correlation_id"}
 _ESCAPES = re.compile(r"\\(.)")
 
 
@@ -45,7 +48,7 @@ def _cid(value: str | None) -> str | None:
 def _base(ms: int | None, level: str | None, message: str, cid: str | None) -> dict[str, Any]:
     event: dict[str, Any] = {"message": message}
     if ms is not None:
-        event["@timestamp"] = format_timestamp(ms)
+        event["@timestamp"] = clock.iso(ms)
     if level:
         event["log"] = {"level": level.upper()}
     if cid:
@@ -79,77 +82,64 @@ def nginx(line: str) -> dict[str, Any] | None:
     if m is None:
         return None
     addr, user, local, request, status, size, referrer, agent, cid, request_time, msec = m.groups()
-    ms = clock.nginx_local(local)
-    if request_time and msec:  # the request's start, in milliseconds: it sorts before the services it called
-        ms = round((float(msec) - float(request_time)) * 1000)
+    # with $request_time and $msec: the request's arrival in milliseconds, so it sorts before what it called
+    ms = round((float(msec) - float(request_time)) * 1000) if msec else clock.nginx_local(local)
     code = int(status)
-    event = _base(ms, "ERROR" if code >= 500 else "INFO", f"{request} {status}", _cid(cid if cid != "-" else None))
     method, _, rest = request.partition(" ")
-    target = rest.rpartition(" ")[0] if rest.count(" ") else rest
-    http: dict[str, Any] = {"response": {"status_code": code, "body": {"bytes": int(size)}}}
-    if method and target:
-        http["request"] = {"method": method}
-        event["url"] = {"original": target, "path": target.partition("?")[0]}
-        if rest.startswith("HTTP/", len(target) + 1):
-            http["version"] = rest[len(target) + 6:]
-    if referrer and referrer != "-":
-        http.setdefault("request", {})["referrer"] = referrer
-    event["http"] = http
-    event["source"] = {"address": addr}
+    target, _, version = rest.partition(" ")
+    event: dict[str, Any] = {"message": f"{request} {status}", "log": {"level": "ERROR" if code >= 500 else "INFO"},
+                             "http": {"request": {"method": method},
+                                      "response": {"status_code": code, "body": {"bytes": int(size)}}},
+                             "url": {"original": target, "path": target.partition("?")[0]},
+                             "source": {"address": addr}, "event": {"dataset": "nginx.access"}}
+    if ms is not None:
+        event["@timestamp"] = clock.iso(ms)
+    if cid and cid != "-" and is_valid(cid):
+        event["correlation_id"] = cid
+    if version.startswith("HTTP/"):
+        event["http"]["version"] = version[5:]
+    if referrer != "-":
+        event["http"]["request"]["referrer"] = referrer
     if user != "-":
         event["user"] = {"name": user}
-    if agent and agent != "-":
+    if agent != "-":
         event["user_agent"] = {"original": agent}
-    event["event"] = {"dataset": "nginx.access"}
     if request_time:
         event["event"]["duration"] = int(float(request_time) * 1e9)
     return event
 
 
 def logfmt(line: str) -> dict[str, Any] | None:
-    pairs: list[tuple[str, str]] = []
-    pos, end = 0, len(line)
-    while pos < end:
-        m = LOGFMT_PAIR.match(line, pos)
-        if m is None or len(pairs) >= LOGFMT_MAX_PAIRS:
-            return None
-        key, quoted, bare = m.groups()
-        pairs.append((key, _ESCAPES.sub(r"\1", quoted) if quoted is not None else bare))
-        pos = m.end()
-    if len(pairs) < 2:
+    """Keys are matched as written (logfmt's are lower case); the keys corrtrace does not know go to labels."""
+    if "=" not in line or LOGFMT_LINE.fullmatch(line) is None:
         return None
-    event: dict[str, Any] = {}
-    labels: dict[str, str] = {}
-    known = False
-    for key, value in pairs:
-        lower = key.lower()
-        if lower in _LOGFMT_TIME:
+    fields = {key: (_ESCAPES.sub(r"\1", quoted) if "\\" in quoted else quoted) or bare
+              for key, quoted, bare in LOGFMT_PAIR.findall(line)[:LOGFMT_MAX_PAIRS]}
+    known = fields.keys() & _LOGFMT_ROLE.keys()
+    if len(fields) < 2 or not known:
+        return None
+    event: dict[str, Any] = {"message": ""}
+    for key in known:
+        role, value = _LOGFMT_ROLE[key], fields[key]
+        if role == "time":
             ms = parse_timestamp_ms(value)
-            if ms is not None:
-                event["@timestamp"] = format_timestamp(ms)
-                known = True
+            if ms is None:
                 continue
-        elif lower in _LOGFMT_LEVEL:
+            event["@timestamp"] = clock.iso(ms)
+        elif role == "level":
             event["log"] = {"level": value.upper()}
-            known = True
-            continue
-        elif lower in _LOGFMT_MESSAGE:
+        elif role == "message":
             event["message"] = value
-            known = True
-            continue
-        elif lower in _LOGFMT_SERVICE:
+        elif role == "service":
             event["service"] = {"name": value}
-            continue
-        elif lower == "correlation_id" and _cid(value):
+        elif _cid(value):
             event["correlation_id"] = value
-            known = True
+        else:
             continue
-        labels[key.replace(".", "_")] = value
-    if not known:
-        return None
-    if labels:
-        event["labels"] = labels
-    event.setdefault("message", "")
+        del fields[key]
+    if fields:
+        event["labels"] = {k.replace(".", "_"): v for k, v in fields.items()} if any("." in k for k in fields) \
+            else fields
     return event
 
 

@@ -131,20 +131,33 @@ class Multiline:
         self.flush_timeout = flush_timeout
         self.fmt = fmt if fmt is not None else getattr(inner, "fmt", None)
         self.open: dict[str, _Open] = {}
-        self.last_json: dict[str, bytes] = {}  # per file, its latest JSON object line (parsed only when needed)
+        # the nearest JSON line before a record: read back from the file when the source can (FileTail), else
+        # remembered per source as lines pass (stdin)
+        self._looks_back = hasattr(inner, "line_before")
+        self.last_json: dict[str, bytes] = {}
         self.joined = 0
         self.truncated = 0
 
     def read(self, max_lines: int, max_bytes: int, final: bool = False) -> list[RawLine]:
         lines = self.inner.read(max_lines, max_bytes, final)
-        out: list[RawLine] = []
         held = self.open
+        if not held:  # the common case, all JSON lines and nothing held: hand them on as they are
+            for item in lines:
+                if item[3][:1] != b"{":
+                    break
+            else:
+                if lines and not self._looks_back:
+                    for source, _, _, line in lines:
+                        self.last_json[source] = line
+                return lines
+        out: list[RawLine] = []
         for source, start, end, line in lines:
             record = held.get(source)
             if line[:1] == b"{":
                 if record is not None:
                     out.append(self._close(source, held.pop(source)))
-                self.last_json[source] = line
+                if not self._looks_back:
+                    self.last_json[source] = line
                 out.append((source, start, end, line))
             elif record is not None and self._continues(record, line):
                 self._extend(record, end, line)
@@ -188,9 +201,7 @@ class Multiline:
         return source, record.start, record.end, joined
 
     def _inherited(self, source: str, start: int) -> dict[str, Any] | None:
-        line = self.last_json.get(source)
-        if line is None and hasattr(self.inner, "line_before"):  # shipped before a restart: look back in the file
-            line = self.inner.line_before(source, start)
+        line = self.inner.line_before(source, start) if self._looks_back else self.last_json.get(source)
         if line is None:
             return None
         try:

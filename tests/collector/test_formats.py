@@ -14,7 +14,7 @@ import re2
 import yaml
 from click.testing import CliRunner
 from corrtrace.collector.parsers import build_format
-from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_PAIR, NGINX, TALK, logfmt
+from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_LINE, LOGFMT_PAIR, NGINX, TALK, logfmt
 from corrtrace.collector.record import make_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -178,10 +178,11 @@ def test_collect_format_option_and_per_source_formats(tmp_path: Path) -> None:
 
 
 # -- the built-in patterns stay linear on hostile input ------------------------------------------------------------
-PATTERNS = {"talk": TALK, "logback": LOGBACK, "nginx": NGINX, "logfmt_pair": LOGFMT_PAIR}
+PATTERNS = {"talk": TALK, "logback": LOGBACK, "nginx": NGINX, "logfmt_pair": LOGFMT_PAIR, "logfmt_line": LOGFMT_LINE}
 # the characters each pattern's quantifiers and delimiters care about: hostile input is made of them
 ALPHABETS = {"talk": "0123456789-: [] aZ.,\t", "logback": "0123456789-: [] INFOab-.,T\t",
-             "nginx": '0123456789 -[]"/.:aZ\\', "logfmt_pair": 'ab=" \\\t.'}
+             "nginx": '0123456789 -[]"/.:aZ\\', "logfmt_pair": 'ab=" \\\t.',
+             "logfmt_line": 'ab=" \\\t.'}
 SIZE = 64_000
 
 
