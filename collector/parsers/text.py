@@ -29,8 +29,8 @@ NGINX = re.compile(r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)
                    r'(?: "?([^"\s]*)"?)?(?: (\d+(?:\.\d+)?) (\d+(?:\.\d+)?))?\s*$')
 # logfmt: key=value or key="quoted \" value", separated by whitespace. A pair ends at whitespace, so the split
 # is unique: the whole line is checked once (LOGFMT_LINE), then its pairs are read (findall, matching back to back).
-LOGFMT_PAIR = re.compile(r'([^\s="]+)=(?:"((?:[^"\\]|\\.)*)"|([^\s"]*))(?:\s+|$)')
-LOGFMT_LINE = re.compile(r'\s*(?:[^\s="]+=(?:"(?:[^"\\]|\\.)*"|[^\s"]*)(?:\s+|$))+')
+LOGFMT_PAIR = re.compile(r'([^\s="]+)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s"]*))(?:\s+|$)')
+LOGFMT_LINE = re.compile(r'\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+')
 LOGFMT_MAX_PAIRS = 256
 
 _LOGFMT_ROLE = {**dict.fromkeys(("time", "ts", "timestamp", "t", "@timestamp"), "time"),
