@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 from corrtrace.collector.buffer import DiskBuffer
-from corrtrace.collector.checkpoint import Checkpoint
+from corrtrace.collector.checkpoint import Checkpoint, StateError
 from corrtrace.collector.parsers import LineFormat
 from corrtrace.collector.record import Record, make_record
 from corrtrace.collector.retry import Backoff, DeadLetters, Stopped
@@ -41,7 +41,7 @@ def is_unencodable(exc: BaseException) -> bool:
     """True when ``exc`` says a record cannot be encoded (dead-letter it), not that the sink is unavailable."""
     if isinstance(exc, OSError):
         return exc.errno == errno.EOVERFLOW
-    return isinstance(exc, _ENCODE_ERRORS)
+    return isinstance(exc, _ENCODE_ERRORS) and not isinstance(exc, StateError)
 
 
 class Source(Protocol):
@@ -340,6 +340,9 @@ class Pipeline:
                 self._ship_until_written(batch)
         except Stopped:
             pass
+        except StateError as exc:  # a damaged state file: the message says what to do, a traceback would not
+            log.error("collector shipper stopped: %s", exc)
+            self.error = exc
         except BaseException as exc:
             log.exception("collector shipper failed")
             self.error = exc

@@ -34,15 +34,21 @@ CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
-    """A broken file, as opposed to a locked, busy or full one (which a retry fixes)."""
+    """A broken file, as opposed to a locked, busy or full one (which a retry fixes) or a bad value."""
     text = str(exc).lower()
-    return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text or "not a database" in text
+    return type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
 
 
 def store_file(path: str | os.PathLike[str]) -> Path:
     """The SQLite file of a store at ``path``: the file itself, or ``events.sqlite3`` in the directory."""
     target = Path(path)
     return target if target.suffix in (".sqlite3", ".sqlite", ".db") else target / "events.sqlite3"
+
+
+def _damaged_store(target: Path, exc: Exception) -> StateError:
+    return StateError(f"{target}: the embedded store is damaged ({exc}); move it away (its lines are still in the "
+                      "source files: delete the checkpoint.json beside it to ship them again) or recover what it "
+                      f"holds with: sqlite3 {target} .recover")
 
 
 class EmbeddedStore:
@@ -61,18 +67,21 @@ class EmbeddedStore:
         self.backoff_proto = backoff or Backoff()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(target), check_same_thread=False, timeout=busy_timeout)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
-                raise StateError(f"{target}: cannot open the embedded store ({exc}); is another process "
-                                 "holding it? retry when it is done") from None
-            raise StateError(f"{target}: the embedded store is damaged ({exc}); move it away (its lines are still "
-                             "in the source files: delete the checkpoint.json beside it to ship them again) or "
-                             f"recover what it holds with: sqlite3 {target} .recover") from None
+        backoff = self.backoff_proto.fresh()
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                break
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):  # locked by another process
+                    if backoff.attempt in (0, 3) or backoff.attempt % 10 == 0:
+                        log.warning("embedded store %s unavailable (%s), retrying with backoff", target, exc)
+                    backoff.wait(None)
+                    continue
+                self._db.close()
+                raise _damaged_store(target, exc) from None
 
     def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
         """Insert every record; a locked, busy or full database is waited out with backoff, never fatal."""
@@ -82,8 +91,10 @@ class EmbeddedStore:
             try:
                 inserted = self._insert(rows)
                 break
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 if _damaged(exc):
+                    raise _damaged_store(self.path, exc) from None
+                if not isinstance(exc, sqlite3.OperationalError):
                     raise
                 self.stats.failures += 1
                 if backoff.attempt in (0, 3) or backoff.attempt % 10 == 0:

@@ -85,3 +85,19 @@ def test_a_last_line_without_newline_is_not_read_twice(tmp_path: Path) -> None:
     again = collect("--once", "--data-dir", str(data), str(log))
     assert "0 lines read" in again.stderr and "truncated" not in again.stderr
     assert [d["labels"]["seq"] for d in stored_docs(data)] == [0, 1]
+
+
+def test_a_store_damaged_while_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    log = _log(tmp_path, 2000)
+    data = tmp_path / "d"
+    assert collect("--once", "--data-dir", str(data), str(log)).returncode == 0
+    store = data / "store" / "events.sqlite3"
+    with open(store, "r+b") as fh:  # scribble over every page but the first (the header stays readable)
+        fh.seek(4096)
+        fh.write(b"\xff" * (store.stat().st_size - 4096))
+    with open(log, "ab") as fh:
+        fh.write(b'{"correlation_id":"s-late","labels":{"seq":2000}}\n')
+    result = collect("--once", "--data-dir", str(data), str(log))
+    no_traceback(result)
+    assert result.returncode == 1
+    assert f"{store}: the embedded store is damaged" in result.stderr and "Traceback" not in result.stderr
