@@ -95,7 +95,7 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
                             batch_max_events=settings.batch_max_events, batch_max_bytes=settings.batch_max_bytes,
                             flush_interval=settings.flush_interval, memory_batches=settings.memory_batches,
                             buffer_max_bytes=settings.buffer_max_bytes)
-    except StateError as exc:
+    except (StateError, ConfigError) as exc:
         click.echo(f"corrtrace collect: {exc}", err=True)
         sys.exit(2)
     pipeline.sources += build_sources(settings, pipeline.checkpoint, files=files, use_stdin=use_stdin or settings.stdin,
@@ -108,6 +108,11 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     pipeline.start()
+    pruner = None
+    if not pipeline.once:
+        from corrtrace.collector.retention import DailyPruner
+
+        pruner = DailyPruner(built, settings.retention_for).start()
     live = sys.stderr.isatty()
     last_stats = time.monotonic()
     failure = None
@@ -125,6 +130,8 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
     except RuntimeError as exc:
         failure = exc
     finally:
+        if pruner is not None:
+            pruner.close()
         pipeline.stop(drain_timeout=10.0)
         for sink in built:
             sink.close()
@@ -193,13 +200,45 @@ def parse_test(line_format: str, service: str | None, time_format: str | None, l
         click.echo(orjson.dumps(event).decode())
 
 
+@click.command("prune")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML file with a collector section.")
+@click.option("--sink", "sinks", multiple=True, type=click.Choice(["embedded", "elasticsearch", "opensearch"]),
+              help="Prune these sinks (default: the configured ones).")
+@click.option("--data-dir", help="The collector's data dir (embedded store).")
+@click.option("--days", type=click.IntRange(min=1), help="Keep this many days instead of the configured retention.")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+def prune(config: str | None, sinks: tuple[str, ...], data_dir: str | None, days: int | None,
+          dry_run: bool) -> None:
+    """Delete what is older than the retention: this prefix's daily indices, old embedded-store events."""
+    settings = _settings(config, {"sinks": list(sinks), "data_dir": data_dir})
+    status = 0
+    for sink in settings.build_sinks():
+        if not hasattr(sink, "prune"):
+            continue  # CloudWatch Logs expires events itself (the log group's retention policy)
+        keep = days or settings.retention_for(sink.name)
+        try:
+            removed = sink.prune(keep, dry_run=dry_run)
+        except Exception as exc:
+            click.echo(f"corrtrace prune: {sink.name}: {exc}", err=True)
+            status = 1
+            continue
+        finally:
+            sink.close()
+        verb = "would remove" if dry_run else "removed"
+        for what in removed:
+            click.echo(f"{sink.name}: {verb} {what}")
+        if not removed:
+            click.echo(f"{sink.name}: nothing older than {keep} days" if keep else f"{sink.name}: kept forever")
+    sys.exit(status)
+
+
 @click.command("search")
 @click.argument("correlation_id")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML file with a collector section.")
 @click.option("--backend", type=click.Choice(["embedded", "elasticsearch", "opensearch", "cloudwatch"]),
               help="Where to search (default: the first configured sink, else embedded).")
 @click.option("--data-dir", help="Embedded store directory (the collector's data dir).")
-@click.option("--es-url", help="Elasticsearch URL.")
+@click.option("--es-url", help="Elasticsearch URL, or a cluster's node URLs separated by commas.")
 @click.option("--index-prefix", help="Index prefix (default logs-corrtrace).")
 @click.option("--log-group", "log_groups", multiple=True, help="CloudWatch log group(s) to search.")
 @click.option("--since", help="Start: RFC 3339, epoch ms, or relative like 15m / 2h / 3d.")
@@ -218,7 +257,8 @@ def search(correlation_id: str, config: str | None, backend: str | None, data_di
     if not is_valid(correlation_id):
         click.echo("corrtrace search: not a valid correlation id (letters, digits, -_.: up to 128)", err=True)
         sys.exit(2)
-    settings = _settings(config, {"data_dir": data_dir, "es_url": es_url, "index_prefix": index_prefix,
+    settings = _settings(config, {"data_dir": data_dir, "es_url": es_url and es_url.split(","),
+                                  "index_prefix": index_prefix,
                                   "cloudwatch_search_groups": list(log_groups)})
     from corrtrace.collector.search import parse_time
     from corrtrace.collector.sinks.embedded import store_file

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from corrtrace.collector.parsers import DEFAULT_ID_ALIASES, DEFAULT_SERVICE_ALIASES
+from corrtrace.collector.retention import DEFAULT_MAX_STORE_MB, DEFAULT_RETENTION_DAYS, cloudwatch_days
 from corrtrace.collector.retry import Backoff, DeadLetters
 
 from corrtrace.config import ConfigError, Directory, Positive
@@ -34,13 +35,18 @@ class CollectorSettings:
     sinks: list[str] = field(default_factory=list)
     start_at_end: bool = False
     # elasticsearch / opensearch
-    es_url: str = "http://127.0.0.1:9200"
+    es_url: list[str] = field(default_factory=lambda: ["http://127.0.0.1:9200"])  # one node, or a cluster's nodes
     es_api_key: str | None = None
     es_username: str | None = None
     es_password: str | None = None
     es_ca_certs: str | None = None
     es_verify_certs: bool = True
+    es_timeout: float = 30.0  # seconds per request; a busy cluster may need more for a large bulk
+    es_auth: str | None = None  # "aws_sigv4": sign with the standard AWS credential chain (Amazon OpenSearch)
+    es_aws_region: str | None = None  # default: AWS_REGION / AWS_DEFAULT_REGION
+    es_aws_service: str = "es"  # "es" (OpenSearch Service domains) or "aoss" (OpenSearch Serverless)
     index_prefix: str = "logs-corrtrace"
+    index_replicas: int | None = None  # the template's number_of_replicas; default 1 with several es_url nodes
     # cloudwatch
     cloudwatch_log_group: str = "/corrtrace/{environment}"
     cloudwatch_log_stream: str = "{service}/{host}"
@@ -48,6 +54,12 @@ class CollectorSettings:
     cloudwatch_endpoint_url: str | None = None
     cloudwatch_max_event_bytes: int = 262_144
     cloudwatch_search_groups: list[str] = field(default_factory=list)
+    # retention (collector/README.md, "Operating it"): days each sink keeps events, 0 = forever
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    es_retention_days: int | None = None  # default: retention_days
+    cloudwatch_retention_days: int | None = None  # rounded up to a value CloudWatch accepts
+    embedded_retention_days: int | None = None
+    max_store_mb: int = DEFAULT_MAX_STORE_MB  # the embedded store's cap; the oldest events go first
     # batching, buffering, retry
     batch_max_events: int = 20_000
     batch_max_bytes: int = 2 << 20
@@ -78,6 +90,15 @@ class CollectorSettings:
         if self.cloudwatch_max_event_bytes < 1024 or self.cloudwatch_max_event_bytes > 1_048_576:
             raise ConfigError("collector.cloudwatch_max_event_bytes: expected 1024..1048576 "
                               f"(message bytes + 26), got {self.cloudwatch_max_event_bytes!r}")
+        if self.es_auth not in (None, "aws_sigv4"):
+            raise ConfigError(f"collector.es_auth: expected aws_sigv4 (or unset), got {self.es_auth!r}")
+        if self.es_aws_service not in ("es", "aoss"):
+            raise ConfigError(f"collector.es_aws_service: expected es or aoss, got {self.es_aws_service!r}")
+        if self.es_auth and "elasticsearch" in self.sinks:
+            raise ConfigError("collector.es_auth: aws_sigv4 signs requests to Amazon OpenSearch Service; use the "
+                              "opensearch sink (the Elasticsearch 8 client refuses non-Elastic servers)")
+        if not self.es_url:
+            raise ConfigError("collector.es_url: expected a node URL or a list of them")
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise ConfigError("collector.backoff_max: expected >= backoff_initial > 0")
         for key in ("cloudwatch_log_group", "cloudwatch_log_stream"):
@@ -95,6 +116,16 @@ class CollectorSettings:
     def dir(self) -> Path:
         return Path(os.path.expanduser(self.data_dir))
 
+    @property
+    def replicas(self) -> int:
+        """Copies of each shard beyond the primary: one when a cluster is listed, so a node can die."""
+        return self.index_replicas if self.index_replicas is not None else int(len(self.es_url) > 1)
+
+    def retention_for(self, sink: str) -> int:
+        """Days ``sink`` keeps events (0 = forever): its own ``<sink>_retention_days``, else ``retention_days``."""
+        own = getattr(self, f"{'es' if sink in ('elasticsearch', 'opensearch') else sink}_retention_days", None)
+        return self.retention_days if own is None else int(own)
+
     def backoff(self) -> Backoff:
         return Backoff(self.backoff_initial, self.backoff_max)
 
@@ -111,15 +142,17 @@ class CollectorSettings:
         out: list[Any] = []
         for name in names:
             if name == "embedded":
-                out.append(EmbeddedStore(self.dir / "store", backoff=self.backoff()))
+                out.append(EmbeddedStore(self.dir / "store", backoff=self.backoff(),
+                                         max_bytes=self.max_store_mb << 20 or None))
             elif name in ("elasticsearch", "opensearch"):
                 from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect
 
                 client = connect(self.es_url, api_key=self.es_api_key, username=self.es_username,
                                  password=self.es_password, ca_certs=self.es_ca_certs,
-                                 verify_certs=self.es_verify_certs, flavor=name)
+                                 verify_certs=self.es_verify_certs, flavor=name, timeout=self.es_timeout,
+                                 aws_sigv4=(self.es_aws_region, self.es_aws_service) if self.es_auth else None)
                 sink = ElasticsearchSink(client, prefix=self.index_prefix, dead_letters=dead, backoff=self.backoff(),
-                                         fail_on_refusal=fail_on_refusal)
+                                         fail_on_refusal=fail_on_refusal, replicas=self.replicas)
                 sink.name = name
                 out.append(sink)
             else:
@@ -131,5 +164,6 @@ class CollectorSettings:
                     log_group=self.cloudwatch_log_group, log_stream=self.cloudwatch_log_stream,
                     limits=CwLimits(max_event_bytes=self.cloudwatch_max_event_bytes), dead_letters=dead,
                     backoff=self.backoff(), journal_path=self.dir / "cloudwatch-landed.txt",
-                    search_groups=self.cloudwatch_search_groups or None))
+                    search_groups=self.cloudwatch_search_groups or None,
+                    retention_days=cloudwatch_days(days) if (days := self.retention_for("cloudwatch")) else None))
         return out

@@ -15,6 +15,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "collect": "corrtrace.collector.cli:collect",
     "search": "corrtrace.collector.cli:search",
     "parse-test": "corrtrace.collector.cli:parse_test",
+    "prune": "corrtrace.collector.cli:prune",
     "alerts": "corrtrace.alerts.cli:alerts",
     "txmanager": "corrtrace.txmanager.cli:txmanager",
     "mdm": "corrtrace.demo.cli:mdm",

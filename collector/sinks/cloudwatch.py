@@ -85,8 +85,9 @@ class CloudWatchSink:
                  log_stream: str = "{service}/{host}", limits: CwLimits | None = None,
                  dead_letters: DeadLetters | None = None, backoff: Backoff | None = None,
                  journal_path: str | os.PathLike[str] | None = None, search_groups: list[str] | None = None,
-                 clock: Any = None) -> None:
+                 clock: Any = None, retention_days: int | None = None) -> None:
         self.client = client
+        self.retention_days = retention_days
         self.log_group = log_group
         self.log_stream = log_stream
         self.limits = limits or CwLimits()
@@ -98,6 +99,7 @@ class CloudWatchSink:
         self.stats = SinkStats()
         self.fills: list[float] = []
         self._known: set[tuple[str, str]] = set()
+        self._retention_checked: set[str] = set()
 
     def _route(self, r: Record) -> tuple[str, str]:
         fields = {"environment": r.environment or "default", "service": r.service or "unknown",
@@ -222,7 +224,25 @@ class CloudWatchSink:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
                     raise
+                if call == self.client.create_log_group:
+                    self._check_retention(group)
+            else:
+                if call == self.client.create_log_group and self.retention_days:
+                    self.client.put_retention_policy(logGroupName=group, retentionInDays=self.retention_days)
         self._known.add((group, stream))
+
+    def _check_retention(self, group: str) -> None:
+        """A group someone else created keeps its retention; say once if it differs from ours."""
+        if not self.retention_days or group in self._retention_checked:
+            return
+        self._retention_checked.add(group)
+        found = self.client.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+        days = next((g.get("retentionInDays") for g in found if g["logGroupName"] == group), None)
+        if days != self.retention_days:
+            log.warning("log group %s exists with retention %s; corrtrace would set %d days (left unchanged: "
+                        "aws logs put-retention-policy --log-group-name %s --retention-in-days %d)", group,
+                        f"{days} days" if days else "never expire", self.retention_days, group,
+                        self.retention_days)
 
     # -- search ------------------------------------------------------------------------------------------------
     def groups(self) -> list[str]:

@@ -90,6 +90,10 @@ class BulkClient(Protocol):
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
+    def index_names(self, pattern: str) -> list[str]: ...
+
+    def delete_indices(self, names: list[str]) -> None: ...
+
 
 class TransientError(Exception):
     """The whole request failed in a way worth retrying (connection, 429, 5xx)."""
@@ -100,10 +104,14 @@ class PermanentError(Exception):
 
 
 class ElasticsearchClient:
-    """Adapter for ``elasticsearch.Elasticsearch`` (8.x); the client's own retries are off, the sink retries."""
+    """Adapter for ``elasticsearch.Elasticsearch`` (8.x). The sink does the retrying; the client only moves a
+    request that could not reach one node on to the next (none with a single node)."""
 
     def __init__(self, client: Any) -> None:
-        self.client = client.options(max_retries=0, retry_on_timeout=False) if hasattr(client, "options") else client
+        if hasattr(client, "options"):
+            others = len(client.transport.node_pool.all()) - 1
+            client = client.options(max_retries=others, retry_on_status=(), retry_on_timeout=False)
+        self.client = client
 
     def _call(self, fn: Any, **kwargs: Any) -> Any:
         from elasticsearch import ApiError, TransportError
@@ -129,6 +137,14 @@ class ElasticsearchClient:
         resp = self._call(self.client.search, index=index, ignore_unavailable=True, allow_no_indices=True,
                           **body)
         return dict(resp.body)
+
+    def index_names(self, pattern: str) -> list[str]:
+        rows = self._call(self.client.cat.indices, index=pattern, format="json", h="index",
+                          expand_wildcards="open,closed")
+        return [row["index"] for row in rows.body]
+
+    def delete_indices(self, names: list[str]) -> None:
+        self._call(self.client.indices.delete, index=",".join(names))
 
 
 class OpenSearchClient:
@@ -164,6 +180,14 @@ class OpenSearchClient:
         return dict(self._call(self.client.search, index=index, body=body,
                                params={"ignore_unavailable": "true", "allow_no_indices": "true"}))
 
+    def index_names(self, pattern: str) -> list[str]:
+        rows = self._call(self.client.cat.indices, index=pattern, params={
+            "format": "json", "h": "index", "expand_wildcards": "open,closed"})
+        return [row["index"] for row in rows]
+
+    def delete_indices(self, names: list[str]) -> None:
+        self._call(self.client.indices.delete, index=",".join(names))
+
 
 def _adapt(client: Any) -> BulkClient:
     if isinstance(client, ElasticsearchClient | OpenSearchClient):
@@ -180,28 +204,65 @@ def ensure_index_template(es: Any, prefix: str = DEFAULT_PREFIX, **options: Any)
     return body
 
 
-def connect(url: str, *, api_key: str | None = None, username: str | None = None, password: str | None = None,
-            ca_certs: str | None = None, verify_certs: bool = True, timeout: float = 30.0,
-            flavor: str = "elasticsearch") -> Any:
-    """A client for ``url``: API key or basic auth, TLS verified by default (``ca_certs`` for a private CA)."""
+def connect(url: str | Sequence[str], *, api_key: str | None = None, username: str | None = None,
+            password: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
+            timeout: float = 30.0, flavor: str = "elasticsearch",
+            aws_sigv4: tuple[str | None, str] | None = None) -> Any:
+    """A client for ``url`` (one node URL, or a list of a cluster's nodes): API key or basic auth, TLS verified
+    by default (``ca_certs`` for a private CA). With several nodes a request that cannot reach one is sent to
+    the next at once, and each lost node is logged once (collector/sinks/nodes.py). ``aws_sigv4`` = (region,
+    service): sign every request with SigV4 from the standard AWS credential chain (OpenSearch only)."""
+    from corrtrace.collector.sinks import nodes
+
+    urls = [url] if isinstance(url, str) else list(url)
+    failover: dict[str, Any] = {}
     auth: dict[str, Any] = {}
     if flavor == "opensearch":
         from opensearchpy import OpenSearch
 
-        if username:
+        if len(urls) > 1:
+            nodes.quiet_client_logs()
+            failover = {"connection_pool_class": nodes.reporting_connection_pool(), "retry_on_status": ()}
+        if aws_sigv4 is not None:
+            auth["http_auth"] = sigv4_auth(*aws_sigv4)
+        elif username:
             auth["http_auth"] = (username, password or "")
         if api_key:
             auth["headers"] = {"Authorization": f"ApiKey {api_key}"}
-        return OpenSearch([url], ca_certs=ca_certs, verify_certs=verify_certs, timeout=timeout, max_retries=0,
-                          **auth)
+        return OpenSearch(urls, ca_certs=ca_certs, verify_certs=verify_certs, timeout=timeout,
+                          max_retries=len(urls) - 1, **failover, **auth)
     from elasticsearch import Elasticsearch
 
+    if len(urls) > 1:
+        nodes.quiet_client_logs()
+        failover = {"node_pool_class": nodes.ReportingNodePool, "retry_on_status": ()}
     if api_key:
         auth["api_key"] = api_key
     elif username:
         auth["basic_auth"] = (username, password or "")
-    tls: dict[str, Any] = {"ca_certs": ca_certs, "verify_certs": verify_certs} if url.startswith("https") else {}
-    return Elasticsearch(url, request_timeout=timeout, max_retries=0, retry_on_timeout=False, **auth, **tls)
+    tls: dict[str, Any] = ({"ca_certs": ca_certs, "verify_certs": verify_certs}
+                           if any(u.startswith("https") for u in urls) else {})
+    return Elasticsearch(urls, request_timeout=timeout, max_retries=len(urls) - 1, retry_on_timeout=False,
+                         **failover, **auth, **tls)
+
+
+def sigv4_auth(region: str | None, service: str = "es") -> Any:
+    """opensearch-py's SigV4 signer over botocore's credential chain (env, profile, container or instance role);
+    refreshable credentials are re-read for every request, so rotated session keys keep working."""
+    import botocore.session
+    from opensearchpy import Urllib3AWSV4SignerAuth
+
+    from corrtrace.config import ConfigError
+
+    session = botocore.session.Session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise ConfigError("collector.es_auth: aws_sigv4 found no AWS credentials (environment, profile, container or "
+                             "instance role)")
+    region = region or session.get_config_variable("region")
+    if not region:
+        raise ConfigError("collector.es_aws_region: aws_sigv4 needs a region (or AWS_REGION)")
+    return Urllib3AWSV4SignerAuth(credentials, region, service)
 
 
 class ElasticsearchSink:
@@ -212,8 +273,9 @@ class ElasticsearchSink:
 
     def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, dead_letters: DeadLetters | None = None,
                  backoff: Backoff | None = None, max_body_bytes: int = 20 << 20, install_template: bool = True,
-                 max_attempts: int | None = None, fail_on_refusal: bool = False) -> None:
+                 max_attempts: int | None = None, fail_on_refusal: bool = False, replicas: int = 0) -> None:
         self.client = _adapt(client)
+        self.replicas = replicas
         self.fail_on_refusal = fail_on_refusal
         self.prefix = prefix
         self.dead_letters = dead_letters or DeadLetters(None)
@@ -232,7 +294,7 @@ class ElasticsearchSink:
         backoff = self._backoff()
         while self._template_pending:
             try:
-                ensure_index_template(self.client, self.prefix)
+                ensure_index_template(self.client, self.prefix, replicas=self.replicas)
                 self._template_pending = False
             except TransientError as exc:
                 self._note_failure(exc, backoff)
@@ -366,6 +428,18 @@ class ElasticsearchSink:
                 out.append((ts, _arrival_key(hit["_id"]), doc))
         out.sort(key=lambda t: (t[0], t[1]))
         return [doc for _, _, doc in out]
+
+    # -- retention --------------------------------------------------------------------------------------------
+    def prune(self, days: int, *, dry_run: bool = False, now_ms: int | None = None) -> list[str]:
+        """Delete this prefix's daily indices whose day ended more than ``days`` days ago; returns their names.
+        Other indices, even ``<prefix>-something-else``, are never touched."""
+        from corrtrace.collector.retention import expired_indices
+
+        names = expired_indices(self.client.index_names(f"{self.prefix}-*"), self.prefix, days, now_ms)
+        if not dry_run:
+            for start in range(0, len(names), 50):  # short URLs: 50 names per DELETE
+                self.client.delete_indices(names[start:start + 50])
+        return names
 
     def close(self) -> None:
         pass

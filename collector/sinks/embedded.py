@@ -6,6 +6,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ class EmbeddedStore:
     idempotent = True
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, max_bytes: int | None = None) -> None:
+        self.max_bytes = max_bytes
         target = store_file(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.path = target
@@ -135,6 +137,48 @@ class EmbeddedStore:
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    # -- retention --------------------------------------------------------------------------------------------
+    def used_bytes(self) -> int:
+        """Bytes the events occupy (pages in use; freed pages are reused, so the file stops growing here)."""
+        with self._lock:
+            pages, free, size = (self._db.execute(f"PRAGMA {p}").fetchone()[0]
+                                 for p in ("page_count", "freelist_count", "page_size"))
+        return int((pages - free) * size)
+
+    def prune(self, days: int, *, dry_run: bool = False, now_ms: int | None = None) -> list[str]:
+        """Remove events older than ``days`` days, then the oldest events until the store is under ``max_bytes``;
+        returns what was removed, in words (also logged)."""
+        removed: list[str] = []
+        if days > 0:
+            cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - days * 86_400_000
+            n = self._delete("ts < ?", cutoff, dry_run)
+            if n:
+                removed.append(f"{n} events older than {days} days")
+        if self.max_bytes is not None:
+            over = 0
+            while self.used_bytes() > self.max_bytes:
+                with self._lock:
+                    total = int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])
+                if not total or dry_run:
+                    break
+                # the oldest tenth at a time, by time then arrival
+                over += self._delete("seq IN (SELECT seq FROM events ORDER BY ts, seq LIMIT ?)",
+                                     max(1, total // 10), dry_run)
+            if over:
+                removed.append(f"{over} oldest events to stay under {self.max_bytes / 2**20:.0f} MB")
+        for what in removed:
+            log.info("embedded store %s: %s %s", self.path, "would remove" if dry_run else "removed", what)
+        return removed
+
+    def _delete(self, where: str, arg: int, dry_run: bool) -> int:
+        with self._lock:
+            if dry_run:
+                if where.startswith("seq IN"):
+                    return 0
+                return int(self._db.execute(f"SELECT count(*) FROM events WHERE {where}", (arg,)).fetchone()[0])
+            with self._db:
+                return self._db.execute(f"DELETE FROM events WHERE {where}", (arg,)).rowcount
 
     def close(self) -> None:
         with self._lock:

@@ -2,7 +2,8 @@
 # One single-node search server (Elasticsearch or OpenSearch) built from Maven Central jars and run in the
 # background for corrtrace's tests and demo: build, start (wait for yellow), stop, status.
 # Sourced by scripts/elasticsearch/es.sh and scripts/opensearch/os.sh, which set NODE_DIR NODE_NAME SHORT
-# PRODUCT PREFIX MAIN_CLASS DEFAULT_PORT DEFAULT_TRANSPORT_PORT DEFAULT_HEAP MIN_HEAP_MB.
+# PRODUCT PREFIX MAIN_CLASS DEFAULT_PORT DEFAULT_TRANSPORT_PORT DEFAULT_HEAP MIN_HEAP_MB, and by
+# scripts/elasticsearch/es-cluster.sh, which also sets NODE_SETTINGS (extra key=value node settings) per node.
 
 SERVICES_DIR="${CORRTRACE_SERVICES_DIR:-$NODE_DIR/../../.services}"
 mkdir -p "$SERVICES_DIR"
@@ -136,7 +137,7 @@ do_start() {
         ${EXTRA_JAVA_OPTS} \
         -cp "$JAR:$(cat "$CP_FILE")" "$MAIN_CLASS" \
         "path.home=$HOME_DIR" "path.data=$DATA_DIR" "path.logs=$WORK/logs" \
-        "http.port=$PORT" "transport.port=$TRANSPORT_PORT" \
+        "http.port=$PORT" "transport.port=$TRANSPORT_PORT" ${NODE_SETTINGS[@]+"${NODE_SETTINGS[@]}"} \
         >"$LOG_FILE" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$PID_FILE"
