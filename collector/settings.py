@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from corrtrace.collector.parsers import DEFAULT_ID_ALIASES, DEFAULT_SERVICE_ALIASES
 from corrtrace.collector.retention import DEFAULT_MAX_STORE_MB, DEFAULT_RETENTION_DAYS, cloudwatch_days
 from corrtrace.collector.retry import Backoff, DeadLetters
+from pydantic import BeforeValidator
 
 from corrtrace.config import ConfigError, Directory, Positive
 
 SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
+# one node URL, a YAML list of a cluster's nodes, or "a,b,c"
+UrlList = Annotated[list[str], BeforeValidator(lambda v: [u.strip() for u in v.split(",") if u.strip()]
+                                                if isinstance(v, str) else v)]
 
 
 def default_data_dir() -> str:
@@ -35,7 +39,7 @@ class CollectorSettings:
     sinks: list[str] = field(default_factory=list)
     start_at_end: bool = False
     # elasticsearch / opensearch
-    es_url: list[str] = field(default_factory=lambda: ["http://127.0.0.1:9200"])  # one node, or a cluster's nodes
+    es_url: UrlList = field(default_factory=lambda: ["http://127.0.0.1:9200"])  # one node, or a cluster's nodes
     es_api_key: str | None = None
     es_username: str | None = None
     es_password: str | None = None
