@@ -168,13 +168,14 @@ def test_collect_format_option_and_per_source_formats(tmp_path: Path) -> None:
         {"path": str(tmp_path / "custom.log"), "service": "audit",
          "format": r"(?P<clock>[\d:.]+)\|(?P<kind>\w+)\|(?P<correlation_id>[\w-]+)\|(?P<message>.*)"}]}}))
     assert _run(["collect", "--config", str(config), "--once"]).exit_code == 0
-    found = orjson.loads(_run(["search", cid, "--data-dir", str(tmp_path / "data"), "--json"]).output)
+    found = orjson.loads(_run(["search", cid, "--data-dir", str(tmp_path / "data"), "--json"]).stdout)
     assert [e["service"]["name"] for e in found] == ["ui-svc", "payment-go", "shipping-java", "stock-node", "audit"]
     # --format for a one-off run: the same talk line read as json stays opaque
     other = tmp_path / "other"
     assert _run(["collect", "--once", "--format", "json", "--data-dir", str(other), str(tmp_path / "ui.log")]
                 ).exit_code == 0
-    assert orjson.loads(_run(["search", cid, "--data-dir", str(other), "--json"]).output) == []
+    opaque = _run(["search", cid, "--data-dir", str(other), "--json"])
+    assert opaque.exit_code == 1 and "no lines" in opaque.output
 
 
 # -- the built-in patterns stay linear on hostile input ------------------------------------------------------------
