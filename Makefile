@@ -1,25 +1,41 @@
-# The two set-up commands of the README: `make demo` and `make test`. Both create the virtualenv on first use.
+# The two set-up commands of the README: `make demo` and `make test`. Each creates the virtualenv on first use
+# and installs what it needs: `demo` the package with the demo's extra, `test` the dev tools as well.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check
 
 .PHONY: demo test lint services-up services-down bench
 
-$(BIN)/corrtrace: setup.cfg setup.py pyproject.toml
+$(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
+	@echo "== creating the virtualenv $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(PIP) install --upgrade pip
+
+# pip prints each package as it is fetched and installed (first time: about 2 minutes for the demo)
+$(VENV)/.installed-demo: setup.cfg setup.py pyproject.toml | $(BIN)/python
+	@echo "== installing corrtrace and what the demo needs (pip install -e '.[demo]')"
+	$(PIP) install -e ".[demo]"
 	@touch $@
 
-demo: $(BIN)/corrtrace
+$(VENV)/.installed-dev: setup.cfg setup.py pyproject.toml | $(BIN)/python
+	@echo "== installing corrtrace with every extra and the dev tools (pip install -e '.[dev]')"
+	$(PIP) install -e ".[dev]"
+	@touch $@ $(VENV)/.installed-demo
+
+# the full (dev) install: tests, lint, benchmarks
+$(BIN)/corrtrace: $(VENV)/.installed-dev
+	@touch $@
+
+demo: $(VENV)/.installed-demo
 	$(BIN)/corrtrace demo
 
 lint: $(BIN)/corrtrace
 	$(BIN)/ruff check .
 	scripts/typecheck
 
-# lint and tests both run; the target fails if either did
+# in this order: the backends, then ruff, mypy and pytest; the target fails if any of the three did
 test: $(BIN)/corrtrace
 	scripts/services up
 	@status=0; \

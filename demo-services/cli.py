@@ -122,7 +122,8 @@ def demo(orders: int | None, seed: int | None, decline_rate: float | None, poiso
     try:
         with console.status("starting moto, the manager, the services, the alert engine and the collector..."):
             runner.start(on_step=lambda msg: None)
-        say(f"mesh up in {settings.workdir}: " + ", ".join(f"{k} {v}" for k, v in runner.urls().items()))
+        # the URLs die with the demo: they are printed only with --keep-running (_keep_running)
+        say(f"mesh up in {settings.workdir}: {len(runner.urls())} processes on 127.0.0.1")
         with Progress(TextColumn("sending orders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as progress:
             task = progress.add_task("orders", total=settings.orders)

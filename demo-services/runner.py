@@ -70,6 +70,8 @@ class DemoReport:
     phases: dict[str, float] = field(default_factory=dict)
     unsettled: list[str] = field(default_factory=list)
     outcomes: list[OrderOutcome] = field(default_factory=list)
+    # what each injected kind became: {"decline": {"failed": 5}, "slow": {"succeeded": 1}, ...}
+    became: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -301,6 +303,11 @@ class Demo:
         report.verification = verify(outcomes, snap)
         report.ok = sum(1 for o in outcomes if snap.orders.get(o.correlation_id, {}).get("status") == "committed")
         report.failed = len(outcomes) - report.ok
+        for o in outcomes:
+            end = "succeeded" if snap.orders.get(o.correlation_id, {}).get("status") == "committed" else "failed"
+            for kind in {o.plan.fault, "slow" if o.plan.slow else "none"} - {"none"}:
+                counts = report.became.setdefault(kind, {})
+                counts[end] = counts.get(end, 0) + 1
         report.alerts = list(self.status("alerts", "/status").get("alerts", []))
         report.shipping = self.status("shipping", "/health").get("stats", {})
         report.aggregation = self.status("aggregation", "/report").get("totals", {})

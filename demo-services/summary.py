@@ -29,40 +29,88 @@ def flow_table(events: list[dict[str, Any]]) -> Table:
     return table
 
 
-def print_report(console: Console, report: DemoReport, search_hint: str) -> None:
+# injected kind -> (noun, what its failure means)
+INJECTED = {"decline": ("declined card", "payment refused"), "poison": ("poison order", "shipping raised"),
+            "slow": ("slow order", "slower than the latency threshold")}
+
+
+def injected_outcomes(report: DemoReport) -> str:
+    """What each injected kind became, e.g. ``5 declined cards (payment refused) -> 5 failed``."""
+    parts = []
+    for kind, (noun, means) in INJECTED.items():
+        count = report.expected_failures.get(kind, 0)
+        if count:
+            became = report.became.get(kind, {})
+            ends = ", ".join(f"{n} {end}" for end, n in sorted(became.items())) or "none seen"
+            parts.append(f"{count} {noun}{'s' if count != 1 else ''} ({means}) -> {ends}")
+    return "; ".join(parts) or "none"
+
+
+def summary_rows(report: DemoReport) -> list[tuple[str, str]]:
+    """The report's headline rows, (label, text), for the table on a terminal or plain lines elsewhere."""
     v = report.verification
-    head = Table(title="corrtrace demo", show_header=False, title_justify="left")
-    head.add_column(style="bold")
-    head.add_column()
-    exp = report.expected_failures
-    head.add_row("orders", f"{report.orders} sent: {report.ok} succeeded, {report.failed} failed "
-                           f"(injected: {exp.get('decline', 0)} declines, {exp.get('poison', 0)} poison, "
-                           f"{exp.get('slow', 0)} slow)")
-    head.add_row("rollbacks", f"{v.rolled_back_verified} of {v.failed_orders} failed requests rolled back exactly once "
-                              "in catalog, checkout and payment (checked in each service's database)")
+    rows = [("orders", f"{report.orders} sent: {report.ok} succeeded, {report.failed} failed"),
+            ("injected", injected_outcomes(report)),
+            ("rollbacks", f"{v.rolled_back_verified} of {v.failed_orders} failed requests rolled back exactly once "
+                          "in catalog, checkout and payment (checked in each service's database)")]
     alerts = sorted({str(a.get("alert") or a.get("alarm_name")) for a in report.alerts})
-    head.add_row("alerts fired", ", ".join(alerts) or "none")
+    rows.append(("alerts fired", ", ".join(alerts) or "none"))
     jam = report.shipping
     if jam:
-        head.add_row("shipping stream", f"{jam.get('invocations', 0)} invocations, {jam.get('retries', 0)} retries, "
+        rows.append(("shipping stream", f"{jam.get('invocations', 0)} invocations, {jam.get('retries', 0)} retries, "
                                         f"{jam.get('bisects', 0)} bisects, {len(jam.get('skipped', []))} poison "
-                                        f"records skipped, longest jam {jam.get('longest_jam_seconds', 0)} s")
+                                        f"records skipped, longest jam {jam.get('longest_jam_seconds', 0)} s"))
     if report.aggregation:
-        head.add_row("aggregation", ", ".join(f"{k}: {n}" for k, n in sorted(report.aggregation.items())))
+        rows.append(("aggregation", ", ".join(f"{k}: {n}" for k, n in sorted(report.aggregation.items()))))
     found = report.mdm.get("inconsistencies", [])
-    head.add_row("MDM check", f"{report.mdm.get('checked', 0)} requests checked, {len(found)} inconsistencies")
+    rows.append(("MDM check", f"{report.mdm.get('checked', 0)} requests checked, {len(found)} inconsistencies"))
     if report.dashboards:
-        head.add_row("dashboards", f"{len(report.dashboards)} files under {report.dashboards[0].rsplit('/', 2)[0]}")
+        rows.append(("dashboards", f"{len(report.dashboards)} files under {report.dashboards[0].rsplit('/', 2)[0]}"))
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items())
-    head.add_row("time", f"{report.seconds:.1f} s ({phases})")
-    console.print(head)
+    rows.append(("time", f"{report.seconds:.1f} s ({phases})"))
+    return rows
+
+
+def plain_flow(events: list[dict[str, Any]]) -> list[str]:
+    """The flow as one short line per log line: what a log file or a CI page shows best."""
+    from corrtrace.collector.search import timeline_rows
+
+    lines = []
+    for row in timeline_rows(events)[1]:
+        target = f"->{row['target']}" if row["target"] else ""
+        status = "" if row["status"] is None else f" {row['status']}"
+        took = "" if row["duration_ms"] is None else f" {row['duration_ms']:.1f}ms"
+        lines.append(f"  {row['offset_ms']:+d}ms {row['service']}{target} {row['level']}{status}{took}: "
+                     f"{str(row['message'])[:100]}")
+    return lines
+
+
+def print_report(console: Console, report: DemoReport, search_hint: str) -> None:
+    """On a terminal, rich tables; otherwise (a pipe, a file, CI) compact plain lines that never wrap."""
+    v = report.verification
+    found = report.mdm.get("inconsistencies", [])
+    plain = not console.is_terminal
+    if plain:
+        for label, text in summary_rows(report):
+            console.print(f"{label}: {text}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        head = Table(title="corrtrace demo", show_header=False, title_justify="left")
+        head.add_column(style="bold")
+        head.add_column()
+        for label, text in summary_rows(report):
+            head.add_row(label, text)
+        console.print(head)
     for problem in v.problems[:20]:
         console.print(f"[red]not rolled back:[/red] {problem}")
     for item in found[:20]:
         console.print(f"[red]MDM:[/red] {item['correlation_id']} {item['kind']}: {item['detail']}")
     if report.flow_correlation_id:
         console.print(f"\n[bold]One failed request[/bold] ({report.flow_correlation_id}), as `{search_hint}` shows it:")
-        console.print(flow_table(report.flow))
+        if plain:
+            for line in plain_flow(report.flow):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            console.print(flow_table(report.flow))
     verdict = "[green]PASSED[/green]" if report.passed else "[red]FAILED[/red]"
     console.print(f"\n{verdict}: every failed request rolled back everywhere and MDM clean"
                   if report.passed else f"\n{verdict}: see the problems above")
