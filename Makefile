@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-# pip prints each package as it is fetched and installed (first time: about 2 minutes for the demo)
+# pip prints each package as it is fetched, then installs them all (the silent last step is the longest)
 $(VENV)/.installed-demo: setup.cfg setup.py pyproject.toml | $(BIN)/python
 	@echo "== installing corrtrace and what the demo needs (pip install -e '.[demo]')"
 	$(PIP) install -e ".[demo]"
