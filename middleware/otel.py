@@ -147,8 +147,8 @@ class ServerSpan(NamedTuple):
     method: str
 
 
-class HttpTracer:
-    """Start/end the one server span of a request for the ASGI and WSGI middleware."""
+class _Tracer:
+    """The settings' tracer and the ID's attribute name; creating one installs the log and outbound hooks."""
 
     __slots__ = ("_attr", "_tracer")
 
@@ -157,6 +157,12 @@ class HttpTracer:
         self._tracer = provider.get_tracer("corrtrace.middleware")
         self._attr = settings.message_attribute
         install()
+
+
+class HttpTracer(_Tracer):
+    """Start/end the one server span of a request for the ASGI and WSGI middleware."""
+
+    __slots__ = ()
 
     def start_asgi(self, scope: Mapping[str, Any], cid: str) -> ServerSpan:
         traceparent = bag = None
@@ -220,16 +226,10 @@ class HttpTracer:
         span.end()
 
 
-class RecordTracer:
+class RecordTracer(_Tracer):
     """One CONSUMER span per Lambda batch record, continuing the trace its message carried (``traceparent``)."""
 
-    __slots__ = ("_attr", "_tracer")
-
-    def __init__(self, settings: CorrelationSettings) -> None:
-        provider = settings.tracer_provider or trace.get_tracer_provider()
-        self._tracer = provider.get_tracer("corrtrace.middleware")
-        self._attr = settings.message_attribute
-        install()
+    __slots__ = ()
 
     def start(self, source: str, identifier: str, cid: str, traceparent: Any, bag: Any) -> tuple[Any, Token[Context]]:
         parent = remote_parent(traceparent, bag)
