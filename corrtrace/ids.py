@@ -204,13 +204,24 @@ class IdReader:
 
     def read(self, raw: object) -> Accepted:
         """The ID for ``raw`` (bytes, str, or any value a JSON payload holds; None when absent)."""
-        if type(raw) is str and self.valid_text(raw):
-            return Accepted(raw, "accepted")
-        if type(raw) is bytes and self.valid_bytes(raw):
-            return Accepted(raw.decode("ascii"), "accepted")
+        allowed, limit = self._allowed, self.max_length
+        # valid_bytes / valid_text, with their translate test inlined: every request takes this path
+        if type(raw) is bytes and (
+            self.valid_bytes(raw) if allowed is None else 0 < len(raw) <= limit and not raw.translate(None, allowed)
+        ):
+            return _new(Accepted, (raw.decode("ascii"), "accepted", None))
+        if type(raw) is str and (
+            self.valid_text(raw)
+            if allowed is None
+            else 0 < len(raw) <= limit and raw.isascii() and not raw.encode("ascii").translate(None, allowed)
+        ):
+            return _new(Accepted, (raw, "accepted", None))
         if raw is None or raw == "" or raw == b"":
-            return Accepted(self.generate(), "generated")
+            return _new(Accepted, (self.generate(), "generated", None))
         return Accepted(self.generate(), "rejected", safe_excerpt(raw if isinstance(raw, str | bytes) else repr(raw)))
+
+
+_new = tuple.__new__  # builds an ``Accepted`` without the Python-level ``__new__`` call (hot path)
 
 
 def _checked_generator(generator: Callable[[], str], on_error: ErrorHook | None) -> Callable[[], str]:

@@ -68,28 +68,18 @@ def cap(text: str, limit: int = 2048) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-class SkipPaths:
-    """``skip_paths`` compiled once: an entry matches itself and every path under it (``/metrics`` matches
-    ``/metrics`` and ``/metrics/x``, not ``/metricsx``); an entry ending in ``*`` is a plain prefix."""
-
-    __slots__ = ("exact", "prefixes")
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        exact, prefixes = set(), []
-        for entry in entries:
-            if entry.endswith("*"):
-                prefixes.append(entry[:-1])
-            else:
-                exact.add(entry)
-                prefixes.append(entry.rstrip("/") + "/")
-        self.exact = frozenset(exact)
-        self.prefixes = tuple(prefixes)
-
-    def __call__(self, path: str) -> bool:
-        return path in self.exact or path.startswith(self.prefixes)
-
-    def __bool__(self) -> bool:
-        return bool(self.prefixes)
+def skip_rules(entries: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """``skip_paths`` compiled once into ``(exact, prefixes)``: an entry matches itself and every path under it
+    (``/metrics`` matches ``/metrics`` and ``/metrics/x``, not ``/metricsx``); an entry ending in ``*`` is a plain
+    prefix. A path is skipped when ``path in exact or path.startswith(prefixes)`` (two C calls per request)."""
+    exact, prefixes = set(), []
+    for entry in entries:
+        if entry.endswith("*"):
+            prefixes.append(entry[:-1])
+        else:
+            exact.add(entry)
+            prefixes.append(entry.rstrip("/") + "/")
+    return frozenset(exact), tuple(prefixes)
 
 
 class HeaderForms:
@@ -156,7 +146,8 @@ def _with_id_careful(
 class HttpMiddleware:
     """What both HTTP adapters (ASGI and WSGI) derive from the settings the same way."""
 
-    __slots__ = ("_echo", "_expose", "_log", "_reader", "_rewrite", "_skip", "_tracer", "app", "errors", "settings")
+    __slots__ = ("_echo", "_expose", "_log", "_observed", "_reader", "_rewrite", "_skip_exact", "_skip_prefixes",
+                 "_tracer", "app", "errors", "settings")
 
     def __init__(self, app: Any, settings: CorrelationSettings) -> None:
         import logging
@@ -168,19 +159,25 @@ class HttpMiddleware:
         self._echo = s.echo_header
         self._expose = s.expose_header
         self._rewrite = s.update_request_header
-        self._skip = SkipPaths(s.skip_paths)
+        self._skip_exact, self._skip_prefixes = skip_rules(s.skip_paths)
         self._log: logging.Logger | None = logging.getLogger(s.access_logger) if s.access_log else None
         self._tracer: Any = otel_helper("HttpTracer", s) if s.tracing else None
+        self._observed = self._log is not None or self._tracer is not None  # else no per-request observer work
 
     def _observers(self, path: str) -> tuple[logging.Logger | None, Any]:
         """The access logger and the tracer for a request to ``path``: None for what is off, or for both on a
         skipped path (no access line, no span; the ID is still read, bound and echoed)."""
         log, tracer = self._log, self._tracer
-        if self._skip and self._skip(path):
-            return None, None
+        if not self._observed:
+            return _NOTHING  # nothing to observe, so nothing to skip
+        if self._skip_prefixes and (path in self._skip_exact or path.startswith(self._skip_prefixes)):
+            return _NOTHING
         if log is not None and not log.isEnabledFor(_ERROR):  # a 5xx line is ERROR: only a logger off for it is off
             log = None
         return log, tracer
+
+
+_NOTHING: tuple[Any, Any] = (None, None)  # no access logger, no tracer
 
 
 def otel_helper(name: str, settings: CorrelationSettings) -> Any:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from corrtrace.context import reset_correlation_id, set_correlation_id
 from corrtrace.ids import Accepted, new_uuid4_hex
 
-from ._core import HeaderForms, HttpMiddleware, log_access, log_unhandled, with_id_header
+from ._core import _NOTHING, HeaderForms, HttpMiddleware, log_access, log_unhandled, with_id_header
 from .settings import CorrelationSettings, resolve
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class CorrelationIdMiddleware(HttpMiddleware):
         found = self._read(scope)
         cid = found.value
         echo = cid.encode("latin-1")
-        log, tracer = self._observers(scope.get("path", ""))
+        log, tracer = self._observers(scope.get("path", "")) if self._observed else _NOTHING
         start = time.perf_counter_ns() if log is not None else 0
         span = tracer.start_asgi(scope, cid) if tracer is not None else None
         status = 0

@@ -17,7 +17,7 @@ from typing import Any
 from corrtrace.context import reset_correlation_id, set_correlation_id
 from corrtrace.ids import Accepted, new_uuid4_hex
 
-from ._core import HeaderForms, HttpMiddleware, log_access, log_unhandled, status_code, with_id_header
+from ._core import _NOTHING, HeaderForms, HttpMiddleware, log_access, log_unhandled, status_code, with_id_header
 from .settings import CorrelationSettings, resolve
 
 StartResponse = Callable[..., Any]
@@ -40,7 +40,7 @@ class WSGICorrelationIdMiddleware(HttpMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         found = self._read(environ)
-        log, tracer = self._observers(environ.get("PATH_INFO", ""))
+        log, tracer = self._observers(environ.get("PATH_INFO", "")) if self._observed else _NOTHING
         request = _Request(self, start_response, environ, found, log, tracer)
         token = set_correlation_id(found.value)
         try:
@@ -124,6 +124,8 @@ class _Request:
         return [_500_BODY]
 
     def finish(self) -> None:
+        if self.log is None and self.span is None:
+            return
         status = status_code(self.status)
         try:
             if self.log is not None:
