@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+
 import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest

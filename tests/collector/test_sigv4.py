@@ -95,4 +95,5 @@ def test_aws_sigv4_with_no_credentials_is_one_clear_line(tmp_path: Path) -> None
     run = subprocess.run([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once",
                           str(app)], capture_output=True, text=True, timeout=120, env=_clean_env())
     assert run.returncode == 2
-    assert run.stderr.strip().splitlines()[-1].startswith("corrtrace collect: collector.es_auth: aws_sigv4 found no AWS")
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("corrtrace collect: collector.es_auth: aws_sigv4 found no AWS")
