@@ -25,8 +25,8 @@ TALK = re.compile(r"(\d\d-\d\d-\d{4}) (\d\d:\d\d:\d\d)(?:[.,](\d{1,6}))? ([^\s\[
 LOGBACK = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[,.](\d{1,9}))? \[([^\]]*)\] +"
                      r"(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL) +(\S+) +- +\[([^\]\s]*)\] ?(.*)")
 # nginx combined + the id (quoted or not) + optionally $request_time $msec (deploy/nginx/corrtrace.conf)
-NGINX = re.compile(r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"'
-                   r'(?: "?([^"\s]*)"?)?(?: (\d+(?:\.\d+)?) (\d+(?:\.\d+)?))?\s*$')
+NGINX = re.compile(r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
+                   r'(?: "?([^"\s]*)"?)?(?: (\d{1,9}(?:\.\d{1,6})?) (\d{1,11}(?:\.\d{1,6})?))?\s*$')
 # logfmt: key=value or key="quoted \" value", separated by whitespace. A pair ends at whitespace, so the split
 # is unique: the whole line is checked once (LOGFMT_LINE), then its pairs are read (findall, matching back to back).
 LOGFMT_PAIR = re.compile(r'([^\s="]+)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s"]*))(?:\s+|$)')
