@@ -74,7 +74,8 @@ def test_nginx_combined_with_the_id_appended() -> None:
     assert event["log"]["level"] == "ERROR" and event["event"]["duration"] == 12_000_000
     assert event["service"] == {"name": "nginx"}  # unless the source declares its service
     assert event_of(NGINX_LINE, build_format("nginx", service="edge"))["service"] == {"name": "edge"}
-    for huge in (NGINX_LINE.rsplit(" ", 2)[0] + " 9 9" + "9" * 400, NGINX_LINE.replace(" 157 ", " 1" + "0" * 5000 + " ")):
+    absurd = (NGINX_LINE.rsplit(" ", 2)[0] + " 9 9" + "9" * 400, NGINX_LINE.replace(" 157 ", " 1" + "0" * 5000 + " "))
+    for huge in absurd:
         assert event_of(huge)["log"]["original"] == huge  # absurd numbers: not this format, kept as they are
     plain = event_of(NGINX_LINE.rsplit(' "', 1)[0] + ' "-"')  # no id, no timings: $time_local
     assert "correlation_id" not in plain and plain["@timestamp"] == "2026-11-30T12:00:00.000Z"
