@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from corrtrace.middleware import CorrelationIdMiddleware
 from fastapi import FastAPI
 
-import corrtrace
+from .views import boom, ok
 
 app = FastAPI()
 app.add_middleware(CorrelationIdMiddleware)
-
-
-@app.get("/ok")
-def ok() -> dict[str, str | None]:
-    logging.getLogger("app").info("ok view")
-    return {"bound": corrtrace.get_correlation_id()}
-
-
-@app.get("/boom")
-def boom() -> None:
-    raise ZeroDivisionError("boom view failed")
+app.get("/ok")(ok)
+app.get("/boom")(boom)
