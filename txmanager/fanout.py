@@ -181,7 +181,9 @@ class FanOut:
     # -- one pass over a transaction ---------------------------------------------------------------------------
     def done_for_now(self, p: Participant) -> bool:
         """Final, or out of its fast budget (a parked one waits for the sweep): the next participant may go."""
-        return p.state in TERMINAL or (p.state == UNKNOWN and p.attempts >= self.settings.max_attempts)
+        if p.state == UNKNOWN:  # out of budget, or with no retry left (next_attempt_at 0)
+            return p.attempts >= self.settings.max_attempts or p.next_attempt_at <= 0
+        return p.state in TERMINAL
 
     @staticmethod
     def _due(p: Participant) -> bool:
@@ -274,6 +276,8 @@ class FanOut:
             claimed = await asyncio.to_thread(
                 self.store.claim, tx.correlation_id, p.service, self.owner, self.settings.lease_seconds
             )
+            if claimed is None:  # another caller got it first: look again shortly
+                await asyncio.sleep(self.settings.poll_interval)
             settled = await self._attempt(tx, claimed) if claimed is not None else None
             p = settled or await asyncio.to_thread(self.store.participant, tx.correlation_id, p.service)
 

@@ -21,7 +21,7 @@ def start_manager(
     cmd = [sys.executable, "-m", "corrtrace.cli", "txmanager", "serve", "--port", str(port), *extra_args]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
-    deadline = time.time() + 30
+    deadline = time.time() + 60  # a loaded CI machine starts Python slowly
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:

@@ -100,7 +100,7 @@ def test_the_idempotency_key_is_kept_in_a_file_across_restarts_and_processes(tmp
 
 def test_a_participant_down_longer_than_the_budget_heals_by_the_slow_retry(settings, store, servers, free_port):
     settings = replace(
-        settings, max_attempts=2, slow_retry_for=3600, slow_retry_initial=3.0, slow_retry_max=3.0, resume_interval=0.2
+        settings, max_attempts=2, slow_retry_for=3600, slow_retry_initial=8.0, slow_retry_max=8.0, resume_interval=0.2
     )
     rec = Recorder("stock")
     port = free_port()  # nothing listens there yet: connection refused
@@ -209,3 +209,36 @@ def test_store_conflict_when_registering_into_a_commit(store: Store) -> None:
     store.begin(cid, COMMIT, None, None)
     with pytest.raises(ConflictError):
         store.register(cid, "b", "http://127.0.0.1:9/r", None)
+
+
+def test_a_three_participant_rollback_takes_at_most_12_dynamodb_calls(settings, servers, free_port) -> None:
+    store = Store(settings)
+    store.create_table()
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    recs = {name: Recorder(name) for name in ("a", "b", "c")}
+    urls = {name: servers(participant_app(rec), free_port()).url for name, rec in recs.items()}
+    manager = servers(create_app(settings, store=store), free_port())
+    deadline = time.time() + 20
+    while len(calls) < 3:  # the start-up sweep: unfinished rollbacks, commits, open transactions
+        assert time.time() < deadline, calls
+        time.sleep(0.05)
+    time.sleep(0.2)
+    calls.clear()
+    cid = new_correlation_id()
+    with TxManagerClient(manager.url, SECRET) as client:
+        m = Mesh(manager, client, recs, urls)
+        m.register(cid, "a", "b", "c")
+        assert len(calls) == 9  # nonce, transaction, participant: 3 each
+        before = len(calls)
+        client.rollback(cid)
+        observer, deadline = Store(settings), time.time() + 20  # its reads are not counted
+        while (tx := observer.get(cid)) is None or tx.state != "rolled_back":
+            assert time.time() < deadline, calls[before:]
+            time.sleep(0.05)
+        time.sleep(0.3)  # nothing follows the finishing write
+        rollback = calls[before:]
+        before = len(calls)
+        assert client.status(cid)["state"] == "rolled_back"
+        assert len(calls) - before == 2  # nonce + one query
+    assert len(rollback) <= 12, rollback
