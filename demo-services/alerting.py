@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import yaml
+from corrtrace.demo import wiring
 from corrtrace.demo.runtime import Runtime
 from corrtrace.demo.settings import DemoSettings
 from corrtrace.demo.status import serve_status
@@ -99,7 +100,8 @@ def build(rt: Runtime) -> RecordingAlerts:
     from corrtrace.alerts import AlertEngine, TxManagerAction
 
     alerts = demo_alerts(rt.mesh.demo())
-    manager = TxManagerAction.from_url(rt.mesh.url("txmanager"), rt.secret)
+    # the alarm's HTTP call waits out a manager restart (the demo's --manager-outage)
+    manager = TxManagerAction(wiring.manager_client(rt.mesh.url("txmanager"), rt.secret, patient=True))
     state_file = Path(rt.mesh.workdir) / "db" / "alerts-state.json"  # a restarted engine keeps its alarm states
     return RecordingAlerts(
         lambda actions: AlertEngine(alerts, actions, clock=time.time, state_file=state_file), {"txmanager": manager}

@@ -17,7 +17,8 @@ def client(mesh: Mesh, name: str) -> Any:
 
 
 def create_resources(mesh: Mesh) -> None:
-    """Create the table with ``NEW_AND_OLD_IMAGES`` stream, the topic, the aggregation queue and the DLQ."""
+    """Create the table with ``NEW_AND_OLD_IMAGES`` stream, the topic, the aggregation queue, the DLQ and the
+    manager's failure channel (a table with a stream, and its on-failure queue)."""
     ddb = client(mesh, "dynamodb")
     ddb.create_table(
         TableName=mesh.orders_table,
@@ -39,6 +40,10 @@ def create_resources(mesh: Mesh) -> None:
         Endpoint=queue_arn,
         Attributes={"RawMessageDelivery": "true"},
     )
+    from corrtrace.demo.manager import manager_settings
+    from corrtrace.txmanager.failures import create_resources as create_failure_channel
+
+    create_failure_channel(manager_settings(mesh), lambda name: client(mesh, name))
 
 
 def stream_arn(mesh: Mesh) -> str:

@@ -33,6 +33,8 @@ def _settings(config: str | None, overrides: dict[str, Any]) -> DemoSettings:
     for name in ("orders", "concurrency", "stream_batch_size", "stream_parallelization"):
         if getattr(settings, name) < 1:
             raise click.BadParameter("must be at least 1", param_hint=f"demo.{name}")
+    if not 0 <= settings.manager_outage_seconds <= 60:
+        raise click.BadParameter("must be between 0 and 60 seconds", param_hint="--manager-outage")
     if settings.slow_ms < 0 or settings.latency_threshold_ms < 1:
         raise click.BadParameter("slow_ms must be >= 0 and latency_threshold_ms >= 1", param_hint="--slow-ms")
     if settings.alarm_period_seconds not in (10, 20, 30) and settings.alarm_period_seconds % 60:
@@ -79,6 +81,8 @@ class _EsNodeOption(click.Option):
 @click.option("--slow-rate", type=float, help="Share of orders whose payment is slow (latency alert).")
 @click.option("--slow-ms", type=int, help="How slow a slow payment is, in milliseconds.")
 @click.option("--concurrency", type=int, help="Orders in flight at once.")
+@click.option("--manager-outage", "manager_outage", type=float, metavar="SECONDS",
+              help="Fault: stop the transaction manager this long once a third of the orders are done.")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Logs, DBs, mesh.json (default .corrtrace-demo).")
 @click.option("--elasticsearch", "es_url", help="Ship logs to this Elasticsearch URL instead of the embedded store.")
 @click.option("--with-elasticsearch", is_flag=True, cls=_EsNodeOption)
@@ -89,7 +93,8 @@ class _EsNodeOption(click.Option):
 @click.option("--config", type=click.Path(dir_okay=False), help="YAML file with a demo section.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def demo(orders: int | None, seed: int | None, decline_rate: float | None, poison_rate: float | None,
-         slow_rate: float | None, slow_ms: int | None, concurrency: int | None, workdir: str | None,
+         slow_rate: float | None, slow_ms: int | None, concurrency: int | None, manager_outage: float | None,
+         workdir: str | None,
          es_url: str | None, with_elasticsearch: bool, index_prefix: str | None, keep_running: bool,
          with_nginx: bool | None, config: str | None, as_json: bool) -> None:
     """Run the five-service demo mesh: orders with injected failures, rollbacks proven, MDM check."""
@@ -105,6 +110,7 @@ def demo(orders: int | None, seed: int | None, decline_rate: float | None, poiso
         "orders": orders, "seed": seed, "decline_rate": decline_rate, "poison_rate": poison_rate,
         "slow_rate": slow_rate, "slow_ms": slow_ms, "concurrency": concurrency, "workdir": workdir,
         "elasticsearch_url": es_url, "index_prefix": index_prefix, "with_nginx": with_nginx,
+        "manager_outage_seconds": manager_outage,
     })
     console = Console(stderr=as_json)
     say = console.print

@@ -1,24 +1,24 @@
 """The transaction manager of the demo mesh: corrtrace.txmanager's app, its state table on the mesh's second
-moto, with demo-speed retry settings (participants are local, so backoff starts at 50 ms)."""
+moto, with demo-speed retry settings (participants are local, so backoff starts at 50 ms), and its failure
+channel (a DynamoDB table with a stream) on the services' moto, where the services report business failures."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from corrtrace.demo.runtime import Runtime
+from corrtrace.demo.settings import Mesh
 
 
-def build(rt: Runtime) -> Any:
-    from corrtrace.txmanager import create_app
+def manager_settings(mesh: Mesh, secret: str | None = None) -> Any:
+    """The manager's settings, shared by the manager, the failure follower and the services that report."""
     from corrtrace.txmanager.settings import TxManagerSettings
-    from corrtrace.txmanager.store import Store
 
-    mesh = rt.mesh
-    settings = TxManagerSettings(
+    return TxManagerSettings(
         table_name=mesh.txmanager_table,
         dynamodb_endpoint=mesh.txmanager_moto_url or mesh.moto_url,
         region=mesh.region,
-        secret=rt.secret,
+        secret=secret,
         max_attempts=6,
         backoff_initial=0.05,
         backoff_max=1.0,
@@ -28,6 +28,16 @@ def build(rt: Runtime) -> Any:
         service_urls={name: mesh.url(name) for name in ("catalog", "checkout", "payment")},
         host="127.0.0.1",
         port=mesh.ports["txmanager"],
+        failure_target=mesh.failure_table,
+        failure_dlq=mesh.failure_dlq,
+        failure_endpoint=mesh.moto_url,
     )
+
+
+def build(rt: Runtime) -> Any:
+    from corrtrace.txmanager import create_app
+    from corrtrace.txmanager.store import Store
+
+    settings = manager_settings(rt.mesh, rt.secret)
     Store(settings).create_table()
     return create_app(settings)

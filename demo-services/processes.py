@@ -26,6 +26,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: every socket stays bound until all are picked (one at a time, the kernel
+    can hand out the port it just freed again)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def exit_with_parent() -> None:
     """In a child: stop when the runner is gone (killed without a chance to stop us), checked every second."""
     parent = os.getppid()
@@ -96,6 +109,17 @@ class Supervisor:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
         raise ChildFailed(f"{child.name} did not answer {url} within {timeout:.0f} s:\n{child.tail()}")
+
+    def stop_child(self, name: str, grace: float = 5.0) -> None:
+        """Stop one child (SIGTERM, SIGKILL after ``grace``) and forget it: the demo's manager-outage fault."""
+        for child in [c for c in self.children if c.name == name]:
+            self.children.remove(child)
+            child.process.terminate()
+            try:
+                child.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait(timeout=5)
 
     def check_alive(self) -> None:
         for child in self.children:

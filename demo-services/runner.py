@@ -22,7 +22,10 @@ from typing import Any
 import httpx
 from corrtrace.demo import aws, mdm
 from corrtrace.demo.faults import FaultPlan, plan_orders
-from corrtrace.demo.processes import ChildFailed, Supervisor, free_port
+from corrtrace.demo.outage import ManagerOutage
+from corrtrace.demo.paths import failure_reports, rollback_paths
+from corrtrace.demo.processes import ChildFailed, Supervisor, free_ports
+from corrtrace.demo.runtime import MANAGER_UNAVAILABLE
 from corrtrace.demo.settings import MESH_ENV, SECRET_ENV, DemoSettings, Mesh, write_secret
 from corrtrace.demo.stores import snapshot
 from corrtrace.demo.verify import OrderOutcome, Verification, settled, verify
@@ -30,12 +33,12 @@ from corrtrace.demo.verify import OrderOutcome, Verification, settled, verify
 from corrtrace.ids import new_uuid7
 
 START_ORDER = (
-    "txmanager", "catalog", "checkout", "payment", "ui", "shipping", "aggregation", "alerts", "pipeline",
+    "txmanager", "trigger", "catalog", "checkout", "payment", "ui", "shipping", "aggregation", "alerts", "pipeline",
 )
 HEALTH_PATH = {"txmanager": "/healthz"}
 AGGREGATED_KINDS = ("order-committed", "payment-captured", "shipment-created")
 # the logs the runner waits to see shipped (the pipeline's own log moves whenever it ships, so not that one)
-LOGGED = ("ui", "catalog", "checkout", "payment", "shipping", "aggregation", "txmanager", "alerts")
+LOGGED = ("ui", "catalog", "checkout", "payment", "shipping", "aggregation", "txmanager", "trigger", "alerts")
 
 
 class DemoError(RuntimeError):
@@ -72,10 +75,13 @@ class DemoReport:
     outcomes: list[OrderOutcome] = field(default_factory=list)
     # what each injected kind became: {"decline": {"failed": 5}, "slow": {"succeeded": 1}, ...}
     became: dict[str, dict[str, int]] = field(default_factory=dict)
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)  # per rollback: the path that triggered it
+    manager_outage: dict[str, Any] = field(default_factory=dict)  # what the --manager-outage fault did
 
     @property
     def passed(self) -> bool:
-        return self.verification.passed and not self.mdm.get("inconsistencies")
+        return (self.verification.passed and not self.mdm.get("inconsistencies")
+                and not self.manager_outage.get("error"))
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -137,10 +143,10 @@ class Demo:
                 shutil.rmtree(self.workdir / sub, ignore_errors=True)
         for sub in ("logs", "db"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
-        moto_port, state_port = free_port(), free_port()
-        ports = {name: free_port() for name in START_ORDER}
+        moto_port, state_port, nginx_port, *service_ports = free_ports(3 + len(START_ORDER))
+        ports = dict(zip(START_ORDER, service_ports, strict=True))
         if self.settings.with_nginx:
-            ports["nginx"] = free_port()
+            ports["nginx"] = nginx_port
         mesh = Mesh(
             workdir=str(self.workdir),
             moto_url=f"http://127.0.0.1:{moto_port}",
@@ -288,9 +294,24 @@ class Demo:
         plans = plan_orders(
             s.orders, seed=s.seed, decline_rate=s.decline_rate, poison_rate=s.poison_rate, slow_rate=s.slow_rate
         )
-        outcomes = self.send(plans, on_progress)
+        outage = self._outage(len(plans))
+
+        def done(outcome: OrderOutcome) -> None:
+            if outage is not None:
+                outage.order_done()
+            if on_progress:
+                on_progress(outcome)
+
+        outcomes = self.send(plans, done)
+        if outage is not None:
+            outage.go.set()
+            outage.join()
+            for o in outcomes:  # the orders the outage cut short: their failures went to the failure table
+                o.outage = o.body.get("reason") == MANAGER_UNAVAILABLE
         sent = time.monotonic()
-        stragglers = self.settle(outcomes, s.settle_timeout_seconds, expected_alerts(plans))
+        stragglers = self.settle(
+            outcomes, s.settle_timeout_seconds, expected_alerts([o.plan for o in outcomes if not o.outage])
+        )
         settled_at = time.monotonic()
         report = DemoReport(orders=len(plans), outcomes=outcomes, urls=self.urls())
         report.unsettled = [o.correlation_id for o in stragglers]
@@ -298,6 +319,7 @@ class Demo:
             "decline": sum(p.fault == "decline" for p in plans),
             "poison": sum(p.fault == "poison" for p in plans),
             "slow": sum(p.slow for p in plans),
+            "outage": sum(o.outage for o in outcomes),
         }
         snap = snapshot(self.mesh)
         report.verification = verify(outcomes, snap)
@@ -305,12 +327,16 @@ class Demo:
         report.failed = len(outcomes) - report.ok
         for o in outcomes:
             end = "succeeded" if snap.orders.get(o.correlation_id, {}).get("status") == "committed" else "failed"
-            for kind in {o.plan.fault, "slow" if o.plan.slow else "none"} - {"none"}:
+            for kind in {o.plan.fault, "slow" if o.plan.slow else "none", "outage" if o.outage else "none"} - {"none"}:
                 counts = report.became.setdefault(kind, {})
                 counts[end] = counts.get(end, 0) + 1
         report.alerts = list(self.status("alerts", "/status").get("alerts", []))
         report.shipping = self.status("shipping", "/health").get("stats", {})
         report.aggregation = self.status("aggregation", "/report").get("totals", {})
+        reports = failure_reports(self.mesh)
+        report.rollbacks = rollback_paths(self.mesh, outcomes, self.secret, reports)
+        if outage is not None:
+            report.manager_outage = outage.report(reports, report.expected_failures["outage"])
         report.mdm = mdm.run_check(self.mesh)
         failed = [o for o in outcomes if o.plan.fault == "poison"] or [o for o in outcomes if o.expected_failure]
         if failed:
@@ -324,6 +350,22 @@ class Demo:
             "check": round(time.monotonic() - settled_at, 2),
         }
         return report
+
+    def _outage(self, orders: int) -> ManagerOutage | None:
+        """The --manager-outage fault, started (it waits for a third of the orders), or None."""
+        if self.settings.manager_outage_seconds <= 0:
+            return None
+        assert self.mesh is not None
+        mesh = self.mesh
+        env = self._env(Path(mesh.workdir) / "mesh.json")
+
+        def restart() -> None:
+            child = self.supervisor.start_service("txmanager", env)
+            self.supervisor.wait_healthy(child, mesh.url("txmanager") + HEALTH_PATH["txmanager"])
+
+        outage = ManagerOutage(self.supervisor, restart, self.settings.manager_outage_seconds, orders // 3)
+        outage.start()
+        return outage
 
     def write_dashboards(self) -> list[str]:
         assert self.mesh is not None

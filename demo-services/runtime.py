@@ -12,6 +12,14 @@ from corrtrace.demo import wiring
 from corrtrace.demo.settings import Mesh
 
 
+class ManagerUnavailable(RuntimeError):
+    """The manager could not be reached to register this service: nothing was changed, the caller gets 503."""
+
+
+MANAGER_UNAVAILABLE = "manager-unavailable"  # a participant could not register: the request fails, is reported
+UNAVAILABLE_BODY = {"error": MANAGER_UNAVAILABLE, "detail": "the transaction manager is unreachable; nothing changed"}
+
+
 @dataclass
 class Runtime:
     service: str
@@ -44,14 +52,30 @@ class Runtime:
     def manager(self) -> Any:
         return wiring.manager_client(self.mesh.url("txmanager"), self.secret)
 
+    @cached_property
+    def failures(self) -> Any:
+        """The manager's failure channel: a report is stored in its table whether or not the manager is up."""
+        from corrtrace.demo.manager import manager_settings
+
+        return wiring.failure_channel(manager_settings(self.mesh), self.service, self.aws("dynamodb"))
+
     def register(self, correlation_id: str) -> None:
         """Tell the manager this service holds state for the request (before changing any)."""
+        from corrtrace.txmanager import TxManagerError
+
         base = self.mesh.url(self.service)
-        self.participant.register(
-            correlation_id,
-            f"{base}/corrtrace/rollback/{correlation_id}",
-            f"{base}/corrtrace/commit/{correlation_id}",
-        )
+        try:
+            self.participant.register(
+                correlation_id,
+                f"{base}/corrtrace/rollback/{correlation_id}",
+                f"{base}/corrtrace/commit/{correlation_id}",
+            )
+        except TxManagerError as exc:
+            if exc.status is not None and exc.status < 500:
+                raise
+            self.log.warning("cannot register with the transaction manager (%s); refusing the request", exc.status,
+                             extra={"event.action": "register", "event.outcome": "failure"})
+            raise ManagerUnavailable(str(exc)) from None
 
     def publish(self, kind: str, correlation_id: str, order_id: str, **extra: Any) -> None:
         """Push a business event to the pub/sub topic the aggregation service counts (talk: pub/sub)."""

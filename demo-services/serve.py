@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         from corrtrace.demo.manager import build
 
         _run_asgi(build(rt), port)
+    elif name == "trigger":
+        from corrtrace.demo.trigger import serve as serve_trigger
+
+        serve_trigger(rt, _stop_event())
     elif name == "alerts":
         from corrtrace.demo.alerting import serve as serve_alerts
 

@@ -46,6 +46,7 @@ class DemoSettings:
     stream_poll_ms: int = 100
     stream_parallelization: int = 4
     settle_timeout_seconds: float = 60.0
+    manager_outage_seconds: float = 0.0  # fault: stop the manager this long while orders (and failures) flow
     workdir: str = ".corrtrace-demo"
     elasticsearch_url: str = ""
     index_prefix: str = "logs-corrtrace"
@@ -65,6 +66,8 @@ class Mesh:
     ports: dict[str, int] = field(default_factory=dict)
     orders_table: str = "demo-orders"
     txmanager_table: str = "demo-txmanager"
+    failure_table: str = "demo-failures"  # the manager's failure channel (txmanager/failures.py)
+    failure_dlq: str = "demo-failures-dlq"
     topic_arn: str = ""
     aggregation_queue_url: str = ""
     shipping_dlq_url: str = ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from corrtrace.demo.paths import path_counts
 from corrtrace.demo.runner import DemoReport
 from rich.console import Console
 from rich.table import Table
@@ -31,7 +32,8 @@ def flow_table(events: list[dict[str, Any]]) -> Table:
 
 # injected kind -> (noun, what its failure means)
 INJECTED = {"decline": ("declined card", "payment refused"), "poison": ("poison order", "shipping raised"),
-            "slow": ("slow order", "slower than the latency threshold")}
+            "slow": ("slow order", "slower than the latency threshold"),
+            "outage": ("order in the manager outage", "could not register")}
 
 
 def injected_outcomes(report: DemoReport) -> str:
@@ -44,6 +46,16 @@ def injected_outcomes(report: DemoReport) -> str:
             ends = ", ".join(f"{n} {end}" for end, n in sorted(became.items())) or "none seen"
             parts.append(f"{count} {noun}{'s' if count != 1 else ''} ({means}) -> {ends}")
     return "; ".join(parts) or "none"
+
+
+def rollback_table(rows: list[dict[str, Any]]) -> Table:
+    """Each rollback and the path that triggered it (later triggers of the same request are counted, not run)."""
+    table = Table(title="rollbacks", show_edge=False, pad_edge=False, title_justify="left")
+    for name in ("order", "injected", "triggered by", "triggers", "state"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(row["order_id"], row["fault"], row["path"], str(row["triggers"]), str(row["state"]))
+    return table
 
 
 def summary_rows(report: DemoReport) -> list[tuple[str, str]]:
@@ -62,6 +74,14 @@ def summary_rows(report: DemoReport) -> list[tuple[str, str]]:
                                         f"records skipped, longest jam {jam.get('longest_jam_seconds', 0)} s"))
     if report.aggregation:
         rows.append(("aggregation", ", ".join(f"{k}: {n}" for k, n in sorted(report.aggregation.items()))))
+    if report.rollbacks:
+        counts = ", ".join(f"{path} {n}" for path, n in path_counts(report.rollbacks).items())
+        rows.append(("rollbacks triggered by", counts))
+    if report.manager_outage:
+        out = report.manager_outage
+        rows.append(("manager outage", f"stopped for {out['down_for']} s: {out['orders_failed']} orders failed (could "
+                                       f"not register), {out['failures_reported_while_down']} failure records written "
+                                       "while it was down" + (f"; {out['error']}" if out["error"] else "")))
     found = report.mdm.get("inconsistencies", [])
     rows.append(("MDM check", f"{report.mdm.get('checked', 0)} requests checked, {len(found)} inconsistencies"))
     if report.dashboards:
@@ -100,6 +120,14 @@ def print_report(console: Console, report: DemoReport, search_hint: str) -> None
         for label, text in summary_rows(report):
             head.add_row(label, text)
         console.print(head)
+    if report.rollbacks:
+        if plain:
+            for row in report.rollbacks:
+                console.print(f"rollback {row['order_id']} ({row['fault']}): {row['path']}, "
+                              f"{row['triggers']} trigger(s), {row['state']}", markup=False, highlight=False,
+                              soft_wrap=True)
+        else:
+            console.print(rollback_table(report.rollbacks))
     for problem in v.problems[:20]:
         console.print(f"[red]not rolled back:[/red] {problem}")
     for item in found[:20]:

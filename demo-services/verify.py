@@ -17,10 +17,11 @@ class OrderOutcome:
     correlation_id: str
     http_status: int
     body: dict[str, Any] = field(default_factory=dict)
+    outage: bool = False  # failed because the manager was stopped (the --manager-outage fault)
 
     @property
     def expected_failure(self) -> bool:
-        return self.plan.fault != "none"
+        return self.plan.fault != "none" or self.outage
 
 
 @dataclass
@@ -36,9 +37,28 @@ class Verification:
 
 
 def settled(outcome: OrderOutcome, snap: Snapshot) -> bool:
-    """The order has reached its final state in checkout (committed or rolled back)."""
+    """The order has reached its final state in checkout (committed or rolled back); an order that failed in the
+    manager's outage may never have reached checkout."""
     order = snap.orders.get(outcome.correlation_id)
-    return order is not None and order["status"] in ("committed", "rolled_back")
+    if order is None:
+        return outcome.outage
+    return order["status"] in ("committed", "rolled_back")
+
+
+def _outage_issues(r: Any, o: Any, c: Any, s: Any) -> list[str]:
+    """A request cut short by the outage: whatever a service did before it must be undone, exactly once."""
+    issues = []
+    if r is not None and (r["status"] != "released" or r["rollbacks"] != 1):
+        issues.append(f"catalog reservation {(r['status'], r['rollbacks'])}, expected released once")
+    if o is not None and (o["status"] != "rolled_back" or int(o["rollbacks"]) != 1):
+        issues.append(f"checkout order {(o['status'], o['rollbacks'])}, expected rolled_back once")
+    if c is not None and not (c["status"] == "declined" and c["rollbacks"] == 0) and (
+        c["status"] != "refunded" or c["rollbacks"] != 1
+    ):
+        issues.append(f"payment {(c['status'], c['rollbacks'])}, expected declined or refunded once")
+    if s is not None:
+        issues.append("shipping has a shipment for a failed order")
+    return issues
 
 
 def verify(outcomes: list[OrderOutcome], snap: Snapshot) -> Verification:
@@ -49,7 +69,11 @@ def verify(outcomes: list[OrderOutcome], snap: Snapshot) -> Verification:
         r, o = snap.reservations.get(cid), snap.orders.get(cid)
         c, s = snap.charges.get(cid), snap.shipments.get(cid)
         issues: list[str] = []
-        if out.expected_failure:
+        if out.outage:
+            result.failed_orders += 1
+            issues = _outage_issues(r, o, c, s)
+            result.rolled_back_verified += not issues
+        elif out.expected_failure:
             result.failed_orders += 1
             if r is None or r["status"] != "released" or r["rollbacks"] != 1:
                 issues.append(f"catalog reservation {r and (r['status'], r['rollbacks'])}, expected released once")

@@ -77,10 +77,20 @@ def participant_client(manager_url: str, secret: str, service: str) -> Any:
     return ParticipantClient(manager_url, secret, service)
 
 
-def manager_client(manager_url: str, secret: str) -> Any:
+def manager_client(manager_url: str, secret: str, *, patient: bool = False) -> Any:
+    """``patient``: retry for ~15 s (a manager restarting), for callers with nothing else to fall back on."""
     from corrtrace.txmanager import TxManagerClient
 
-    return TxManagerClient(manager_url, secret)
+    return TxManagerClient(manager_url, secret, retries=6, backoff=0.25) if patient else TxManagerClient(
+        manager_url, secret
+    )
+
+
+def failure_channel(settings: Any, service: str, client: Any) -> Any:
+    """Where a service writes down a failure for the manager (``report(cid, reason, action)``)."""
+    from corrtrace.txmanager.failures import FailureChannel
+
+    return FailureChannel(settings, service, client=client)
 
 
 def participant_router(secret: str, on_rollback: Callback, on_commit: Callback) -> Any:

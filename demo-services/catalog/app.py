@@ -7,7 +7,7 @@ from typing import Any
 from corrtrace.demo import wiring
 from corrtrace.demo.catalog.store import CatalogStore, OutOfStock
 from corrtrace.demo.faults import SKUS
-from corrtrace.demo.runtime import Runtime
+from corrtrace.demo.runtime import UNAVAILABLE_BODY, ManagerUnavailable, Runtime
 from flask import Flask, jsonify, request
 
 
@@ -32,6 +32,10 @@ def build(rt: Runtime) -> Any:
             extra={"event.action": "reserve", "event.outcome": "success", "labels.order_id": body["order_id"]},
         )
         return jsonify({"status": status}), 201
+
+    @app.errorhandler(ManagerUnavailable)
+    def unavailable(exc: ManagerUnavailable) -> Any:
+        return jsonify(UNAVAILABLE_BODY), 503
 
     @app.get("/stock")
     def stock() -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 from corrtrace.demo import wiring
 from corrtrace.demo.checkout.store import OrdersTable
-from corrtrace.demo.runtime import Runtime
+from corrtrace.demo.runtime import UNAVAILABLE_BODY, ManagerUnavailable, Runtime
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -40,6 +40,10 @@ def build(rt: Runtime) -> Any:
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"service": "checkout", "ok": True}
+
+    @app.exception_handler(ManagerUnavailable)
+    def unavailable(request: Any, exc: ManagerUnavailable) -> JSONResponse:
+        return JSONResponse(UNAVAILABLE_BODY, status_code=503)
 
     def on_rollback(cid: str, payload: dict[str, Any]) -> dict[str, Any]:
         applied = orders.rollback(cid)

@@ -42,8 +42,9 @@ def build_poller(rt: Runtime) -> StreamPoller:
         function_name="shipping",
     )
     def commit(cid: str) -> None:
-        """Shipped: the whole request is done, so every participant may make its staged work final."""
-        rt.manager.commit(cid, reason="shipped", source="shipping")
+        """Shipped: the whole request is done, so every participant may make its staged work final. Written to
+        the manager's channel like a failure (action ``commit``): a manager down for a moment loses nothing."""
+        rt.failures.report(cid, "shipped", "commit")
 
     handler = wiring.lambda_handler(make_handler(store, publish, commit))
     return StreamPoller(rt.aws("dynamodbstreams"), stream_arn(rt.mesh), handler, settings, on_failure, rt.mesh.region)
