@@ -30,3 +30,14 @@ def serve_status(port: int, report: Callable[[], dict[str, Any]]) -> ThreadingHT
     server = ThreadingHTTPServer(("127.0.0.1", port), Status)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def run_poller(service: str, port: int, poller: Any, stop: threading.Event) -> None:
+    """Run a local event-source mapping (``corrtrace.eventsource``) until ``stop``, its stats on ``/status``."""
+    server = serve_status(
+        port, lambda: {"service": service, "ok": True, "pending": poller.pending(), "stats": poller.stats.as_dict()}
+    )
+    try:
+        poller.run(stop)
+    finally:
+        server.shutdown()

@@ -8,7 +8,7 @@ import threading
 
 from corrtrace.demo.manager import manager_settings
 from corrtrace.demo.runtime import Runtime
-from corrtrace.demo.status import serve_status
+from corrtrace.demo.status import run_poller
 
 
 def serve(rt: Runtime, stop: threading.Event) -> None:
@@ -16,11 +16,4 @@ def serve(rt: Runtime, stop: threading.Event) -> None:
 
     settings = manager_settings(rt.mesh, rt.secret)
     follower = build_follower(settings, poller=poller_settings(retry_delay=0.1, max_retry_delay=1.0, poll_interval=0.1))
-    server = serve_status(
-        rt.mesh.ports["trigger"],
-        lambda: {"service": "trigger", "ok": True, "pending": follower.pending(), "stats": follower.stats.as_dict()},
-    )
-    try:
-        follower.run(stop)
-    finally:
-        server.shutdown()
+    run_poller("trigger", rt.mesh.ports["trigger"], follower, stop)

@@ -11,7 +11,7 @@ from corrtrace.demo.aws import stream_arn
 from corrtrace.demo.runtime import Runtime
 from corrtrace.demo.shipping.handler import make_handler
 from corrtrace.demo.shipping.store import ShippingStore
-from corrtrace.demo.status import serve_status
+from corrtrace.demo.status import run_poller
 
 from corrtrace.eventsource import PollerSettings, StreamPoller
 
@@ -51,13 +51,4 @@ def build_poller(rt: Runtime) -> StreamPoller:
 
 
 def serve(rt: Runtime, stop: threading.Event) -> None:
-    poller = build_poller(rt)
-
-    server = serve_status(
-        rt.mesh.ports["shipping"],
-        lambda: {"service": "shipping", "ok": True, "pending": poller.pending(), "stats": poller.stats.as_dict()},
-    )
-    try:
-        poller.run(stop)
-    finally:
-        server.shutdown()
+    run_poller("shipping", rt.mesh.ports["shipping"], build_poller(rt), stop)

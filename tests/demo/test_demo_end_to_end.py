@@ -1,6 +1,6 @@
 """The done-when test: the whole demo (its own moto, the manager, five services + aggregation, the pipeline)
-with 200 orders and a fixed seed against the real Elasticsearch node; then an orphan is injected, found
-and repaired by ``corrtrace mdm check``."""
+with 200 orders and a fixed seed against the real Elasticsearch node, the manager stopped for 3 s while orders
+flow (--manager-outage); then an orphan is injected, found and repaired by ``corrtrace mdm check``."""
 
 from __future__ import annotations
 
@@ -24,9 +24,14 @@ SEED = 20261127
 # the services each kind of request touches (its lines must all be found by search)
 TOUCHED = {
     "none": {"ui", "catalog", "checkout", "payment", "shipping", "txmanager", "aggregation"},
-    "decline": {"ui", "catalog", "checkout", "payment", "txmanager"},
+    "decline": {"ui", "catalog", "checkout", "payment", "trigger", "txmanager"},
     "poison": {"ui", "catalog", "checkout", "payment", "shipping", "txmanager"},
+    "outage": {"ui", "trigger", "txmanager"},  # cut short while the manager was down: written down, rolled back
 }
+
+
+def _kind(outcome: Any) -> str:
+    return "outage" if outcome.outage else str(outcome.plan.fault)
 
 
 def _services(events: list[dict[str, Any]]) -> set[str]:
@@ -37,7 +42,7 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
     es_url: str, es: Any, index_prefix: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
     settings = DemoSettings(
-        orders=200, seed=SEED, decline_rate=0.10, poison_rate=0.03, slow_rate=0.05,
+        orders=200, seed=SEED, decline_rate=0.10, poison_rate=0.03, slow_rate=0.05, manager_outage_seconds=3,
         workdir=str(tmp_path / "demo"), elasticsearch_url=es_url, index_prefix=index_prefix,
     )
     started = time.monotonic()
@@ -46,27 +51,34 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
         assert demo.mesh.moto_url != "http://127.0.0.1:5000"  # its own moto
         report = demo.run()
         outcomes = report.outcomes
-        by_fault = {k: [o for o in outcomes if o.plan.fault == k] for k in TOUCHED}
-        assert len(by_fault["decline"]) == report.expected_failures["decline"] >= 10
-        assert len(by_fault["poison"]) == report.expected_failures["poison"] >= 3
+        by_fault = {k: [o for o in outcomes if _kind(o) == k] for k in TOUCHED}
+        assert report.expected_failures["decline"] >= 10 and len(by_fault["decline"]) >= 5
+        assert report.expected_failures["poison"] >= 3 and len(by_fault["poison"]) >= 2
         assert report.expected_failures["slow"] >= 3
         assert not report.unsettled
 
-        # every injected failure rolled back exactly once, checked in the services' own databases
+        # the outage: the manager was stopped while orders flowed, the orders it cut short were written down as
+        # failures meanwhile, and (below) each of them was still rolled back exactly once
+        outage = report.manager_outage
+        assert outage["error"] is None and outage["down_for"] >= 3
+        assert outage["orders_failed"] == len(by_fault["outage"]) == report.expected_failures["outage"] >= 1
+        assert outage["failures_reported_while_down"] >= 1
+
+        # every failure rolled back exactly once, checked in the services' own databases
         v = report.verification
         assert v.passed, v.problems[:10]
-        assert v.failed_orders == len(by_fault["decline"]) + len(by_fault["poison"]) == report.failed
+        assert v.failed_orders == sum(len(by_fault[k]) for k in ("decline", "poison", "outage")) == report.failed
         assert v.rolled_back_verified == v.failed_orders
         assert report.ok == len(by_fault["none"])
         snap = snapshot(demo.mesh)
         failed_ids = {o.correlation_id for o in outcomes if o.expected_failure}
         released = {c for c, r in snap.reservations.items() if r["status"] == "released"}
-        assert released == failed_ids
-        assert all(snap.reservations[c]["rollbacks"] == 1 for c in failed_ids)
-        assert all(int(snap.orders[c]["rollbacks"]) == 1 for c in failed_ids)
-        assert {c for c, ch in snap.charges.items() if ch["status"] == "refunded"} == {
-            o.correlation_id for o in by_fault["poison"]
-        }
+        assert released == failed_ids & set(snap.reservations)
+        assert {o.correlation_id for o in by_fault["decline"] + by_fault["poison"]} <= released
+        assert all(snap.reservations[c]["rollbacks"] == 1 for c in released)
+        assert all(int(snap.orders[c]["rollbacks"]) == 1 for c in failed_ids & set(snap.orders))
+        refunded = {c for c, ch in snap.charges.items() if ch["status"] == "refunded"}
+        assert {o.correlation_id for o in by_fault["poison"]} <= refunded <= failed_ids
         # the manager's view agrees; the poison requests were asked to roll back more than once (two alerts fire
         # for them) and still every participant applied it once
         from corrtrace.txmanager import TxManagerClient
@@ -81,6 +93,13 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
         assert not set(snap.shipments) & failed_ids
         assert len(snap.shipments) == report.ok
 
+        # each rollback names its path: business failures and outage cuts came from failure records, the poison
+        # requests from the code-error alarm or the stream-jam alert (whichever reached the manager first)
+        paths = {r["correlation_id"]: r["path"] for r in report.rollbacks}
+        assert set(paths) == failed_ids
+        assert all(paths[o.correlation_id] == "failure record" for o in by_fault["decline"] + by_fault["outage"])
+        assert all(paths[o.correlation_id] in ("code-error alarm", "stream-jam alert") for o in by_fault["poison"])
+
         # the expected alerts fired, and the rollback alerts named exactly the poison requests
         fired = {str(a.get("alert") or a.get("alarm_name")) for a in report.alerts}
         assert {"code-errors", "stream-jam", "payment-latency", "payment-declines"} <= fired
@@ -93,12 +112,14 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
         es.indices.refresh(index=f"{index_prefix}-*")
         for outcome in outcomes:
             events = search_events(outcome.correlation_id, backend=es, index_prefix=index_prefix)
-            missing = TOUCHED[outcome.plan.fault] - _services(events)
-            assert not missing, f"{outcome.plan.order_id} ({outcome.plan.fault}): no lines from {missing}"
+            missing = TOUCHED[_kind(outcome)] - _services(events)
+            assert not missing, f"{outcome.plan.order_id} ({_kind(outcome)}): no lines from {missing}"
         assert report.flow and _services(report.flow) >= TOUCHED["poison"]
 
-        # MDM finds nothing after the run
-        assert report.mdm["inconsistencies"] == [] and report.mdm["checked"] == 200
+        # MDM finds nothing after the run (requests the outage stopped before any store are not in any store)
+        touched_a_store = snap.correlation_ids()
+        assert report.mdm["inconsistencies"] == [] and report.mdm["checked"] == len(touched_a_store)
+        assert len(touched_a_store) >= 200 - len(by_fault["outage"])
         assert report.passed
         assert report.aggregation == {
             "order-committed": report.ok, "payment-captured": report.ok, "shipment-created": report.ok,

@@ -273,3 +273,22 @@ def test_init_creates_the_failure_table_with_a_stream_or_the_queue_with_its_dlq(
     monkeypatch.setenv("CORRTRACE_TXMANAGER_FAILURE_CHANNEL", "carrier-pigeon")
     bad = runner.invoke(main, ["txmanager", "init"])
     assert bad.exit_code == 2 and "txmanager.failure_channel" in bad.output
+
+
+def test_a_report_carries_the_trace_when_tracing_is_on() -> None:
+    from corrtrace.txmanager.failures import new_record
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from corrtrace.middleware import otel
+
+    cid = new_correlation_id()
+    assert new_record(cid, "declined", "rollback", "payment").trace_id is None
+    otel.install()
+    try:
+        with TracerProvider().get_tracer("test").start_as_current_span("charge") as span:
+            record = new_record(cid, "declined", "rollback", "payment")
+    finally:
+        otel.uninstall()
+    context = span.get_span_context()
+    assert (record.trace_id, record.span_id) == (format(context.trace_id, "032x"), format(context.span_id, "016x"))
+    assert record.as_dict()["trace_id"] == record.trace_id and record.reported_at.endswith("Z")
