@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from corrtrace.txmanager.app import create_app
     from corrtrace.txmanager.client import ParticipantClient, TxManagerClient, TxManagerError
     from corrtrace.txmanager.discovery import DiscoveredParticipant, LogDiscovery
+    from corrtrace.txmanager.failures import FailureChannel, report_failure
     from corrtrace.txmanager.participant import Ledger, SqliteLedger, participant_blueprint, participant_router
     from corrtrace.txmanager.store import Store
 
@@ -32,10 +33,13 @@ _LAZY = {
     "participant_blueprint": "corrtrace.txmanager.participant",
     "participant_router": "corrtrace.txmanager.participant",
     "Store": "corrtrace.txmanager.store",
+    "FailureChannel": "corrtrace.txmanager.failures",
+    "report_failure": "corrtrace.txmanager.failures",
 }
 
 __all__ = [
     "DiscoveredParticipant",
+    "FailureChannel",
     "HmacAuth",
     "Ledger",
     "LogDiscovery",
@@ -49,6 +53,7 @@ __all__ = [
     "load_settings",
     "participant_blueprint",
     "participant_router",
+    "report_failure",
 ]
 
 

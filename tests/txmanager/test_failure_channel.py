@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from corrtrace.txmanager import TxManagerClient, create_app
-from corrtrace.txmanager.failures import FailureChannel, create_resources, report_failure
+from corrtrace.txmanager import FailureChannel, TxManagerClient, create_app, report_failure, triggers
+from corrtrace.txmanager.failures import create_resources
 from corrtrace.txmanager.follow import build_follower, poller_settings
 from corrtrace.txmanager.settings import TxManagerSettings
 from corrtrace.txmanager.store import Store
-from corrtrace.txmanager.triggers import FailureTrigger
 
 from corrtrace import new_correlation_id
 from corrtrace.cli import main
+from corrtrace.eventsource import LambdaContext
 from tests.txmanager.conftest import SECRET, Recorder, ServerThread, participant_app
 
 FAST = {"retry_delay": 0.05, "max_retry_delay": 0.3, "poll_interval": 0.05}
@@ -184,7 +184,7 @@ def test_malformed_record_goes_to_the_on_failure_queue_without_blocking_the_next
 
 
 def test_a_stream_reports_the_first_failure_and_stops_that_shard(
-    cluster: Cluster, channel_settings: TxManagerSettings, aws: Any
+    cluster: Cluster, channel_settings: TxManagerSettings, aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Manager down: the first record fails, the records behind it are not even read (not in the DLQ either)."""
     create_resources(channel_settings)
@@ -197,7 +197,14 @@ def test_a_stream_reports_the_first_failure_and_stops_that_shard(
     follower = build_follower(channel_settings)
     records = follower.read()
     assert len(records) == 3
-    result = FailureTrigger(channel_settings).handle({"Records": records})
+    # the Lambda entry point, configured from the environment as in AWS
+    for key, value in {"FAILURE_TARGET": channel_settings.failure_target, "FAILURE_DLQ": channel_settings.failure_dlq,
+                       "FAILURE_ENDPOINT": str(channel_settings.failure_endpoint),
+                       "MANAGER_URL": str(channel_settings.manager_url), "SECRET": SECRET}.items():
+        monkeypatch.setenv(f"CORRTRACE_TXMANAGER_{key}", value)
+    monkeypatch.delenv("CORRTRACE_CONFIG", raising=False)
+    monkeypatch.setattr(triggers, "_trigger", None)
+    result = triggers.handler({"Records": records}, LambdaContext("corrtrace-txmanager-trigger"))
     assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
     assert _dlq(aws, channel_settings) == []
 
@@ -276,10 +283,9 @@ def test_init_creates_the_failure_table_with_a_stream_or_the_queue_with_its_dlq(
 
 
 def test_a_report_carries_the_trace_when_tracing_is_on() -> None:
+    from corrtrace.middleware import otel
     from corrtrace.txmanager.failures import new_record
     from opentelemetry.sdk.trace import TracerProvider
-
-    from corrtrace.middleware import otel
 
     cid = new_correlation_id()
     assert new_record(cid, "declined", "rollback", "payment").trace_id is None
