@@ -8,7 +8,6 @@ records back (``read_record``) and starts the transactions. Shape and channels: 
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -308,16 +307,15 @@ def _create_kinesis(settings: TxManagerSettings, kinesis: Any) -> bool:
 
 # --- reading a Lambda record back ---------------------------------------------------------------------------
 def read_record(record: Any) -> FailureRecord | None:
-    """The failure report a Lambda record carries; None for a stream event that is not a new report
-    (a TTL delete, a modify); MalformedRecord when it is not a report at all."""
-    from corrtrace.middleware.aws_lambda.events import DYNAMODB, KINESIS, SNS, SQS
+    """The failure report a Lambda record view (``corrtrace.middleware.aws_lambda.events``) carries; None for a
+    stream event that is not a new report (a TTL delete, a modify); MalformedRecord when it is not a report."""
+    from corrtrace.middleware.aws_lambda import events as ev
 
-    raw = record.raw
-    if record.source == DYNAMODB:
-        if raw.get("eventName") != "INSERT":
+    if isinstance(record, ev.DynamoDBRecord):
+        if record.event_name != "INSERT":
             return None
-        image = (raw.get("dynamodb") or {}).get("NewImage")
-        if not isinstance(image, Mapping):
+        image = record.new_image
+        if not image:
             raise MalformedRecord("no NewImage (the stream must be NEW_IMAGE or NEW_AND_OLD_IMAGES)")
         data: dict[str, Any] = {}
         for name in FIELDS:
@@ -327,23 +325,20 @@ def read_record(record: Any) -> FailureRecord | None:
                     raise MalformedRecord(f"{name}: expected a string attribute")
                 data[name] = attribute["S"]
         return FailureRecord.from_mapping(data)
-    if record.source == SQS:
-        body = _json(raw.get("body"))
+    if isinstance(record, ev.SQSRecord):
+        body = _json(record.body)
         if isinstance(body, Mapping) and body.get("Type") == "Notification" and "TopicArn" in body:
             body = _json(body.get("Message"))  # SNS to SQS without raw delivery: the SNS envelope
         return FailureRecord.from_mapping(body)
-    if record.source == SNS:
-        return FailureRecord.from_mapping(_json((raw.get("Sns") or {}).get("Message")))
-    if record.source == KINESIS:
-        data_b64 = (raw.get("kinesis") or {}).get("data")
-        if not isinstance(data_b64, str) or len(data_b64) > MAX_RECORD_BYTES * 2:
-            raise MalformedRecord("kinesis data: missing or too large")
+    if isinstance(record, ev.SNSRecord):
+        return FailureRecord.from_mapping(_json(record.message))
+    if isinstance(record, ev.KinesisRecord):
         try:
-            decoded = base64.b64decode(data_b64, validate=True)
-        except ValueError:
+            data_bytes = record.data
+        except (ValueError, TypeError):  # binascii.Error is a ValueError
             raise MalformedRecord("kinesis data: not base64") from None
-        return FailureRecord.from_mapping(_json(decoded))
-    raise MalformedRecord(f"unsupported event source {safe_excerpt(str(record.source))!r}")
+        return FailureRecord.from_mapping(_json(data_bytes))
+    raise MalformedRecord(f"unsupported event source {safe_excerpt(str(getattr(record, 'source', '')))!r}")
 
 
 def _json(text: Any) -> Any:

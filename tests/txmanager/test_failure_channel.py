@@ -298,3 +298,25 @@ def test_a_report_carries_the_trace_when_tracing_is_on() -> None:
     context = span.get_span_context()
     assert (record.trace_id, record.span_id) == (format(context.trace_id, "032x"), format(context.span_id, "016x"))
     assert record.as_dict()["trace_id"] == record.trace_id and record.reported_at.endswith("Z")
+
+
+def test_sns_event_and_bad_kinesis_data(cluster: Cluster, channel_settings: TxManagerSettings, aws: Any) -> None:
+    """A Lambda subscribed to the topic gets SNS events; Kinesis data that is not base64 JSON is malformed."""
+    create_resources(channel_settings)
+    cluster.start()
+    cid = new_correlation_id()
+    cluster.register(cid)
+    report = {"correlation_id": cid, "action": "rollback", "reason": "declined", "source": "payment",
+              "reported_at": "2026-11-30T12:00:00.000Z", "report_id": "r-sns"}
+    event = {"Records": [
+        {"EventSource": "aws:sns", "Sns": {"MessageId": "m-1", "Message": json.dumps(report)}},
+        {"EventSource": "aws:sns", "Sns": {"MessageId": "m-2", "Message": "[1, 2]"}},
+    ]}
+    trigger = triggers.FailureTrigger(channel_settings)
+    assert trigger.handle(event) == {"batchItemFailures": []}
+    _wait(lambda: cluster.rolled_back(cid))
+    bad = {"Records": [{"eventSource": "aws:kinesis", "eventID": "shardId-000:1",
+                        "kinesis": {"sequenceNumber": "1", "partitionKey": "k", "data": "%%%not base64"}}]}
+    assert trigger.handle(bad) == {"batchItemFailures": []}
+    errors = sorted(d["error"] for d in _dlq(aws, channel_settings))
+    assert errors == [f"malformed failure record: {why}" for why in ("kinesis data: not base64", "not a JSON object")]
