@@ -15,7 +15,7 @@ def serve(rt: Runtime, stop: threading.Event) -> None:
     from corrtrace.txmanager.follow import build_follower, poller_settings
 
     settings = manager_settings(rt.mesh, rt.secret)
-    # 8 lanes: records of different requests are handed to the manager in parallel (one request stays in order)
-    lanes = poller_settings(retry_delay=0.1, max_retry_delay=1.0, poll_interval=0.1, parallelization_factor=8)
+    # 4 lanes: records of different requests are handed to the manager in parallel (one request stays in order)
+    lanes = poller_settings(retry_delay=0.1, max_retry_delay=1.0, poll_interval=0.1, parallelization_factor=4)
     follower = build_follower(settings, poller=lanes)
     run_poller("trigger", rt.mesh.ports["trigger"], follower, stop)

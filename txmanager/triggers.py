@@ -32,6 +32,7 @@ from corrtrace.txmanager.settings import TxManagerSettings, load_settings
 from corrtrace.ids import safe_excerpt
 
 RETRY_STATUS = frozenset({401, 403, 408, 425, 429})  # 401/403: a wrong secret is fixed by an operator, not lost
+CALL_TIMEOUT = 30.0  # seconds for one call to the manager (keep the Lambda timeout above it)
 MAX_DEAD_LETTER_BYTES = 200 * 1024  # SQS takes 256 KiB per message
 VISIBILITY_BASE, VISIBILITY_MAX = 2, 900  # seconds: 2, 4, 8, ... 900 between receives of a failing message
 
@@ -51,8 +52,9 @@ class FailureTrigger:
         self, settings: TxManagerSettings, *, manager: TxManagerClient | None = None, sqs: Any | None = None
     ) -> None:
         self.settings = settings
+        # a call that times out is retried by the stream: a generous timeout avoids piling retries on a busy manager
         self.manager = manager or TxManagerClient(
-            settings.resolved_manager_url, settings.resolved_secret(), timeout=5.0, retries=0
+            settings.resolved_manager_url, settings.resolved_secret(), timeout=CALL_TIMEOUT, retries=0
         )
         self._sqs = sqs
         self._queue_urls: dict[str, str] = {}
