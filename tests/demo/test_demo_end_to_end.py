@@ -44,6 +44,7 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
     settings = DemoSettings(
         orders=200, seed=SEED, decline_rate=0.10, poison_rate=0.03, slow_rate=0.05, manager_outage_seconds=3,
         workdir=str(tmp_path / "demo"), elasticsearch_url=es_url, index_prefix=index_prefix,
+        settle_timeout_seconds=240,  # an upper bound (settling returns as soon as all is final): room for a slow host
     )
     started = time.monotonic()
     with Demo(settings) as demo:
