@@ -13,7 +13,7 @@ import orjson
 from corrtrace.alerts.definitions import Alert, AlertDefinitionError, builtin_alerts, load_alerts
 from corrtrace.alerts.patterns import PatternError, compile_pattern
 
-from corrtrace.config import ConfigError
+from corrtrace.config import ConfigError, user_data_dir
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -244,14 +244,13 @@ def evaluate(
 
 
 def _default_state_file() -> Path:
-    import platformdirs
     from corrtrace.alerts.settings import load_settings
 
     try:
         configured = load_settings().state_file
     except ConfigError as exc:
         _fail(str(exc))
-    return Path(configured) if configured else Path(platformdirs.user_data_dir("corrtrace")) / "alerts-state.json"
+    return Path(configured) if configured else user_data_dir("alerts-state.json")
 
 
 def _follow(

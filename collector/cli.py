@@ -6,7 +6,6 @@ import gc
 import glob
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -309,28 +308,13 @@ def _store_name(backend: str, settings: Any) -> str:
     return f"cloudwatch log groups {groups}"
 
 
-# terminal control sequences (colours, cursor moves, OSC titles/links) that services write into their messages
-ANSI_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-
-
 def _print_timeline(correlation_id: str, events: list[dict[str, Any]], store: str) -> None:
-    from corrtrace.collector.search import timeline_rows
+    from corrtrace.collector.search import timeline_rows, timeline_table
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text  # plain text: a message or stack holding "[...]" is not rich markup
+    from rich.text import Text
 
     console = Console()
     services, rows = timeline_rows(events)
     console.print(Text.assemble((correlation_id, "bold"), f": {_n(len(rows), 'line')}, services: "
                                 f"{' -> '.join(services)}  (from the {store})"), soft_wrap=True)  # paths whole
-    table = Table(show_edge=False, pad_edge=False)
-    for name, justify in (("+ms", "right"), ("service", "left"), ("level", "left"), ("status", "right"),
-                          ("duration", "right"), ("message", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows:
-        target = f" -> {row['target']}" if row["target"] else ""
-        table.add_row(f"{row['offset_ms']:+d}", row["service"] + target, row["level"],
-                      "" if row["status"] is None else str(row["status"]),
-                      "" if row["duration_ms"] is None else f"{row['duration_ms']:.1f} ms",
-                      Text(ANSI_SEQUENCE.sub("", row["message"] + (f"\n{row['stack']}" if row["stack"] else ""))))
-    console.print(table)
+    console.print(timeline_table(rows))

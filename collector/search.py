@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corrtrace.collector.record import parse_timestamp_ms
 from corrtrace.collector.sinks.base import SearchQuery
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# terminal control sequences (colours, cursor moves, OSC titles/links) that services write into their messages
+ANSI_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 
 
 def _backend(backend: Any, index_prefix: str | None) -> Any:
@@ -87,3 +94,23 @@ def timeline_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[st
             "stack": _get(event, "error.stack_trace"),
         })
     return services, rows
+
+
+def timeline_table(rows: list[dict[str, Any]], *, stacks: bool = True, max_message: int | None = None) -> Table:
+    """The rows of ``timeline_rows`` as the table ``corrtrace search`` prints (the demo's summary reuses it):
+    terminal control sequences are stripped from messages, stacks follow their message unless ``stacks=False``."""
+    from rich.table import Table
+    from rich.text import Text  # plain text: a message or stack holding "[...]" is not rich markup
+
+    table = Table(show_edge=False, pad_edge=False)
+    for name, justify in (("+ms", "right"), ("service", "left"), ("level", "left"), ("status", "right"),
+                          ("duration", "right"), ("message", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        target = f" -> {row['target']}" if row["target"] else ""
+        message = str(row["message"])[:max_message] + (f"\n{row['stack']}" if stacks and row["stack"] else "")
+        table.add_row(f"{row['offset_ms']:+d}", row["service"] + target, row["level"],
+                      "" if row["status"] is None else str(row["status"]),
+                      "" if row["duration_ms"] is None else f"{row['duration_ms']:.1f} ms",
+                      Text(ANSI_SEQUENCE.sub("", message)))
+    return table

@@ -12,7 +12,7 @@ from corrtrace.collector.retention import DEFAULT_MAX_STORE_MB, DEFAULT_RETENTIO
 from corrtrace.collector.retry import Backoff, DeadLetters
 from pydantic import BeforeValidator
 
-from corrtrace.config import ConfigError, Directory, Positive
+from corrtrace.config import ConfigError, Directory, Positive, user_data_dir
 
 SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
 # one node URL, a YAML list of a cluster's nodes, or "a,b,c"
@@ -23,9 +23,7 @@ UrlList = Annotated[list[str], BeforeValidator(lambda v: [u.strip() for u in v.s
 def default_data_dir() -> str:
     """The per-user data directory (``$XDG_DATA_HOME/corrtrace/collector``, else ``~/.local/share/...``), so
     that ``collect`` and ``search`` meet in one store whichever directory they run from."""
-    import platformdirs
-
-    return str(Path(platformdirs.user_data_dir("corrtrace")) / "collector")
+    return str(user_data_dir("collector"))
 
 
 @dataclass

@@ -63,6 +63,15 @@ def read_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str]
 
 
 # Top-level sections of corrtrace.yaml, one per part that reads one (add a new part's section here).
+def user_data_dir(*parts: str) -> Path:
+    """Where corrtrace keeps state for this user (``$XDG_DATA_HOME/corrtrace``, else ``~/.local/share/corrtrace``
+    on Linux): the collector's store and checkpoints, the local alarm states. One place, so every command finds
+    them whichever directory it runs from (README.md, "Where the data lives")."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("corrtrace")).joinpath(*parts)
+
+
 SECTIONS = ("alerts", "collector", "dashboards", "demo", "middleware", "txmanager")
 # CORRTRACE_<SECTION>_<NAME> variables read outside the section's dataclass (not warned about as unknown).
 ENV_ONLY = {"collector": {"dead_letter_path"}, "demo": {"mesh", "mdm_grace", "mdm_repair", "secret"}}

@@ -11,23 +11,10 @@ from rich.table import Table
 
 
 def flow_table(events: list[dict[str, Any]]) -> Table:
-    """One request's lines as ``corrtrace search`` shows them (the collector's timeline rows)."""
-    from corrtrace.collector.search import timeline_rows
+    """One request's lines as ``corrtrace search`` shows them, messages cut to 100 characters, no stacks."""
+    from corrtrace.collector.search import timeline_rows, timeline_table
 
-    _services, rows = timeline_rows(events)
-    table = Table(show_edge=False, pad_edge=False)
-    for name, justify in (("+ms", "right"), ("service", "left"), ("level", "left"), ("status", "right"),
-                          ("duration", "right"), ("message", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows:
-        target = f" -> {row['target']}" if row["target"] else ""
-        table.add_row(
-            f"{row['offset_ms']:+d}", row["service"] + target, row["level"],
-            "" if row["status"] is None else str(row["status"]),
-            "" if row["duration_ms"] is None else f"{row['duration_ms']:.1f} ms",
-            str(row["message"])[:100],
-        )
-    return table
+    return timeline_table(timeline_rows(events)[1], stacks=False, max_message=100)
 
 
 # injected kind -> (noun, what its failure means)
