@@ -66,7 +66,7 @@ def read_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str]
 def user_data_dir(*parts: str) -> Path:
     """Where corrtrace keeps state for this user (``$XDG_DATA_HOME/corrtrace``, else ``~/.local/share/corrtrace``
     on Linux): the collector's store and checkpoints, the local alarm states. One place, so every command finds
-    them whichever directory it runs from (README.md, "Where the data lives")."""
+    them whichever directory it runs from (collector/README.md, "Where the data lives")."""
     import platformdirs
 
     return Path(platformdirs.user_data_dir("corrtrace")).joinpath(*parts)
