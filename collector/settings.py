@@ -33,7 +33,8 @@ class CollectorSettings:
 
     paths: list[str] = field(default_factory=list)
     stdin: bool = False
-    data_dir: Directory = field(default_factory=lambda: default_data_dir())  # collector/README.md, "Where the data lives"
+    # collector/README.md, "Where the data lives"
+    data_dir: Directory = field(default_factory=lambda: default_data_dir())
     sinks: list[str] = field(default_factory=list)
     start_at_end: bool = False
     # elasticsearch / opensearch
