@@ -61,6 +61,18 @@ def test_subscription_copy_with_correlation_ids_rolls_each_back_once(client: Any
     assert {p["source"] for _, p in receiver.calls} == {"corrtrace-errors-and-exceptions-handler"}
 
 
+def test_a_json_error_logged_outside_any_request_names_no_id(client: Any, receiver: Any) -> None:
+    """``"correlation_id": null`` is no ID: the text fallback reads the message, never the raw JSON (once "null")."""
+    payload = decode_awslogs(load("cloudWatchLogEvent.json")["awslogs"]["data"])
+    payload["subscriptionFilters"] = ["corrtrace-errors-and-exceptions-handler"]
+    first, second = payload["logEvents"]
+    first["message"] = orjson.dumps({"message": "boom", "log": {"level": "ERROR"}, "correlation_id": None}).decode()
+    second["message"] = orjson.dumps({"message": "Error in correlation_id=req-9", "correlation_id": None}).decode()
+    result = AlertHandler(client, builtin_alerts())({"awslogs": {"data": encode(payload)}})
+    assert result["events"] == 2 and result["correlation_ids"] == ["req-9"]
+    assert receiver.ids() == ["req-9"]
+
+
 def test_real_kinesis_cloudwatch_logs_payload(client: Any, receiver: Any) -> None:
     result = AlertHandler(client, builtin_alerts())(load("kinesisStreamCloudWatchLogsEvent.json"))
     assert result["kind"] == "subscription" and result["events"] == 6

@@ -55,7 +55,9 @@ def _sentry(**_: Any) -> None:
 @signals.setup_logging.connect
 def _json_logs(**_: Any) -> None:
     """The worker writes corrtrace's JSON lines (its own "Task ... succeeded" lines included) to a file."""
-    configure("celery-worker", path=os.environ.get("CORRTRACE_TEST_WORKER_LOG", "celery-worker.log"), level="INFO")
+    path = os.environ.get("CORRTRACE_TEST_WORKER_LOG")
+    if path:  # only the worker the tests start: a signal sent in the test process must not write into the clone
+        configure("celery-worker", path=path, level="INFO")
 
 
 @app.task

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -59,11 +60,22 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, path
 
 
 def _lines(log_path: pathlib.Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    complete = log_path.read_text().rpartition("\n")[0]  # a line the worker is still writing is not read yet
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def _messages(log_path: pathlib.Path, correlation_id: str) -> list[str]:
     return [line["message"] for line in _lines(log_path) if line.get("correlation_id") == correlation_id]
+
+
+def _succeeded_line(log_path: pathlib.Path, correlation_id: str) -> str | None:
+    """The worker's "Task ... succeeded" line: Celery logs it just *after* storing the result, so wait for it."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [m for m in _messages(log_path, correlation_id) if m.startswith("Task ") and "succeeded" in m]
+        if found or time.monotonic() > deadline:
+            return found[0] if found else None
+        time.sleep(0.05)
 
 
 def test_a_task_sent_from_a_request_logs_the_request_id(worker: tuple[Any, pathlib.Path]) -> None:
@@ -78,9 +90,9 @@ def test_a_task_sent_from_a_request_logs_the_request_id(worker: tuple[Any, pathl
     with web.test_client().post("/orders", headers={"X-Correlation-ID": "req-celery-1"}) as response:
         task_id = response.get_data(as_text=True)
     assert celery_app.app.AsyncResult(task_id).get(timeout=TIMEOUT) == "req-celery-1"
-    messages = _messages(log_path, "req-celery-1")
-    assert "task ran from request" in messages
-    assert any(m.startswith("Task tests.integrations.celery_app.seen[") and "succeeded" in m for m in messages)
+    assert "task ran from request" in _messages(log_path, "req-celery-1")
+    succeeded = _succeeded_line(log_path, "req-celery-1")
+    assert succeeded is not None and succeeded.startswith("Task tests.integrations.celery_app.seen[")
 
 
 def test_without_an_id_the_worker_makes_a_fresh_one_and_logs_it(worker: tuple[Any, pathlib.Path]) -> None:
