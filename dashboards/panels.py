@@ -89,7 +89,7 @@ class PercentilesMetric:
 
 
 @attr.s(auto_attribs=True)
-class TermsBucket(elasticsearch.TermsGroupBy):  # type: ignore[misc]
+class TermsBucket(elasticsearch.TermsGroupBy):
     """Terms with string settings and ``_key`` ordering (``_term`` is gone from Elasticsearch 8)."""
 
     field: str = ""
@@ -114,7 +114,7 @@ class TermsBucket(elasticsearch.TermsGroupBy):  # type: ignore[misc]
 
 
 @attr.s(auto_attribs=True)
-class DateHistogramBucket(elasticsearch.DateHistogramGroupBy):  # type: ignore[misc]
+class DateHistogramBucket(elasticsearch.DateHistogramGroupBy):
     """Date histogram on ``@timestamp`` (grafanalib defaults to ``time_iso8601`` and integer settings)."""
 
     id: Any = "3"
@@ -132,11 +132,11 @@ class DateHistogramBucket(elasticsearch.DateHistogramGroupBy):  # type: ignore[m
 
 
 @attr.s
-class EsTarget(elasticsearch.ElasticsearchTarget):  # type: ignore[misc]
+class EsTarget(elasticsearch.ElasticsearchTarget):
     """An Elasticsearch query: no default date histogram, a datasource reference, no null alias."""
 
     bucketAggs: list[Any] = attr.ib(factory=list)
-    metricAggs = attr.ib(factory=lambda: [CountMetric()])
+    metricAggs: list[Any] = attr.ib(factory=lambda: [CountMetric()])
     datasource = attr.ib(default=None)
 
     def to_json_data(self) -> dict[str, Any]:
@@ -172,7 +172,7 @@ class MathExpression:
 
 
 @attr.s
-class CloudwatchMetrics(cloudwatch.CloudwatchMetricsTarget):  # type: ignore[misc]
+class CloudwatchMetrics(cloudwatch.CloudwatchMetricsTarget):
     """A CloudWatch metrics query with the keys Grafana 9+ needs (``queryMode``, query/editor modes)."""
 
     metricQueryType = attr.ib(default=0)  # 0 = metric search, 1 = metric insights (SQL)
@@ -202,7 +202,7 @@ class CloudwatchMetrics(cloudwatch.CloudwatchMetricsTarget):  # type: ignore[mis
 
 
 @attr.s
-class CloudwatchLogsInsights(cloudwatch.CloudwatchLogsInsightsTarget):  # type: ignore[misc]
+class CloudwatchLogsInsights(cloudwatch.CloudwatchLogsInsightsTarget):
     """A Logs Insights query addressing log groups by ARN (``logGroupNames`` is deprecated)."""
 
     logGroups: list[dict[str, str]] = attr.ib(factory=list)  # [{"arn": ..., "name": ...}]
@@ -235,7 +235,7 @@ TOOLTIP = {"mode": "multi", "sort": "desc"}
 
 
 @attr.s
-class NodeGraph(core.Panel):  # type: ignore[misc]
+class NodeGraph(core.Panel):
     """Node Graph panel (missing from grafanalib). Frames: ``edges`` (id, source, target, mainstat...)."""
 
     mainStatUnit = attr.ib(default="")
@@ -254,7 +254,7 @@ class NodeGraph(core.Panel):  # type: ignore[misc]
 
 
 @attr.s
-class LogsPanel(core.Logs):  # type: ignore[misc]
+class LogsPanel(core.Logs):
     """Logs panel with every option the current schema lists."""
 
     showLogContextToggle = attr.ib(default=True)
@@ -267,7 +267,7 @@ class LogsPanel(core.Logs):  # type: ignore[misc]
 
 
 @attr.s
-class TablePanel(core.Table):  # type: ignore[misc]
+class TablePanel(core.Table):
     """Table in the Grafana 8+ shape: no ``columns``/``fontSize``/``styles``; footer and frame index set."""
 
     unit = attr.ib(default="")
@@ -296,7 +296,7 @@ class TablePanel(core.Table):  # type: ignore[misc]
 
 
 @attr.s
-class TimeSeriesPanel(core.TimeSeries):  # type: ignore[misc]
+class TimeSeriesPanel(core.TimeSeries):
     """Time series with the legend and tooltip keys the schema requires."""
 
     def to_json_data(self) -> dict[str, Any]:
@@ -311,7 +311,7 @@ class TimeSeriesPanel(core.TimeSeries):  # type: ignore[misc]
 
 
 @attr.s
-class BarChartPanel(core.BarChart):  # type: ignore[misc]
+class BarChartPanel(core.BarChart):
     """Bar chart over a table frame (terms buckets): one bar per ``xField`` value."""
 
     xField = attr.ib(default="")
@@ -342,7 +342,7 @@ class BarChartPanel(core.BarChart):  # type: ignore[misc]
 
 
 @attr.s
-class StateTimelinePanel(core.StateTimeline):  # type: ignore[misc]
+class StateTimelinePanel(core.StateTimeline):
     """State timeline with legend/tooltip in the current shape."""
 
     def to_json_data(self) -> dict[str, Any]:
@@ -358,7 +358,7 @@ class StateTimelinePanel(core.StateTimeline):  # type: ignore[misc]
 
 
 @attr.s
-class Variable(core.Template):  # type: ignore[misc]
+class Variable(core.Template):
     """A template variable in the current shape: no ``useTags``/``tags``/interval keys on other types."""
 
     description = attr.ib(default="")
