@@ -173,21 +173,28 @@ class JsonFormatter(logging.Formatter):
         self._static_tail = b"," + orjson.dumps(static)[1:]
         self._clock = _Clock()
 
-    def _base(self, record: logging.LogRecord) -> dict[str, Any]:
-        attrs = record.__dict__
-        message = record.msg if not record.args and isinstance(record.msg, str) else record.getMessage()
+    def _head(
+        self, created: float, message: str, cid: str | None, level: str, logger: str, trace: tuple[str, str] | None
+    ) -> dict[str, Any]:
+        """The fields every line starts with, in order (a record's and a direct line's alike)."""
         event: dict[str, Any] = {
-            "@timestamp": self._clock.format(record.created),
+            "@timestamp": self._clock.format(created),
             "message": message,
-            "correlation_id": attrs.get("correlation_id") or get_correlation_id(),
-            "log": {"level": record.levelname, "logger": record.name},
+            "correlation_id": cid or get_correlation_id(),
+            "log": {"level": level, "logger": logger},
         }
-        trace = attrs.get("_corrtrace_trace")
         if trace is None and _trace_context_provider is not None:
             trace = _trace_context_provider()
         if trace:
             event["trace"] = {"id": trace[0]}
             event["span"] = {"id": trace[1]}
+        return event
+
+    def _base(self, record: logging.LogRecord) -> dict[str, Any]:
+        attrs = record.__dict__
+        message = record.msg if not record.args and isinstance(record.msg, str) else record.getMessage()
+        event = self._head(record.created, message, attrs.get("correlation_id"), record.levelname, record.name,
+                           attrs.get("_corrtrace_trace"))
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _ = record.exc_info
             event["error"] = {
@@ -198,6 +205,13 @@ class JsonFormatter(logging.Formatter):
         elif record.exc_text:
             event["error"] = {"stack_trace": record.exc_text}
         return event
+
+    def fields_line(self, level: int, logger: str, message: str, cid: str, fields: Mapping[str, Any]) -> str:
+        """The line ``format`` writes for a record logged now with ``extra=fields`` (nested objects whose roots
+        are not the formatter's own), no exception and no bound fields: the direct path of ``log_fields``."""
+        event = self._head(time.time(), message, cid, logging.getLevelName(level), logger, None)
+        event.update(fields)
+        return (format_event(event)[:-1] + self._static_tail).decode()
 
     def _dynamic(self, record: logging.LogRecord) -> tuple[Mapping[str, Any] | None, list[tuple[str, Any]]]:
         return record.__dict__.get("_corrtrace_fields") or get_log_fields(), _extras(record.__dict__)
@@ -323,6 +337,137 @@ def loguru_patcher(record: Mapping[str, Any]) -> None:
         extra.setdefault("span", {"id": trace[1]})
 
 
+class JsonStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """``logging.StreamHandler`` that also takes a formatted line directly (``write_line``, for ``log_fields``)."""
+
+    def write_line(self, line: str) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.write(line + self.terminator)
+            self.flush()
+
+
+class JsonFileHandler(logging.Handler):
+    """Appends JSON lines to ``path``: one ``os.write`` per line on an ``O_APPEND`` descriptor, no buffer.
+
+    Each line is in the kernel before the logging call returns, so a SIGKILL loses no line and processes sharing
+    the file (gunicorn workers) never interleave parts of lines. Rotation by rename or deletion (logrotate without
+    ``copytruncate``) is noticed by a ``stat`` of ``path`` at most every ``check_interval`` seconds, not on every
+    line as ``WatchedFileHandler`` does; until then lines go on into the renamed file, which the collector still
+    reads to its end (collector/README.md, rotation). ``copytruncate`` needs no reopen: appends follow the end.
+    """
+
+    terminator = "\n"
+
+    def __init__(self, path: str | os.PathLike[str], check_interval: float = 1.0) -> None:
+        super().__init__()
+        self.path = os.path.abspath(os.fspath(path))
+        self.check_interval = check_interval
+        self._fd = -1
+        self._file_id = (0, 0)
+        self._next_check = 0.0
+        with self.lock:  # type: ignore[union-attr]
+            self._open()
+
+    def _open(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        st = os.fstat(fd)
+        self._fd, self._file_id = fd, (st.st_dev, st.st_ino)
+        self._next_check = time.monotonic() + self.check_interval
+
+    def _reopen_if_moved(self) -> None:
+        try:
+            st = os.stat(self.path)
+            moved = (st.st_dev, st.st_ino) != self._file_id
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            old = self._fd
+            self._open()
+            os.close(old)
+        else:
+            self._next_check = time.monotonic() + self.check_interval
+
+    def write_line(self, line: str) -> None:
+        data = (line + self.terminator).encode("utf-8")
+        with self.lock:  # type: ignore[union-attr]
+            if self._fd < 0:  # closed (a reconfigure, a test): reopen, as logging.FileHandler does
+                self._open()
+            elif time.monotonic() >= self._next_check:
+                self._reopen_if_moved()
+            written = os.write(self._fd, data)
+            while written < len(data):  # a short write (nearly full disk): the rest, or the OSError
+                data = data[written:]
+                written = os.write(self._fd, data)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write_line(self.format(record))
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<JsonFileHandler {self.path} ({logging.getLevelName(self.level)})>"
+
+
+_LINE_HANDLERS = (JsonStreamHandler, JsonFileHandler)
+_DIRECT_FILTERS: frozenset[type] = frozenset()  # set below, once the filter classes exist
+_HEAD_ROOTS = _OWN_ROOTS | {"trace", "span"}
+
+
+def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | JsonFileHandler | None:
+    """The handler a line at ``level`` from ``logger`` reaches when it is the only one and corrtrace's own
+    (``configure``'s: a ``JsonFormatter``, only corrtrace's filters), else None. Walked per line, as
+    ``Logger.callHandlers`` does, so a handler added or removed later is seen at once."""
+    if logger.filters:
+        return None
+    found: Any = None
+    node: logging.Logger | None = logger
+    while node is not None:
+        for handler in node.handlers:
+            if level >= handler.level:
+                if found is not None or type(handler) not in _LINE_HANDLERS:
+                    return None
+                found = handler
+        if not node.propagate:
+            break
+        node = node.parent
+    if found is None or type(found.formatter) is not JsonFormatter:
+        return None
+    for f in found.filters:
+        if type(f) not in _DIRECT_FILTERS:
+            return None
+    return found  # type: ignore[no-any-return]
+
+
+def log_fields(logger: logging.Logger, level: int, message: str, cid: str, fields: Mapping[str, Any]) -> None:
+    """Log ``message`` with ``fields`` (nested objects, e.g. the access line's ``http``, ``url``, ``event``).
+
+    When the line's only destination is a handler ``configure`` installed, the JSON line is built and written
+    directly: no ``LogRecord``, no ``findCaller``, no filter pass (their work, the ID and the trace context, is
+    done here), the same line ``JsonFormatter`` writes for the record. Otherwise (other handlers, a logger
+    filter, bound fields, a write that fails) it is an ordinary ``logger.log`` call with ``extra=fields``.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    handler = _direct_handler(logger, level)
+    if handler is not None and not get_log_fields() and _HEAD_ROOTS.isdisjoint(fields):
+        try:
+            handler.write_line(handler.formatter.fields_line(level, logger.name, message, cid, fields))  # type: ignore[union-attr]
+            return
+        except Exception:  # let logging's own path write it or report the failure (handleError)
+            pass
+    logger.log(level, message, extra={"correlation_id": cid, **fields})
+
+
 # The loggers uvicorn and gunicorn write to: ``configure`` and ``server_log_config`` route them to the JSON handler.
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
 
@@ -349,6 +494,9 @@ class ServerLogFilter(logging.Filter):
         return True
 
 
+_DIRECT_FILTERS = frozenset({ServerLogFilter, CorrelationFilter})  # a no-op for a direct line, or done by it
+
+
 def configure(
     service: str,
     *,
@@ -367,13 +515,7 @@ def configure(
     Calling it again replaces the handler it installed before, so it is safe in tests and reloads.
     """
     target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
-    handler: logging.Handler
-    if path is not None:
-        from logging.handlers import WatchedFileHandler
-
-        handler = WatchedFileHandler(os.fspath(path), encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(stream or sys.stdout)
+    handler: logging.Handler = JsonFileHandler(path) if path is not None else JsonStreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(service, version=version, environment=environment))
     handler.addFilter(ServerLogFilter())
     handler.addFilter(CorrelationFilter())

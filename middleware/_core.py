@@ -213,27 +213,30 @@ def log_access(
     client: str | None,
     rejected: str | None,
 ) -> None:
-    """Write the ``corrtrace.access`` line (same fields for ASGI and WSGI); ``path`` is capped here."""
+    """Write the ``corrtrace.access`` line (same fields for ASGI and WSGI); ``path`` is capped here.
+
+    The fields are nested objects, so a line to ``configure``'s handler is written directly (``log_fields``).
+    """
+    from corrtrace.logging import log_fields  # not at module level: the Lambda cold start does not need it
+
     level = access_level(status, error)
     if not log.isEnabledFor(level):
         return
     path = cap(path)
-    extra: dict[str, Any] = {
-        "correlation_id": cid,
-        "event.dataset": "corrtrace.access",
-        "http.request.method": method,
-        "url.path": path,
-        "http.response.status_code": status,
-        "event.duration": time.perf_counter_ns() - start,
-        "event.outcome": "failure" if error is not None or status >= 500 else "success",
+    duration = time.perf_counter_ns() - start
+    fields: dict[str, Any] = {
+        "event": {"dataset": "corrtrace.access", "duration": duration,
+                  "outcome": "failure" if error is not None or status >= 500 else "success"},
+        "http": {"request": {"method": method}, "response": {"status_code": status}},
+        "url": {"path": path},
     }
     if client:
-        extra["client.address"] = client
+        fields["client"] = {"address": client}
     if rejected is not None:
-        extra["labels.rejected_correlation_id"] = rejected
+        fields["labels"] = {"rejected_correlation_id": rejected}
     if error is not None:
-        extra["error.type"] = type(error).__name__
-    log.log(level, "%s %s %s", method, path, status, extra=extra)
+        fields["error"] = {"type": type(error).__name__}
+    log_fields(log, level, f"{method} {path} {status}", cid, fields)
 
 
 def log_unhandled(exc: BaseException, cid: str, protocol: str) -> None:

@@ -50,9 +50,8 @@ class CorrelationIdMiddleware(HttpMiddleware):
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        found = self._read(scope)
+        found, echo = self._read(scope)
         cid = found.value
-        echo = cid.encode("latin-1")
         log, tracer = self._observers(scope.get("path", "")) if self._observed else _NOTHING
         start = time.perf_counter_ns() if log is not None else 0
         span = tracer.start_asgi(scope, cid) if tracer is not None else None
@@ -88,8 +87,11 @@ class CorrelationIdMiddleware(HttpMiddleware):
             if span is not None:
                 tracer.end(span, status, error)
 
-    def _read(self, scope: Scope) -> Accepted:
-        """The ID of the request: the primary header wins over the fallbacks; never raises."""
+    def _read(self, scope: Scope) -> tuple[Accepted, bytes]:
+        """The ID of the request (the primary header wins over the fallbacks) and its header bytes; never raises.
+
+        An accepted header value is already the ID's bytes (ASCII): only a generated ID is encoded.
+        """
         try:
             own, names = self._forms.own, self._names
             raw = fallback = None
@@ -100,14 +102,17 @@ class CorrelationIdMiddleware(HttpMiddleware):
                         break
                     if fallback is None:
                         fallback = value
-            found = self._reader.read(raw if raw is not None else fallback)
+            if raw is None:
+                raw = fallback
+            found = self._reader.read(raw)
+            echo = raw if raw is not None and found.status == "accepted" else found.value.encode("latin-1")
             if self._rewrite:  # the app sees the ID it runs under in its own headers (a generated one too)
-                value = found.value.encode("latin-1")
-                scope["headers"] = [(n, v) for n, v in scope["headers"] if n != own] + [(own, value)]
-            return found
+                scope["headers"] = [(n, v) for n, v in scope["headers"] if n != own] + [(own, echo)]
+            return found, echo
         except Exception as exc:  # a broken policy or an odd scope must not break the service
             self.errors.report("read-id", exc)
-            return Accepted(new_uuid4_hex(), "generated")
+            value = new_uuid4_hex()
+            return Accepted(value, "generated"), value.encode("ascii")
 
     async def _send_500(self, send: Send, echo: bytes) -> None:
         """Answer an unhandled exception with a 500 carrying the ID, so the caller can quote it."""
