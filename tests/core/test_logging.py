@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import logging
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,14 @@ import pytest
 
 import corrtrace
 from corrtrace import context
-from corrtrace.logging import configure, format_event, parse_line, set_trace_context_provider
+from corrtrace.logging import (
+    JsonFileHandler,
+    configure,
+    format_event,
+    log_fields,
+    parse_line,
+    set_trace_context_provider,
+)
 
 
 @pytest.fixture()
@@ -113,3 +123,87 @@ def test_parse_line_keeps_non_json() -> None:
     assert parse_line(b"plain text\n") == {"message": "plain text", "log": {"original": "plain text"}}
     assert parse_line("[1, 2]")["log"]["original"] == "[1, 2]"
     assert orjson.loads(format_event({"a": object()}))["a"].startswith("<object")
+
+
+@pytest.fixture()
+def direct_log(tmp_path: Path) -> Iterator[tuple[logging.Logger, Path]]:
+    """A logger whose only destination is ``configure``'s file handler (not propagated to pytest's handlers)."""
+    path = tmp_path / "access.log"
+    parent = logging.getLogger("direct-test")
+    handler = configure("svc", path=path, logger=parent)
+    parent.propagate = False
+    yield logging.getLogger("direct-test.access"), path
+    parent.removeHandler(handler)
+    handler.close()
+    parent.propagate = True
+
+
+def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log: tuple[logging.Logger, Path]) -> None:
+    log, path = direct_log
+    records: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        records.append(record.name)
+        return record
+
+    fields = {"event": {"dataset": "corrtrace.access", "duration": 5}, "http": {"response": {"status_code": 404}},
+              "url": {"path": "/x"}, "labels": {"rejected_correlation_id": "a\\x0d"}}
+    logging.setLogRecordFactory(counting)
+    set_trace_context_provider(lambda: ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"))
+    try:
+        log_fields(log, logging.WARNING, "GET /x 404", "cid-1", fields)  # the only destination is ours: direct
+        assert records == []
+        log.addFilter(lambda record: True)  # a logger filter must see a record: the ordinary path
+        log_fields(log, logging.WARNING, "GET /x 404", "cid-1", fields)
+        assert records == ["direct-test.access"]
+        log_fields(log, logging.DEBUG, "below the level", "cid-1", fields)
+    finally:
+        logging.setLogRecordFactory(factory)
+        set_trace_context_provider(None)
+    direct, via_record = (orjson.loads(line) for line in path.read_bytes().splitlines())
+    assert direct.pop("@timestamp") and via_record.pop("@timestamp")
+    assert direct == via_record
+    assert direct["correlation_id"] == "cid-1" and direct["log"] == {"level": "WARNING", "logger": "direct-test.access"}
+    assert direct["trace"] == {"id": "0af7651916cd43dd8448eb211c80319c"} and direct["service"] == {"name": "svc"}
+
+
+def test_access_lines_survive_sigkill(tmp_path: Path) -> None:
+    """No buffer in the process: every access line the middleware wrote before a SIGKILL is whole in the file."""
+    path = tmp_path / "killed.log"
+    script = (
+        "import os, signal\n"
+        "from corrtrace.logging import configure\n"
+        "from corrtrace.middleware import WSGICorrelationIdMiddleware\n"
+        f"configure('svc', path={str(path)!r})\n"
+        "def app(environ, start_response):\n"
+        "    start_response('201 Created', [])\n"
+        "    return [b'ok']\n"
+        "mw = WSGICorrelationIdMiddleware(app)\n"
+        "for i in range(300):\n"
+        "    mw({'PATH_INFO': f'/{i}', 'HTTP_X_CORRELATION_ID': f'id-{i}'}, lambda *a: None)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-800:]
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    seen = [(line["correlation_id"], line["url"]["path"]) for line in lines]
+    assert seen == [(f"id-{i}", f"/{i}") for i in range(300)]
+    assert {line["http"]["response"]["status_code"] for line in lines} == {201}
+    assert {line["event"]["dataset"] for line in lines} == {"corrtrace.access"}
+
+
+def test_file_handler_follows_rename_rotation(tmp_path: Path) -> None:
+    path, rotated = tmp_path / "app.log", tmp_path / "app.log.1"
+    handler = JsonFileHandler(path, check_interval=3600)
+    handler.write_line("one")
+    path.rename(rotated)
+    handler.write_line("two")  # before the next check: still appended to the renamed file, not lost
+    handler._next_check = 0.0  # the check is due
+    handler.write_line("three")
+    handler.close()
+    handler.write_line("four")  # after close: reopened, as logging.FileHandler does
+    handler.close()
+    assert rotated.read_text() == "one\ntwo\n"
+    assert path.read_text() == "three\nfour\n"
