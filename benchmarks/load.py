@@ -7,6 +7,10 @@ written as JSON to a file), with asgi-correlation-id (ASGI only) and with OpenTe
 requests carry no ID, so every one is generated. The machine is shared: all servers stay up and the wrk runs
 alternate across them, round after round (the order rotates); each figure is the median over the rounds, and the
 best round's req/s is printed too (the least disturbed by other processes).
+On a shared machine req/s mostly measures how much CPU the scheduler gave each server; the CPU time the server
+process tree spent per request (utime + stime from ``/proc``, divided by the requests wrk completed) does not
+depend on that, so it is printed too, and ``bare CPU / variant CPU`` is the req/s ratio the variant would reach
+on a machine of its own (the servers are CPU-bound single workers).
 Targets (issue 13 §3): corrtrace >= 0.95x the bare server's requests/s and >= asgi-correlation-id's.
 
     python benchmarks/load.py [--duration 4] [--rounds 3] [--connections 16] [--base-port N] [--json]
@@ -101,21 +105,45 @@ def _millis(text: str) -> float:
 
 
 def parse_wrk(output: str) -> dict[str, float]:
-    """Requests/s, p50 and p99 (ms), and non-2xx/socket errors from ``wrk --latency`` output."""
+    """Requests/s, requests, p50 and p99 (ms), and non-2xx/socket errors from ``wrk --latency`` output."""
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))  # type: ignore[union-attr]
+    requests = float(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     p50 = _millis(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     p99 = _millis(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": float(errors.group(1)) if errors else 0.0}
+    return {"rps": rps, "requests": requests, "p50_ms": p50, "p99_ms": p99,
+            "errors": float(errors.group(1)) if errors else 0.0}
 
 
-def wrk(port: int, duration: int, connections: int) -> dict[str, float]:
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its children (a gunicorn worker is a child)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: ppid
+            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return total
+
+
+def wrk(server: Server, duration: int, connections: int) -> dict[str, float]:
+    before = tree_cpu(server.proc.pid)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency",
-         f"http://127.0.0.1:{port}/"],
+         f"http://127.0.0.1:{server.port}/"],
         capture_output=True, text=True, timeout=duration + 30, check=True,
     ).stdout
-    return parse_wrk(out)
+    result = parse_wrk(out)
+    result["cpu_us"] = (tree_cpu(server.proc.pid) - before) / max(result["requests"], 1.0) * 1e6
+    return result
 
 
 def ensure_wrk() -> None:
@@ -131,11 +159,11 @@ def run(duration: int, rounds: int, connections: int, base_port: int = 0) -> dic
         servers = [start(kind, v, workdir, base_port) for kind, variants in SERVERS.items() for v in variants]
         try:
             for server in servers:  # warm-up: imports, first-request paths, the log file opened
-                wrk(server.port, 1, connections)
+                wrk(server, 1, connections)
             for round_no in range(rounds):
                 shift = round_no % len(servers)
                 for server in servers[shift:] + servers[:shift]:
-                    results.setdefault(server.label, []).append(wrk(server.port, duration, connections))
+                    results.setdefault(server.label, []).append(wrk(server, duration, connections))
             logged = {s.label: _lines(s.log) for s in servers if s.variant == "corrtrace"}
         finally:
             for server in servers:
@@ -165,14 +193,18 @@ def report(data: dict[str, Any]) -> None:
     print(f"wrk -t1 -c{data['connections']} -d{data['duration_s']:g}s, fresh IDs, "
           f"median of {data['rounds']} alternating rounds (machine shared)")
     best = data["best_rps"]
-    print(f"{'server / middleware':<37}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}{'best':>8}{'vs bare':>9}")
+    print(f"{'server / middleware':<37}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}{'best':>8}{'vs bare':>9}"
+          f"{'CPU µs/req':>12}{'bare/it':>9}")
     for label, m in medians.items():
         kind = label.split(" ")[0]
-        bare, bare_best = medians[f"{kind} bare"]["rps"], best[f"{kind} bare"]
-        print(f"{label:<37}{m['rps']:>8.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / bare:>8.2f}x"
-              f"{best[label]:>8.0f}{best[label] / bare_best:>8.2f}x")
+        bare, bare_best = medians[f"{kind} bare"], best[f"{kind} bare"]
+        print(f"{label:<37}{m['rps']:>8.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / bare['rps']:>8.2f}x"
+              f"{best[label]:>8.0f}{best[label] / bare_best:>8.2f}x"
+              f"{m['cpu_us']:>12.1f}{bare['cpu_us'] / m['cpu_us']:>8.2f}x")
+    cpu_rate = {k: 1e6 / v["cpu_us"] for k, v in medians.items()}  # req/s per CPU second: the unshared capacity
     for kind in SERVERS:
-        for name, rps in (("median", {k: v["rps"] for k, v in medians.items()}), ("best", best)):
+        for name, rps in (("median", {k: v["rps"] for k, v in medians.items()}), ("best", best),
+                          ("CPU per request", cpu_rate)):
             ours = rps[f"{kind} corrtrace"]
             line = f"{kind} ({name}): corrtrace {ours / rps[f'{kind} bare']:.2f}x bare (target >= 0.95x)"
             peer = rps.get(f"{kind} asgi-correlation-id")
