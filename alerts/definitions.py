@@ -20,6 +20,7 @@ from corrtrace.alerts.patterns import MISSING, FilterPattern, PatternError, comp
 from corrtrace.alerts.patterns import ast as pattern_ast
 
 from corrtrace.config import read_yaml
+from corrtrace.errors import InvalidInput
 
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 COMPARISONS = (
@@ -69,7 +70,7 @@ MAX_SUBSCRIPTIONS_PER_GROUP = 2
 MAX_REGEX_FILTERS_PER_GROUP = 5
 
 
-class AlertDefinitionError(ValueError):
+class AlertDefinitionError(InvalidInput):
     """An alert file is wrong; the message names the alert and the field."""
 
 

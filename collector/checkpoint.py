@@ -12,13 +12,11 @@ from typing import Any
 
 import orjson
 
+from corrtrace.errors import StateError
+
 log = logging.getLogger("corrtrace.collector")
 _MOVE_AWAY = ("move it away to ship every file again from the start (Elasticsearch and the embedded store "
               "drop the repeats)")
-
-
-class StateError(ValueError):
-    """A state file in the data directory (checkpoint, embedded store) is damaged; the message says what to do."""
 
 
 def _entries(path: Path, loaded: Any) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from corrtrace.collector.buffer import DiskBuffer
@@ -27,11 +27,11 @@ from corrtrace.collector.checkpoint import Checkpoint, StateError
 from corrtrace.collector.parsers import LineFormat
 from corrtrace.collector.record import Record, make_record
 from corrtrace.collector.retry import Backoff, DeadLetters, Stopped
-from corrtrace.collector.sinks.base import Sink
+from corrtrace.collector.sinks.base import CallLimits, Sink
+from corrtrace.collector.sources.base import RawLine, Source
 
 log = logging.getLogger("corrtrace.collector")
 Subscriber = Callable[[dict[str, Any]], None]
-RawLine = tuple[str, int, int, bytes]
 # What a sink raises when it cannot encode one record (an int SQLite cannot hold, a date the platform cannot
 # format: "[Errno 75] Value too large", bad text): that record is poison, not the sink broken.
 _ENCODE_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.InterfaceError, sqlite3.DataError)
@@ -42,16 +42,6 @@ def is_unencodable(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno == errno.EOVERFLOW
     return isinstance(exc, _ENCODE_ERRORS) and not isinstance(exc, StateError)
-
-
-class Source(Protocol):
-    def read(self, max_lines: int, max_bytes: int, final: bool = False) -> list[RawLine]: ...
-
-    def at_eof(self) -> bool: ...
-
-    def paths(self) -> dict[str, str]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -68,8 +58,12 @@ class Batch:
         return cls([Record.from_list(item) for item in data["r"]], data["o"])
 
 
-_CALL_BYTES = 1_048_576  # one PutLogEvents call: bytes (line + 26 each) and events
-_CALL_EVENTS = 10_000
+def _tightest(declared: Sequence[CallLimits | None], batch_bytes: int, batch_events: int) -> CallLimits:
+    """The sinks' smallest request (by bytes, then items); with none declared, the batch is one request."""
+    limits = [c for c in declared if c is not None]
+    if not limits:
+        return CallLimits(batch_bytes, batch_events)
+    return min(limits, key=lambda c: (c.max_bytes, c.max_items))
 
 
 def _offsets(records: list[Record]) -> dict[str, int]:
@@ -174,8 +168,9 @@ class PipelineStats:
 class Pipeline:
     """Run ``sources`` into ``sinks``. ``once=True`` stops when every source is read to its end and shipped.
 
-    ``batch_max_bytes`` counts bytes as CloudWatch does (line + 26) and defaults to 2 x 1 MiB, so a backlog
-    fills CloudWatch batches to the byte limit (2 calls of 1 MiB per batch).
+    ``batch_max_bytes`` counts bytes as the sink with the tightest ``call_limits`` does (CloudWatch: line + 26)
+    and defaults to 2 x 1 MiB, so a backlog fills that sink's requests to their limit (2 calls of 1 MiB per
+    batch for CloudWatch).
     """
 
     def __init__(self, sources: Sequence[Source], sinks: Sequence[Sink], *, checkpoint: Checkpoint | None = None,
@@ -189,10 +184,11 @@ class Pipeline:
             data_dir = self._tmp.name
         self.data_dir = Path(data_dir)
         self.sources = list(sources)
-        self.sinks = sorted(sinks, key=lambda s: not getattr(s, "idempotent", True))
+        self.sinks = sorted(sinks, key=lambda s: not s.idempotent)
+        self.call_limits = _tightest([s.call_limits for s in self.sinks], batch_max_bytes, batch_max_events)
         self.checkpoint = checkpoint if checkpoint is not None else Checkpoint(self.data_dir / "checkpoint.json")
         self.subscribers = list(subscribers)
-        found = [d for d in (getattr(s, "dead_letters", None) for s in self.sinks) if isinstance(d, DeadLetters)]
+        found = [s.dead_letters for s in self.sinks if s.dead_letters is not None]
         self.dead_letters = dead_letters or next((d for d in found if d.path is not None),
                                                  DeadLetters(self.data_dir / "dead-letters.jsonl"))
         self._all_dead_letters = list({id(d): d for d in [self.dead_letters, *found]}.values())
@@ -274,7 +270,7 @@ class Pipeline:
                     break
                 lines = source.read(room, self.batch_max_bytes - size, self.once)
                 got += len(lines)
-                size += self._add(lines, records, getattr(source, "fmt", None))
+                size += self._add(lines, records, source.fmt)
             full = len(records) >= self.batch_max_events or size >= self.batch_max_bytes
             if records and (full or not got or time.monotonic() - started >= self.flush_interval):
                 head, records, size = self._cut(records, size)
@@ -288,17 +284,19 @@ class Pipeline:
                 self._stop_reading.wait(self.idle_sleep)
 
     def _cut(self, records: list[Record], size: int) -> tuple[list[Record], list[Record], int]:
-        """Split off a batch that packs into ``batch_max_bytes / 1 MiB`` PutLogEvents calls (line + 26 bytes
-        each, at most 10,000 per call) and ``batch_max_events``; the rest starts the next batch. Exact cuts
-        let a backlog fill CloudWatch calls to the binding limit."""
-        if size < self.batch_max_bytes - _CALL_BYTES // 2 and len(records) < self.batch_max_events:
+        """Split off a batch that packs into ``batch_max_bytes / call_limits.max_bytes`` whole sink requests
+        (CloudWatch: 1 MiB of line + 26 bytes, at most 10,000 events per call) and ``batch_max_events``; the rest
+        starts the next batch. Exact cuts let a backlog fill the requests to the binding limit."""
+        limits = self.call_limits
+        if size < self.batch_max_bytes - limits.max_bytes // 2 and len(records) < self.batch_max_events:
             return records, [], 0
-        call_max = min(_CALL_BYTES, self.batch_max_bytes)
+        call_max = min(limits.max_bytes, self.batch_max_bytes)
         calls = max(1, self.batch_max_bytes // call_max)
+        overhead = limits.item_overhead
         used, call_bytes, call_events, total, cut = 1, 0, 0, 0, len(records)
         for i, r in enumerate(records):
-            item = len(r.raw) + 26
-            if call_bytes + item > call_max or call_events == _CALL_EVENTS:
+            item = len(r.raw) + overhead
+            if call_bytes + item > call_max or call_events == limits.max_items:
                 used, call_bytes, call_events = used + 1, 0, 0
             if used > calls or i >= self.batch_max_events:
                 cut = max(i, 1)
@@ -312,10 +310,11 @@ class Pipeline:
         now = int(time.time() * 1000)
         size = 0
         subs = self.subscribers
+        overhead = self.call_limits.item_overhead
         for source, start, end, line in lines:
             record, event = make_record(source, start, end, line, now, fmt=fmt)
             records.append(record)
-            size += len(record.raw) + 26
+            size += len(record.raw) + overhead
             for fn in subs:
                 try:
                     fn(event)
@@ -377,17 +376,14 @@ class Pipeline:
         for sink in self.sinks:
             self._deliver(sink, batch.records)
         where: dict[str, tuple[int, int]] = {}
+        unresumable: set[str] = set()
         for source in self.sources:
-            identities = getattr(source, "identities", None)
-            if identities is not None:
-                where.update(identities())
-        updates = {src: (end, paths.get(src, "")) for src, end in batch.offsets.items()
-                   if not src.startswith("stdin-")}
+            where.update(source.identities())
+            unresumable |= source.unresumable()
+        updates = {src: (end, paths.get(src, "")) for src, end in batch.offsets.items() if src not in unresumable}
         self.checkpoint.commit(updates, where)
         for sink in self.sinks:
-            committed = getattr(sink, "committed", None)
-            if committed is not None:
-                committed(batch.offsets)
+            sink.committed(batch.offsets)
         self.stats.shipped += len(batch.records)
         self.stats.dead_lettered += len(set().union(*(d.take_ids() for d in self._all_dead_letters)))
         self.stats.batches += 1

@@ -19,12 +19,14 @@ from typing import Annotated, Any, TypeVar
 import annotated_types
 import yaml
 
+from corrtrace.errors import InvalidInput
+
 T = TypeVar("T")
 CONFIG_ENV = "CORRTRACE_CONFIG"
 LOCAL_CONFIG = "corrtrace.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """A configuration value is wrong; the message names the file, section, key and what was expected."""
 
 

@@ -14,13 +14,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
+from corrtrace.errors import CorrtraceError
+
 TIMESTAMP_HEADER = "X-Corrtrace-Timestamp"
 NONCE_HEADER = "X-Corrtrace-Nonce"
 SIGNATURE_HEADER = "X-Corrtrace-Signature"
 _SCHEME = "v1="
 
 
-class SignatureError(Exception):
+class SignatureError(CorrtraceError):
     """The call is not authentic; the message says why (never echoing the secret)."""
 
 

@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 
 from corrtrace.backoff import Backoff
+from corrtrace.errors import CorrtraceError
 
 RETRYABLE = frozenset({500, 502, 503, 504})
 
 
-class GrafanaError(RuntimeError):
+class GrafanaError(CorrtraceError, RuntimeError):
     """A failed Grafana call; ``str()`` says what happened and what to do, ``status`` is the HTTP code."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 
 from corrtrace.backoff import Backoff
+from corrtrace.errors import CorrtraceError
 from corrtrace.ids import is_valid, safe_excerpt
 from corrtrace.signing import sign_request
 
 
-class TxManagerError(Exception):
+class TxManagerError(CorrtraceError):
     """A call to the transaction manager failed; ``status`` is the HTTP status (None: not reached)."""
 
     def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from corrtrace.txmanager.settings import TxManagerSettings
 
 from corrtrace.context import get_correlation_id
+from corrtrace.errors import InvalidInput
 from corrtrace.ids import is_valid, new_uuid7, safe_excerpt
 from corrtrace.logging import current_trace_context
 
@@ -29,7 +30,7 @@ RETENTION_SECONDS = 7 * 24 * 3600  # the table's TTL: reports are kept a week, t
 FIELDS = ("correlation_id", "action", "reason", "source", "reported_at", "report_id", "trace_id", "span_id")
 
 
-class MalformedRecord(ValueError):
+class MalformedRecord(InvalidInput):
     """A record on the channel is not a failure report; the message says what is wrong (never the raw value)."""
 
 

@@ -29,6 +29,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from corrtrace.txmanager.settings import TxManagerSettings
 
+from corrtrace.errors import CorrtraceError
+
 
 class Action(StrEnum):
     ROLLBACK = "rollback"
@@ -74,7 +76,7 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 
-class ConflictError(Exception):
+class ConflictError(CorrtraceError):
     """The transaction is already doing the other action (a commit cannot follow a rollback, nor the reverse)."""
 
     def __init__(self, transaction: Transaction) -> None:
@@ -100,7 +102,7 @@ def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(Decimal(str(v)) if isinstance(v, float) else v) for k, v in values.items()}
 
 
-class StoreError(RuntimeError):
+class StoreError(CorrtraceError, RuntimeError):
     """The table holds something it never should (an item that vanished mid-operation)."""
 
 

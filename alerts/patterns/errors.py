@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from corrtrace.errors import InvalidInput
 
-class PatternError(ValueError):
+
+class PatternError(InvalidInput):
     """An invalid filter pattern. ``position`` is the 0-based character offset, ``reason`` the short cause."""
 
     def __init__(self, reason: str, position: int, pattern: str = "") -> None:

@@ -15,6 +15,7 @@ from corrtrace.collector.parsers.text import BUILTIN, DEFAULT_SERVICE, TextParse
 from corrtrace.collector.parsers.user import UserFormat
 from corrtrace.collector.record import format_timestamp, parse_timestamp_ms
 
+from corrtrace.errors import InvalidInput
 from corrtrace.ids import is_valid
 
 FORMAT_NAMES = ("auto", "json", *BUILTIN)
@@ -24,7 +25,7 @@ _TIME_ALIASES = ("timestamp", "time", "ts")
 _LEVEL_ALIASES = ("level", "severity")
 
 
-class FormatError(ValueError):
+class FormatError(InvalidInput):
     """A declared format is neither a built-in name nor a usable regular expression (one line, for the user)."""
 
 

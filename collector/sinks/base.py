@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from corrtrace.collector.record import Record
+from corrtrace.collector.retry import DeadLetters
 
 
 @dataclass
@@ -45,21 +46,37 @@ class SinkStats:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CallLimits:
+    """What one request of a sink holds: the pipeline cuts a backlog into batches of whole, full requests.
+
+    A record counts ``len(record.raw) + item_overhead`` bytes (CloudWatch adds 26 per event)."""
+
+    max_bytes: int
+    max_items: int
+    item_overhead: int = 0
+
+
 class Sink(Protocol):
-    """``deliver`` returns once every record is stored or dead-lettered; it raises ``Stopped`` if asked to stop.
+    """What the pipeline and the handler call on a sink; collector/README.md, "Sinks", says what each does.
 
     ``idempotent`` sinks (Elasticsearch, embedded) are delivered first; CloudWatch, which cannot de-duplicate,
-    last, so a crash repeats as little as possible there.
+    last, so a crash repeats as little as possible there. ``call_limits`` (None: no per-request limit binds)
+    lets the pipeline fill the sink's requests; ``dead_letters`` is where the sink writes what it refuses
+    (None: it refuses nothing).
     """
 
     name: str
     idempotent: bool
     stats: SinkStats
+    call_limits: CallLimits | None
+    dead_letters: DeadLetters | None
 
-    def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None: ...
+    def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
+        """Return once every record is stored or dead-lettered; raise ``Stopped`` when ``stop`` is set first."""
+
+    def committed(self, offsets: dict[str, int]) -> None:
+        """The checkpoint now holds ``offsets`` (source identity -> end offset): lines before them are never
+        delivered again, so state kept to recognise a resend (CloudWatch's landed journal) can be dropped."""
 
     def close(self) -> None: ...
-
-
-class Searchable(Protocol):
-    def search(self, query: SearchQuery) -> list[dict[str, Any]]: ...

@@ -18,8 +18,15 @@ from typing import Any
 import orjson
 from corrtrace.collector.record import Record, format_timestamp, parse_timestamp_ms
 from corrtrace.collector.retry import Backoff, DeadLetters
-from corrtrace.collector.sinks.base import SearchQuery, SinkStats
-from corrtrace.collector.sinks.cw_batcher import CwEvent, CwLimits, batch_fill, plan_batches, split_message
+from corrtrace.collector.sinks.base import CallLimits, SearchQuery, SinkStats
+from corrtrace.collector.sinks.cw_batcher import (
+    EVENT_OVERHEAD,
+    CwEvent,
+    CwLimits,
+    batch_fill,
+    plan_batches,
+    split_message,
+)
 from corrtrace.collector.sinks.cw_batcher import event_size as _event_size
 from corrtrace.collector.sinks.cw_batcher import window_reason as _window_reason
 
@@ -91,6 +98,7 @@ class CloudWatchSink:
         self.log_group = log_group
         self.log_stream = log_stream
         self.limits = limits or CwLimits()
+        self.call_limits = CallLimits(self.limits.max_batch_bytes, self.limits.max_events, EVENT_OVERHEAD)
         self.dead_letters = dead_letters or DeadLetters(None)
         self.backoff_proto = backoff or Backoff()
         self.journal = LandedJournal(journal_path)

@@ -16,7 +16,9 @@ from typing import Any, Protocol
 import orjson
 from corrtrace.collector.record import Record, day_of
 from corrtrace.collector.retry import Backoff, DeadLetters
-from corrtrace.collector.sinks.base import SearchQuery, SinkStats
+from corrtrace.collector.sinks.base import CallLimits, SearchQuery, SinkStats
+
+from corrtrace.errors import PermanentError, TransientError
 
 log = logging.getLogger("corrtrace.collector.elasticsearch")
 DEFAULT_PREFIX = "logs-corrtrace"
@@ -93,14 +95,6 @@ class BulkClient(Protocol):
     def index_names(self, pattern: str) -> list[str]: ...
 
     def delete_indices(self, names: list[str]) -> None: ...
-
-
-class TransientError(Exception):
-    """The whole request failed in a way worth retrying (connection, 429, 5xx)."""
-
-
-class PermanentError(Exception):
-    """The whole request was refused for a reason a retry will not fix (bad auth, bad request)."""
 
 
 class ElasticsearchClient:
@@ -270,6 +264,7 @@ class ElasticsearchSink:
 
     name = "elasticsearch"
     idempotent = True
+    call_limits: CallLimits | None = None  # bulk bodies are cut by ``max_body_bytes`` here, whatever the batch
 
     def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, dead_letters: DeadLetters | None = None,
                  backoff: Backoff | None = None, max_body_bytes: int = 20 << 20, install_template: bool = True,
@@ -440,6 +435,9 @@ class ElasticsearchSink:
             for start in range(0, len(names), 50):  # short URLs: 50 names per DELETE
                 self.client.delete_indices(names[start:start + 50])
         return names
+
+    def committed(self, offsets: dict[str, int]) -> None:
+        """Nothing to forget: a resend is recognised by its ``_id``."""
 
     def close(self) -> None:
         pass

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from corrtrace.collector.checkpoint import StateError
 from corrtrace.collector.record import Record
-from corrtrace.collector.retry import Backoff
-from corrtrace.collector.sinks.base import SearchQuery, SinkStats
+from corrtrace.collector.retry import Backoff, DeadLetters
+from corrtrace.collector.sinks.base import CallLimits, SearchQuery, SinkStats
 
 log = logging.getLogger("corrtrace.collector.embedded")
 
@@ -58,6 +58,8 @@ class EmbeddedStore:
 
     name = "embedded"
     idempotent = True
+    call_limits: CallLimits | None = None
+    dead_letters: DeadLetters | None = None  # refuses nothing: a record it cannot encode is the pipeline's poison
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0,
                  backoff: Backoff | None = None, max_bytes: int | None = None) -> None:
@@ -179,6 +181,9 @@ class EmbeddedStore:
                 return int(self._db.execute(f"SELECT count(*) FROM events WHERE {where}", (arg,)).fetchone()[0])
             with self._db:
                 return self._db.execute(f"DELETE FROM events WHERE {where}", (arg,)).rowcount
+
+    def committed(self, offsets: dict[str, int]) -> None:
+        """Nothing to forget: a resend is recognised by its id."""
 
     def close(self) -> None:
         with self._lock:

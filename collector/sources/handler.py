@@ -32,7 +32,7 @@ class ShippingHandler(logging.Handler):
                  queue_size: int = 10_000, spill_dir: str | os.PathLike[str] | None = None,
                  disk_budget: int = 64 << 20, batch_size: int = 2_000, flush_interval: float = 0.2) -> None:
         super().__init__(level)
-        self.sinks = sorted(sinks, key=lambda s: not getattr(s, "idempotent", True))
+        self.sinks = sorted(sinks, key=lambda s: not s.idempotent)
         self.setFormatter(JsonFormatter(service))
         self.addFilter(CorrelationFilter())
         self._tmp = None

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import orjson
 from corrtrace.collector.parsers import JoinedLines, LineFormat
 from corrtrace.collector.record import default_format
+from corrtrace.collector.sources.base import RawLine
 
-RawLine = tuple[str, int, int, bytes]
 BUILTIN_RULES = ("python", "java")
 
 
@@ -217,8 +217,13 @@ class Multiline:
         return not self.open and self.inner.at_eof()
 
     def paths(self) -> dict[str, str]:
-        paths: dict[str, str] = self.inner.paths()
-        return paths
+        return self.inner.paths()
+
+    def identities(self) -> dict[str, tuple[int, int]]:
+        return self.inner.identities()
+
+    def unresumable(self) -> set[str]:
+        return self.inner.unresumable()
 
     def __getattr__(self, name: str) -> Any:  # the rest of the wrapped source (identities, readers, ...)
         if name == "inner":

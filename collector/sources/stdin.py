@@ -7,11 +7,14 @@ import threading
 import uuid
 from typing import IO
 
-RawLine = tuple[str, int, int, bytes]
+from corrtrace.collector.parsers import LineFormat
+from corrtrace.collector.sources.base import RawLine
 
 
 class StreamSource:
     """Reads a binary stream in a helper thread so the pipeline never blocks on it."""
+
+    fmt: LineFormat | None = None
 
     def __init__(self, stream: IO[bytes] | None = None, *, max_pending: int = 50_000) -> None:
         self.stream = stream if stream is not None else sys.stdin.buffer
@@ -49,6 +52,13 @@ class StreamSource:
 
     def paths(self) -> dict[str, str]:
         return {}
+
+    def identities(self) -> dict[str, tuple[int, int]]:
+        return {}
+
+    def unresumable(self) -> set[str]:
+        """A stream read once: its offsets mean nothing to the next run."""
+        return {self.identity}
 
     def close(self) -> None:
         pass

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corrtrace.collector.checkpoint import Checkpoint
+from corrtrace.collector.parsers import LineFormat
+from corrtrace.collector.sources.base import RawLine
 
 log = logging.getLogger("corrtrace.collector.tail")
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4")
-RawLine = tuple[str, int, int, bytes]  # (source identity, start offset, end offset, line without newline)
 
 
 def _literal_head(name: str) -> str:
@@ -59,6 +60,8 @@ class _Reader:
 
 class FileTail:
     """Poll-based tailer: ``read(max_lines, max_bytes)`` returns complete lines with their offsets."""
+
+    fmt: LineFormat | None = None
 
     def __init__(self, patterns: list[str], checkpoint: Checkpoint, *, start_at_end: bool = False,
                  scan_interval: float = 0.25, close_inactive: float = 5.0, max_line_bytes: int = 16 << 20) -> None:
@@ -339,6 +342,10 @@ class FileTail:
     def identities(self) -> dict[str, tuple[int, int]]:
         """Source identity -> (device, inode), kept in the checkpoint to find a file renamed while down."""
         return {r.fp: (r.dev, r.ino) for r in self.readers.values() if r.fp is not None}
+
+    def unresumable(self) -> set[str]:
+        """None: every file is read again from its checkpointed offset."""
+        return set()
 
     def line_before(self, source: str, offset: int, prefix: bytes = b"{", limit: int = 64 << 10) -> bytes | None:
         """The last line starting with ``prefix`` in the ``limit`` bytes before ``offset`` of file ``source``
