@@ -552,7 +552,7 @@ def server_log_config(
     if environment is not None:
         formatter["environment"] = environment
     handler = {
-        "class": "logging.StreamHandler",
+        "class": "corrtrace.logging.JsonStreamHandler",
         "stream": "ext://sys.stdout",
         "formatter": "corrtrace",
         "filters": ["server", "correlation"],
