@@ -8,7 +8,7 @@ what is here decides where the raw value comes from and what is written about th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, AnyStr
 
 from corrtrace.context import mark_logged
@@ -217,8 +217,6 @@ def log_access(
 
     The fields are nested objects, so a line to ``configure``'s handler is written directly (``log_fields``).
     """
-    from corrtrace.logging import log_fields  # not at module level: the Lambda cold start does not need it
-
     level = access_level(status, error)
     if not log.isEnabledFor(level):
         return
@@ -236,7 +234,20 @@ def log_access(
         fields["labels"] = {"rejected_correlation_id": rejected}
     if error is not None:
         fields["error"] = {"type": type(error).__name__}
-    log_fields(log, level, f"{method} {path} {status}", cid, fields)
+    _log_fields(log, level, f"{method} {path} {status}", cid, fields)
+
+
+def _first_log_fields(*args: Any) -> None:
+    """``corrtrace.logging.log_fields``, imported on the first access line (a Lambda cold start never needs it;
+    an import statement per line would cost more than the rest of the line), then called directly."""
+    global _log_fields
+    from corrtrace.logging import log_fields
+
+    _log_fields = log_fields
+    log_fields(*args)
+
+
+_log_fields: Callable[..., None] = _first_log_fields
 
 
 def log_unhandled(exc: BaseException, cid: str, protocol: str) -> None:
