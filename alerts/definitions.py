@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from corrtrace.alerts.patterns import MISSING, FilterPattern, PatternError, compile_pattern, parse, select
+from corrtrace.alerts.patterns import FilterPattern, PatternError, compile_pattern, parse
 from corrtrace.alerts.patterns import ast as pattern_ast
+from corrtrace.alerts.patterns.compiler import MISSING, select
 
 from corrtrace.config import read_yaml
 from corrtrace.errors import InvalidInput

@@ -24,7 +24,9 @@ from corrtrace.alerts.correlation import correlation_id_of
 from corrtrace.alerts.definitions import Alert
 from corrtrace.alerts.evaluator import ALARM, AlarmEvaluator, Transition
 from corrtrace.alerts.jam import JamDetector
-from corrtrace.alerts.patterns import MISSING
+from corrtrace.alerts.patterns.compiler import MISSING
+
+from corrtrace.timestamps import parse_timestamp_s
 
 log = logging.getLogger("corrtrace.alerts")
 MAX_IDS_PER_PERIOD = 1000
@@ -32,15 +34,8 @@ PUT_METRIC_BATCH = 500
 
 
 def event_time(event: Any) -> float | None:
-    """The event's ``@timestamp`` as epoch seconds, if it has a valid one."""
-    if isinstance(event, Mapping):
-        stamp = event.get("@timestamp")
-        if isinstance(stamp, str):
-            try:
-                return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                return None
-    return None
+    """The event's ``@timestamp`` as epoch seconds, if it has a valid one (read as the collector reads it)."""
+    return parse_timestamp_s(event.get("@timestamp")) if isinstance(event, Mapping) else None
 
 
 @dataclass

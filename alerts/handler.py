@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
@@ -21,10 +20,11 @@ from corrtrace.alerts.actions import RollbackClient
 from corrtrace.alerts.correlation import correlation_id_of
 from corrtrace.alerts.definitions import Alert
 from corrtrace.alerts.jam import JamDetector
-from corrtrace.alerts.patterns import MISSING
+from corrtrace.alerts.patterns.compiler import MISSING
 
 from corrtrace.awslogs import decode_awslogs
 from corrtrace.ids import safe_excerpt
+from corrtrace.timestamps import parse_timestamp_s
 
 log = logging.getLogger("corrtrace.alerts.handler")
 
@@ -50,18 +50,6 @@ def logs_lookup(logs_client: Any) -> LogLookup:
             kwargs["nextToken"] = token
 
     return lookup
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    except ValueError:
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
 
 
 class AlertHandler:
@@ -138,10 +126,10 @@ class AlertHandler:
         alert = self._by_alarm.get(name)
         if alert is None or alert.alarm is None or self.lookup is None:
             return {"kind": "alarm", "alarm": name, "skipped": "no alert definition or log lookup for this alarm"}
-        end = _parse_time(state.get("timestamp")) or self.clock()
+        end = parse_timestamp_s(state.get("timestamp")) or self.clock()
         start = None
         try:
-            start = _parse_time(orjson.loads(state.get("reasonData") or "{}").get("startDate"))
+            start = parse_timestamp_s(orjson.loads(state.get("reasonData") or "{}").get("startDate"))
         except (orjson.JSONDecodeError, AttributeError):
             start = None
         span = alert.alarm.period * alert.alarm.evaluation_periods

@@ -10,22 +10,18 @@ from typing import Any
 
 from corrtrace.collector.checkpoint import Checkpoint
 from corrtrace.collector.pipeline import Pipeline, PipelineStats, Subscriber
-from corrtrace.collector.record import Record, make_record
+from corrtrace.collector.record import Record
 from corrtrace.collector.retry import Backoff, DeadLetters
 from corrtrace.collector.search import search_events
 from corrtrace.collector.sinks.base import SearchQuery, Sink
 from corrtrace.collector.sinks.cloudwatch import CloudWatchSink, logs_client
-from corrtrace.collector.sinks.cw_batcher import CwLimits, plan_batches, split_message
-from corrtrace.collector.sinks.elasticsearch import (
-    DEFAULT_PREFIX,
-    ElasticsearchSink,
-    connect,
-    ensure_index_template,
-    template_body,
-)
+from corrtrace.collector.sinks.cw_batcher import CwLimits
+from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect, ensure_index_template
 from corrtrace.collector.sinks.embedded import EmbeddedStore
+from corrtrace.collector.sources.base import Source
 from corrtrace.collector.sources.handler import ShippingHandler
 from corrtrace.collector.sources.multiline import Multiline
+from corrtrace.collector.sources.stdin import StreamSource
 from corrtrace.collector.sources.tail import FileTail
 
 
@@ -45,10 +41,10 @@ def ship_files(paths: Sequence[str | os.PathLike[str]], sinks: Sequence[Sink], *
         pipeline.close()
 
 
+# what a user calls: sources, sinks (with their settings; ``Record`` is what a sink receives), the pipeline,
+# search. Helpers (batching, message splitting, index templates' bodies, parsing) stay in their modules.
 __all__ = [
-    "DEFAULT_PREFIX", "Backoff", "Checkpoint", "CloudWatchSink", "CwLimits", "DeadLetters", "ElasticsearchSink",
-    "EmbeddedStore", "FileTail", "Multiline", "Pipeline", "PipelineStats", "Record", "SearchQuery",
-    "ShippingHandler", "Sink",
-    "connect", "ensure_index_template", "logs_client", "make_record", "plan_batches", "search_events",
-    "ship_files", "split_message", "template_body",
+    "Backoff", "Checkpoint", "CloudWatchSink", "CwLimits", "DeadLetters", "ElasticsearchSink", "EmbeddedStore",
+    "FileTail", "Multiline", "Pipeline", "PipelineStats", "Record", "SearchQuery", "ShippingHandler", "Sink", "Source",
+    "StreamSource", "connect", "ensure_index_template", "logs_client", "search_events", "ship_files",
 ]

@@ -8,73 +8,20 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 if TYPE_CHECKING:
     from corrtrace.collector.parsers import LineFormat
 
 _DAY_MS = 86_400_000
-# Years 1..9999: what RFC 3339, daily index names and SQLite integers can all hold. Anything else is unreadable.
-_MIN_MS = -62_135_596_800_000
-_MAX_MS = 253_402_300_799_999
 # Added to ``tags`` when ``@timestamp`` was present but unreadable and the ingest time replaced it (Logstash's
 # name for the same thing); the line as read is kept in ``event.original``.
 TIMESTAMP_FAILURE_TAG = "_dateparsefailure"
-_second_cache: dict[str, int] = {}
 _day_cache: dict[int, str] = {}
-
-
-def _seconds(head: str) -> int | None:
-    seconds = _second_cache.get(head)
-    if seconds is None:
-        try:
-            seconds = int(datetime.fromisoformat(head + "+00:00").timestamp())
-        except ValueError:
-            return None
-        if len(_second_cache) > 4096:
-            _second_cache.clear()
-        _second_cache[head] = seconds
-    return seconds
-
-
-def parse_timestamp_ms(value: Any) -> int | None:
-    """RFC 3339 text (or epoch milliseconds) -> epoch milliseconds; None when unusable (garbage, NaN, or
-    outside years 1..9999)."""
-    if value.__class__ is str and len(value) == 24 and value[19] == "." and value[23] == "Z":  # corrtrace's form
-        seconds = _second_cache.get(value[:19])
-        if seconds is None:
-            seconds = _seconds(value[:19])
-        if seconds is not None and value[20:23].isdigit():
-            return seconds * 1000 + int(value[20:23])
-    ms = _parse_other(value)
-    return ms if ms is not None and _MIN_MS <= ms <= _MAX_MS else None
-
-
-def _parse_other(value: Any) -> int | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value) if _MIN_MS <= value <= _MAX_MS else None  # False for NaN too
-    if not isinstance(value, str) or len(value) < 19:
-        return None
-    if len(value) >= 20 and value[-1] == "Z" and value[10] == "T":
-        seconds = _seconds(value[:19])
-        if seconds is None:
-            return None
-        frac = value[20:-1] if value[19] == "." else ""
-        if frac and not frac.isdigit():
-            return None
-        return seconds * 1000 + (int((frac + "000")[:3]) if frac else 0)
-    try:
-        return int(datetime.fromisoformat(value).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
-def format_timestamp(ms: int) -> str:
-    """Epoch milliseconds -> RFC 3339 UTC with milliseconds and ``Z``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def day_of(ms: int) -> str:

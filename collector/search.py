@@ -6,8 +6,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from corrtrace.collector.record import parse_timestamp_ms
 from corrtrace.collector.sinks.base import SearchQuery
+
+from corrtrace.timestamps import parse_timestamp_ms
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -13,10 +13,10 @@ from typing import Any
 
 from corrtrace.collector.parsers.text import BUILTIN, DEFAULT_SERVICE, TextParser
 from corrtrace.collector.parsers.user import UserFormat
-from corrtrace.collector.record import format_timestamp, parse_timestamp_ms
 
 from corrtrace.errors import InvalidInput
 from corrtrace.ids import is_valid
+from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 FORMAT_NAMES = ("auto", "json", *BUILTIN)
 DEFAULT_ID_ALIASES = ("correlationId", "correlation-id", "x_correlation_id", "requestId", "request_id")

@@ -6,24 +6,11 @@ Times without a zone (the talk's format, logback's default ``%d``) are read as U
 from __future__ import annotations
 
 import calendar
-import time
 from datetime import datetime
 
 _MONTHS = {name: i for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                                              "Nov", "Dec"), start=1)}
 _cache: dict[str, int | None] = {}
-_prefix: dict[int, str] = {}
-
-
-def iso(ms: int) -> str:
-    """Epoch milliseconds -> corrtrace's ``YYYY-MM-DDTHH:MM:SS.mmmZ``, the seconds part cached."""
-    seconds = ms // 1000
-    head = _prefix.get(seconds)
-    if head is None:
-        if len(_prefix) > 4096:
-            _prefix.clear()
-        head = _prefix[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{head}.{ms % 1000:03d}Z"
 
 
 def _remember(key: str, seconds: int | None) -> int | None:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from corrtrace.collector.parsers import clock
-from corrtrace.collector.record import parse_timestamp_ms
 
 from corrtrace.ids import is_valid
+from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 TextParser = Callable[[str], "dict[str, Any] | None"]
 
@@ -27,11 +27,10 @@ LOGBACK = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[,.](\d{1,9}))? \
 # nginx combined + the id (quoted or not) + optionally $request_time $msec (deploy/nginx/corrtrace.conf)
 NGINX = re.compile(r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
                    r'(?: "?([^"\s]*)"?)?(?: (\d{1,9}(?:\.\d{1,6})?) (\d{1,11}(?:\.\d{1,6})?))?\s*$')
-# logfmt: key=value or key="quoted \" value", separated by whitespace. A pair ends at whitespace, so the split
-# is unique: the whole line is checked once (LOGFMT_LINE), then its pairs are read (findall, matching back to back).
-LOGFMT_PAIR = re.compile(r'([^\s="]+)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s"]*))(?:\s+|$)')
-LOGFMT_LINE = re.compile(r'\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+')
+# logfmt: key=value or key="quoted \" value", separated by whitespace (the grammar, as a regular expression:
+# ``\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+``). Read by ``logfmt_fields`` in one pass.
 LOGFMT_MAX_PAIRS = 256
+_QUOTED = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*')  # a quoted value's inside: every backslash escapes one character
 
 _LOGFMT_ROLE = {**dict.fromkeys(("time", "ts", "timestamp", "t", "@timestamp"), "time"),
                 **dict.fromkeys(("level", "lvl", "severity", "loglevel", "at"), "level"),
@@ -48,7 +47,7 @@ def _cid(value: str | None) -> str | None:
 def _base(ms: int | None, level: str | None, message: str, cid: str | None) -> dict[str, Any]:
     event: dict[str, Any] = {"message": message}
     if ms is not None:
-        event["@timestamp"] = clock.iso(ms)
+        event["@timestamp"] = format_timestamp(ms)
     if level:
         event["log"] = {"level": level.upper()}
     if cid:
@@ -93,7 +92,7 @@ def nginx(line: str) -> dict[str, Any] | None:
                              "url": {"original": target, "path": target.partition("?")[0]},
                              "source": {"address": addr}, "event": {"dataset": "nginx.access"}}
     if ms is not None:
-        event["@timestamp"] = clock.iso(ms)
+        event["@timestamp"] = format_timestamp(ms)
     if cid and cid != "-" and is_valid(cid):
         event["correlation_id"] = cid
     if version.startswith("HTTP/"):
@@ -109,12 +108,62 @@ def nginx(line: str) -> dict[str, Any] | None:
     return event
 
 
+def logfmt_fields(line: str) -> dict[str, str] | None:
+    """The pairs of a logfmt line (the first ``LOGFMT_MAX_PAIRS``; a repeated key keeps its last value), or None
+    when the line does not follow the grammar. One pass, linear: ``str.split`` reads the stretches between
+    quotes, ``str.find`` each quoted value's closing quote (a quote after an odd run of backslashes is escaped).
+    """
+    fields: dict[str, str] = {}
+    pairs = 0
+    pos = 0
+    while True:
+        quote = line.find('"', pos)
+        stretch = line[pos:] if quote < 0 else line[pos:quote]
+        tokens = stretch.split()
+        key = ""
+        if quote >= 0:  # the stretch ends with ``key=``, touching the quoted value
+            if not tokens or stretch[-1].isspace():
+                return None
+            key = tokens.pop()
+            if key.find("=") != len(key) - 1 or len(key) < 2:
+                return None
+        for token in tokens:
+            name, eq, value = token.partition("=")
+            if not name or not eq:
+                return None
+            pairs += 1
+            if pairs <= LOGFMT_MAX_PAIRS:
+                fields[name] = value
+        if quote < 0:
+            return fields or None
+        end = quote
+        while True:
+            end = line.find('"', end + 1)
+            if end < 0:
+                return None
+            run = end - 1
+            while line[run] == "\\":  # stops at the opening quote at the latest
+                run -= 1
+            if (end - 1 - run) % 2 == 0:
+                break
+        value = line[quote + 1:end]
+        if "\\" in value:
+            if "\n" in value and _QUOTED.fullmatch(value) is None:  # a backslash cannot escape a line break
+                return None
+            value = _ESCAPES.sub(r"\1", value)
+        pairs += 1
+        if pairs <= LOGFMT_MAX_PAIRS:
+            fields[key[:-1]] = value
+        pos = end + 1
+        if pos < len(line) and not line[pos].isspace():
+            return None
+
+
 def logfmt(line: str) -> dict[str, Any] | None:
     """Keys are matched as written (logfmt's are lower case); the keys corrtrace does not know go to labels."""
-    if "=" not in line or LOGFMT_LINE.fullmatch(line) is None:
+    fields = logfmt_fields(line) if "=" in line else None
+    if fields is None:
         return None
-    fields = {key: (_ESCAPES.sub(r"\1", quoted) if "\\" in quoted else quoted) or bare
-              for key, quoted, bare in LOGFMT_PAIR.findall(line)[:LOGFMT_MAX_PAIRS]}
     known = fields.keys() & _LOGFMT_ROLE.keys()
     if len(fields) < 2 or not known:
         return None
@@ -125,7 +174,7 @@ def logfmt(line: str) -> dict[str, Any] | None:
             ms = parse_timestamp_ms(value)
             if ms is None:
                 continue
-            event["@timestamp"] = clock.iso(ms)
+            event["@timestamp"] = format_timestamp(ms)
         elif role == "level":
             event["log"] = {"level": value.upper()}
         elif role == "message":

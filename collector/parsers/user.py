@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from corrtrace.collector.parsers import clock
-from corrtrace.collector.record import format_timestamp, parse_timestamp_ms
 
 from corrtrace.ids import is_valid
+from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 MAX_PATTERN = 4096
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from corrtrace.collector.record import Record, format_timestamp, parse_timestamp_ms
+from corrtrace.collector.record import Record
 from corrtrace.collector.retry import Backoff, DeadLetters
 from corrtrace.collector.sinks.base import CallLimits, SearchQuery, SinkStats
 from corrtrace.collector.sinks.cw_batcher import (
@@ -29,6 +29,8 @@ from corrtrace.collector.sinks.cw_batcher import (
 )
 from corrtrace.collector.sinks.cw_batcher import event_size as _event_size
 from corrtrace.collector.sinks.cw_batcher import window_reason as _window_reason
+
+from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 log = logging.getLogger("corrtrace.collector.cloudwatch")
 _RETRY_CODES = frozenset({"ThrottlingException", "ServiceUnavailableException", "InternalFailure",

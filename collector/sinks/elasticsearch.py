@@ -416,7 +416,7 @@ class ElasticsearchSink:
         out = []
         for hit in hits:
             doc = hit["_source"]
-            from corrtrace.collector.record import parse_timestamp_ms
+            from corrtrace.timestamps import parse_timestamp_ms
 
             ts = parse_timestamp_ms(doc.get("@timestamp")) or 0
             if query.accepts(doc, ts):

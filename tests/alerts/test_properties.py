@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 from corrtrace.alerts import PatternError, compile_pattern
-from corrtrace.alerts.patterns import ast, resolve_all
-from corrtrace.alerts.patterns.compiler import _text
+from corrtrace.alerts.patterns import ast
+from corrtrace.alerts.patterns.compiler import _text, resolve_all
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

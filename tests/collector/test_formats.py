@@ -14,7 +14,7 @@ import re2
 import yaml
 from click.testing import CliRunner
 from corrtrace.collector.parsers import build_format
-from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_LINE, LOGFMT_PAIR, NGINX, TALK, logfmt
+from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_MAX_PAIRS, NGINX, TALK, logfmt, logfmt_fields
 from corrtrace.collector.record import make_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -182,6 +182,9 @@ def test_collect_format_option_and_per_source_formats(tmp_path: Path) -> None:
 
 
 # -- the built-in patterns stay linear on hostile input ------------------------------------------------------------
+# logfmt's grammar as regular expressions (the reference ``logfmt_fields`` is checked against, below)
+LOGFMT_PAIR = re.compile(r'([^\s="]+)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s"]*))(?:\s+|$)')
+LOGFMT_LINE = re.compile(r'\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+')
 PATTERNS = {"talk": TALK, "logback": LOGBACK, "nginx": NGINX, "logfmt_pair": LOGFMT_PAIR, "logfmt_line": LOGFMT_LINE}
 # the characters each pattern's quantifiers and delimiters care about: hostile input is made of them
 ALPHABETS = {"talk": "0123456789-: [] aZ.,\t", "logback": "0123456789-: [] INFOab-.,T\t",
@@ -217,6 +220,29 @@ def test_logfmt_is_linear_on_hostile_input(fragment: str) -> None:
     started = time.perf_counter()
     logfmt(text)
     assert time.perf_counter() - started < 0.5
+
+
+def _reference_fields(text: str) -> dict[str, str] | None:
+    if LOGFMT_LINE.fullmatch(text) is None:
+        return None
+    return {key: (re.sub(r"\\(.)", r"\1", quoted) if "\\" in quoted else quoted) or bare
+            for key, quoted, bare in LOGFMT_PAIR.findall(text)[:LOGFMT_MAX_PAIRS]}
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet='ab=" \\\t\n.\u00a0', max_size=40) | st.lists(
+    st.sampled_from(['a=1', 'b="x y"', 'c="q\\"d"', 'k=""', '  ', '\t', 'e=', '"', '\\', 'x=a=b', 'f="\\\\"',
+                     'g="\\\n"', '=v', 'h']), max_size=12).map("".join))
+def test_logfmt_fields_read_exactly_the_grammar(text: str) -> None:
+    """One pass gives what the grammar's regular expressions give: the same lines refused, the same pairs."""
+    assert logfmt_fields(text) == _reference_fields(text)
+
+
+def test_logfmt_keeps_the_first_pairs_of_a_long_line() -> None:
+    text = " ".join(f'k{i}="v {i}"' if i % 2 else f"k{i}={i}" for i in range(LOGFMT_MAX_PAIRS + 10)) + ' bad"'
+    assert logfmt_fields(text) is None  # the whole line is checked, not only the pairs kept
+    fields = logfmt_fields(text[:-5])
+    assert fields == _reference_fields(text[:-5]) and fields is not None and len(fields) == LOGFMT_MAX_PAIRS
 
 
 def test_the_builtin_patterns_have_no_backreferences_or_lookaround() -> None:
