@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from corrtrace.alerts.engine import event_time
 from corrtrace.collector.record import TIMESTAMP_FAILURE_TAG, make_record
+
 from corrtrace.timestamps import format_timestamp, parse_timestamp_ms, parse_timestamp_s
 
 STAMPS = ["2027-01-15T08:00:01.123Z", "2027-01-15T08:00:01Z", "2027-01-15T08:00:01.123456+02:00",
