@@ -126,7 +126,7 @@ def _settings(table: str, endpoint: str) -> TxManagerSettings:
     )
 
 
-def _wait_rolled_back(store: Store, correlation_id: str, timeout: float = 60) -> float:
+def _wait_rolled_back(store: Store, correlation_id: str, timeout: float = 60, poll: float = 0.02) -> float:
     deadline = time.time() + timeout
     while True:
         tx = store.get(correlation_id)
@@ -134,7 +134,7 @@ def _wait_rolled_back(store: Store, correlation_id: str, timeout: float = 60) ->
             return time.time()
         if time.time() > deadline:
             raise SystemExit(f"transaction {correlation_id} not rolled back in {timeout} s: {tx}")
-        time.sleep(0.02)
+        time.sleep(poll)
 
 
 def count_calls(endpoint: str, participants: Participants) -> dict[str, Any]:
@@ -183,20 +183,44 @@ def _start_manager(settings: TxManagerSettings, log: Path) -> tuple[subprocess.P
         "secret": SECRET,
         "poll_interval": "0.05",
         "backoff_initial": "0.05",
-        # an overloaded engine times calls out: a stopped pass resumes at the next sweep, parked calls soon after
-        "resume_interval": "5",
+        # an overloaded engine times calls out: a stopped pass resumes at a later sweep, parked calls soon after;
+        # not much more often than the default: each sweep is 3 index queries per manager
+        "resume_interval": "20",
         "slow_retry_initial": "5",
     }
     proc = start_manager(port, log, env, extra_args=("--log-level", "WARNING"), cwd=ROOT)
     return proc, f"http://127.0.0.1:{port}"
 
 
-def throughput(endpoint: str, participants: Participants, instances: int, n: int, log: Path) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _moto_pid() -> int | None:
+    """The moto server answering on MOTO_URL's port, when it runs on this machine (for its CPU time)."""
+    port = str(httpx.URL(MOTO_URL).port or 80)
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"moto.server" in args and port.encode() in args:
+            return int(proc.name)
+    return None
+
+
+def throughput(
+    proxy: SerializingProxy, participants: Participants, instances: int, n: int, log: Path
+) -> dict[str, Any]:
     """``n`` transactions at once against ``instances`` manager processes sharing one table."""
     table = f"bench-load-{uuid.uuid4().hex[:8]}"
-    settings = _settings(table, endpoint)
+    settings = _settings(table, proxy.url)
     store = Store(settings)
     store.create_table()
+    own: list[str] = []  # the benchmark's own calls (table, final-state polls), not the managers'
+    store.client.meta.events.register("before-call.dynamodb", lambda model, **_: own.append(model.name))
     managers = [_start_manager(settings, log) for _ in range(instances)]
     clients = [TxManagerClient(url, SECRET, timeout=600) for _, url in managers]
     ids = [new_correlation_id() for _ in range(n)]
@@ -212,12 +236,22 @@ def throughput(endpoint: str, participants: Participants, instances: int, n: int
         return time.time() - started
 
     try:
+        forwarded, own_before = sum(proxy.calls.values()), len(own)
+        moto = _moto_pid()
+        cpu = sum(_cpu_seconds(proc.pid) for proc, _ in managers)
+        engine_cpu, own_cpu = _cpu_seconds(moto) if moto else 0.0, _cpu_seconds(os.getpid())
         start = time.time()
         with ThreadPoolExecutor(n) as pool:
             durations = list(pool.map(one, range(n)))
         deadline = time.time() + 600  # then each transaction's own last write (finish): done means rolled_back
-        states = Counter(_wait_rolled_back(store, cid, timeout=deadline - time.time()) and "rolled_back" for cid in ids)
+        states = Counter(  # polled slowly: the benchmark's own reads must not compete with the managers' calls
+            _wait_rolled_back(store, cid, timeout=deadline - time.time(), poll=0.5) and "rolled_back" for cid in ids
+        )
         elapsed = time.time() - start
+        cpu = sum(_cpu_seconds(proc.pid) for proc, _ in managers) - cpu
+        engine_cpu = _cpu_seconds(moto) - engine_cpu if moto else float("nan")
+        own_cpu = _cpu_seconds(os.getpid()) - own_cpu
+        managers_calls = sum(proxy.calls.values()) - forwarded - (len(own) - own_before)
     finally:
         for client in clients:
             client.close()
@@ -234,7 +268,14 @@ def throughput(endpoint: str, participants: Participants, instances: int, n: int
     return {
         "instances": instances,
         "transactions": n,
-        "transactions_per_s": round(n / elapsed, 1),
+        "transactions_per_s": round(n / elapsed, 2),
+        "seconds": round(elapsed, 1),
+        # every request the engine got from the managers (contention and retries included), per transaction
+        "calls_per_transaction_under_load": round(managers_calls / n, 1),
+        "manager_cpu_ms_per_transaction": round(1000 * cpu / n, 1),
+        # where the rest of the machine's CPU went: moto, and this process (proxy, participants, 200 clients)
+        "moto_cpu_ms_per_transaction": round(1000 * engine_cpu / n, 1),
+        "bench_cpu_ms_per_transaction": round(1000 * own_cpu / n, 1),
         "median_s": round(statistics.median(durations), 3),
         "p95_s": round(durations[int(0.95 * (n - 1))], 3),
         "rolled_back_exactly_once": sum(1 for c in counts if c == 1),
@@ -287,9 +328,9 @@ def main(argv: list[str]) -> int:
     try:
         calls = count_calls(proxy.url, participants)
         writes_per_s = engine_ceiling(proxy.url)
-        runs = [throughput(proxy.url, participants, 2, args.transactions, log)]
+        runs = [throughput(proxy, participants, 2, args.transactions, log)]
         if args.one_instance:
-            runs.append(throughput(proxy.url, participants, 1, args.transactions, log))
+            runs.append(throughput(proxy, participants, 1, args.transactions, log))
     finally:
         participants.server.stop()
         proxy.close()
@@ -306,6 +347,10 @@ def main(argv: list[str]) -> int:
         "engine_ceiling_transactions_per_s": round(ceiling, 2),
         "runs": runs,
         "ratio_to_engine_ceiling": round(runs[0]["transactions_per_s"] / ceiling, 2),
+        # what one manager core drives when the engine is not the limit: 1 / its CPU time per transaction
+        "manager_transactions_per_s": round(1000 / max(runs[0]["manager_cpu_ms_per_transaction"], 0.1), 1),
+        "exactly_once": exact,
+        "load_average": [round(x, 1) for x in os.getloadavg()],
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -328,6 +373,19 @@ def main(argv: list[str]) -> int:
             f"{ceiling:.2f} tx/s; two managers reach {report['ratio_to_engine_ceiling']}x of it"
         )
         print(f"  every participant rolled back exactly once: {'yes' if exact else 'NO'}")
+        row = runs[0]
+        print(
+            f"  under load: {row['calls_per_transaction_under_load']} engine calls per transaction (contention "
+            f"included); CPU per transaction: managers {row['manager_cpu_ms_per_transaction']} ms "
+            f"(= {report['manager_transactions_per_s']} tx/s per manager core), moto "
+            f"{row['moto_cpu_ms_per_transaction']} ms, proxy + participants + clients "
+            f"{row['bench_cpu_ms_per_transaction']} ms; load average {report['load_average']}"
+        )
+        # result lines for run_all.py / capacity.py
+        print("calls: " + json.dumps({op: v["calls"] for op, v in calls.items()} | {"per_transaction": per_tx}))
+        for row in runs:
+            print(f"load_{row['instances']}_managers: " + json.dumps(row))
+        print("report: " + json.dumps({k: v for k, v in report.items() if k not in ("dynamodb_calls", "runs")}))
     return 0 if ok_calls and exact else 1
 
 

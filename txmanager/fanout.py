@@ -102,6 +102,7 @@ class FanOut:
         self._http = http or httpx.AsyncClient(timeout=settings.participant_timeout, follow_redirects=False)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
+        self._seen: set[str] | None = None  # unfinished at the previous sweep (None: no sweep yet)
 
     # -- scheduling -------------------------------------------------------------------------------------------
     def kick(self, correlation_id: str, current: Transaction | None = None) -> None:
@@ -137,13 +138,20 @@ class FanOut:
             self._tasks.pop(correlation_id, None)
 
     async def resume(self) -> int:
-        """Pick up every transaction with work left (after a restart, or one another instance abandoned)."""
+        """Pick up transactions with work left: at start every one (after a restart), later those left unfinished
+        for a whole sweep interval (a stopped pass, a due slow retry, one another instance abandoned).
+
+        A transaction that became unfinished since the last sweep is most likely being driven right now, here or
+        by another live instance: driving it twice would only add conflicting claims and polls on the table.
+        """
         ids = await asyncio.to_thread(lambda: list(self.store.unfinished()))
-        for correlation_id in ids:
+        seen, self._seen = self._seen, set(ids)
+        due = [cid for cid in ids if cid not in self._tasks and (seen is None or cid in seen)]
+        for correlation_id in due:
             self.kick(correlation_id)
-        if ids:
-            events.note(None, f"resuming {len(ids)} unfinished transaction(s)", count=len(ids))
-        return len(ids)
+        if due:
+            events.note(None, f"resuming {len(due)} unfinished transaction(s)", count=len(due))
+        return len(due)
 
     async def end_expired(self) -> int:
         """End open transactions older than ``open_ttl``: mark them expired, or roll them back
@@ -265,10 +273,12 @@ class FanOut:
                     await self._attempt(tx, claimed)
             return
         p: Participant | None = participant
+        wait = self.settings.poll_interval  # while another caller holds it: doubling, so waiting costs few reads
         while p is not None and not self.done_for_now(p):
             now = time.time()
             if p.state == IN_PROGRESS and p.lease_until >= now:
-                await asyncio.sleep(min(self.settings.poll_interval, p.lease_until - now + 0.01))
+                await asyncio.sleep(min(wait, p.lease_until - now + 0.01))
+                wait = min(2 * wait, self.settings.lease_seconds)
                 p = await asyncio.to_thread(self.store.participant, tx.correlation_id, p.service)
                 continue
             if p.state != IN_PROGRESS and p.next_attempt_at > now:
@@ -276,8 +286,9 @@ class FanOut:
             claimed = await asyncio.to_thread(
                 self.store.claim, tx.correlation_id, p.service, self.owner, self.settings.lease_seconds
             )
-            if claimed is None:  # another caller got it first: look again shortly
-                await asyncio.sleep(self.settings.poll_interval)
+            if claimed is None:  # another caller got it first: look again later
+                await asyncio.sleep(wait)
+                wait = min(2 * wait, self.settings.lease_seconds)
             settled = await self._attempt(tx, claimed) if claimed is not None else None
             p = settled or await asyncio.to_thread(self.store.participant, tx.correlation_id, p.service)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from typing import Any
 
 
@@ -23,6 +24,8 @@ class SerializingProxy:
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         lock = threading.Lock()
         local = threading.local()
+        self.calls: Counter[str] = Counter()  # forwarded requests by DynamoDB API (X-Amz-Target), for benchmarks
+        calls = self.calls
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -35,6 +38,7 @@ class SerializingProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 with lock:
+                    calls[self.headers.get("X-Amz-Target", "").rpartition(".")[2] or self.command] += 1
                     conn = getattr(local, "conn", None)
                     if conn is None:
                         conn = local.conn = http.client.HTTPConnection(host, port, timeout=30)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from corrtrace.txmanager import TxManagerClient, create_app
-from corrtrace.txmanager.store import IN_PROGRESS, SUCCEEDED, Store
+from corrtrace.txmanager.fanout import FanOut
+from corrtrace.txmanager.notify import Notifier
+from corrtrace.txmanager.store import IN_PROGRESS, ROLLBACK, SUCCEEDED, Store, Transaction
 
 from corrtrace import new_correlation_id
-from tests.txmanager.conftest import SECRET, Mesh, Recorder
+from tests.txmanager.conftest import SECRET, Mesh, Recorder, participant_app
 
 
 def test_50_concurrent_duplicate_triggers_roll_each_participant_back_once(mesh, settings, store, servers, free_port):
@@ -59,3 +62,59 @@ def test_only_one_of_50_threads_can_claim_a_participant_call(store: Store) -> No
     settled = store.settle(cid, "svc", participant.lease_owner or "", SUCCEEDED)
     assert settled is not None and settled.state == SUCCEEDED
     assert store.claim(cid, "svc", "late", lease_seconds=30) is None  # a succeeded participant is never due again
+
+
+class _KickRecorder(FanOut):
+    """A fan-out that records which transactions a sweep hands to it instead of driving them."""
+
+    kicked: list[str]
+
+    def kick(self, correlation_id: str, current: Transaction | None = None) -> None:
+        self.kicked.append(correlation_id)
+
+
+def test_the_sweep_leaves_a_transaction_started_since_the_last_sweep_to_its_driver(settings, store) -> None:
+    fanout = _KickRecorder(settings, store, Notifier(settings), secret=SECRET)
+    fanout.kicked = []
+    old, new = new_correlation_id(), new_correlation_id()
+    for cid in (old, new):
+        store.register(cid, "svc", "http://127.0.0.1:9/corrtrace/rollback/{id}", None)
+    store.begin(old, ROLLBACK, "r", "s")
+
+    async def sweeps() -> None:
+        await fanout.resume()  # at start: every unfinished transaction (a restart resumes them all)
+        assert fanout.kicked == [old]
+        store.begin(new, ROLLBACK, "r", "s")  # a live instance is driving it right now
+        fanout.kicked.clear()
+        await fanout.resume()
+        assert fanout.kicked == [old]  # only the one left unfinished for a whole interval
+        fanout.kicked.clear()
+        await fanout.resume()
+        assert sorted(fanout.kicked) == sorted([old, new])  # still unfinished a sweep later: driven here too
+        await fanout.aclose()
+
+    asyncio.run(sweeps())
+
+
+def test_waiting_on_another_holders_lease_reads_the_participant_a_few_times_not_every_poll(
+    settings, store, servers, free_port
+) -> None:
+    rec = Recorder("svc")
+    participant = servers(participant_app(rec), free_port())
+    cid = new_correlation_id()
+    store.register(cid, "svc", f"{participant.url}/corrtrace/rollback/{{id}}", None)
+    tx, _ = store.begin(cid, ROLLBACK, "r", "s")
+    held = store.claim(cid, "svc", "another-instance", lease_seconds=2.0)  # its holder "died" mid-call
+    assert held is not None
+    fanout = FanOut(settings, store, Notifier(settings), secret=SECRET)
+    reads: list[str] = []
+    store.client.meta.events.register("before-call.dynamodb.GetItem", lambda **_: reads.append("GetItem"))
+
+    async def settle() -> None:
+        await fanout._settle_participant(tx, held)  # waits out the lease, then makes the call itself
+        await fanout.aclose()
+
+    asyncio.run(settle())
+    assert rec.count("rollback") == 1 and rec.hits["rollback"] == 1
+    # 2 s of lease at poll_interval 0.05 s were ~40 reads; doubling waits make it about 6
+    assert settings.poll_interval == 0.05 and len(reads) <= 10, len(reads)
