@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from corrtrace.alerts.definitions import AlarmState
+
 from corrtrace.ids import safe_excerpt
 
 log = logging.getLogger("corrtrace.alerts")
@@ -23,8 +25,8 @@ class AlarmNotification:
 
     alert: str
     alarm_name: str
-    state: str
-    previous_state: str
+    state: AlarmState
+    previous_state: AlarmState
     reason: str
     timestamp: float
     correlation_ids: tuple[str, ...] = ()
@@ -65,7 +67,7 @@ class TxManagerAction:
         return cls(TxManagerClient(url, secret))
 
     def __call__(self, notification: AlarmNotification) -> None:
-        if notification.state != "ALARM":
+        if notification.state != AlarmState.ALARM:
             return
         reason = f"{notification.kind}: {notification.reason}"[:500]
         for correlation_id in notification.correlation_ids:
@@ -92,7 +94,7 @@ class SnsAction:
     type: str = "sns"
 
     def __call__(self, notification: AlarmNotification) -> None:
-        if notification.state != "ALARM":  # deployed alarms carry these ARNs as AlarmActions only
+        if notification.state != AlarmState.ALARM:  # deployed alarms carry these ARNs as AlarmActions only
             return
         topic = notification.target or self.topic_arn
         self.client.publish(
@@ -125,7 +127,7 @@ class LambdaAction:
         }
 
     def __call__(self, notification: AlarmNotification) -> None:
-        if notification.state != "ALARM":
+        if notification.state != AlarmState.ALARM:
             return
         self.last_response = self.client.invoke(
             FunctionName=notification.target or self.function_arn,

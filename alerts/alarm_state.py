@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from corrtrace.alerts.definitions import AlarmState
 
 log = logging.getLogger("corrtrace.alerts")
 FORMAT_VERSION = 1
 KEEP_IDS = 1000  # per alarm: enough to cover the evaluation range of any alarm the engine runs
-_STATES = frozenset({"OK", "ALARM", "INSUFFICIENT_DATA"})
 
 
 @dataclass(frozen=True)
 class SavedAlarm:
-    state: str
+    state: AlarmState
     notified: tuple[str, ...] = ()
 
 
@@ -48,13 +48,13 @@ class AlarmStateFile:
             return {}
         out: dict[str, SavedAlarm] = {}
         for name, item in alarms.items():
-            if isinstance(item, dict) and item.get("state") in _STATES:
+            if isinstance(item, dict) and item.get("state") in set(AlarmState):
                 ids = item.get("notified")
                 notified = tuple(str(i) for i in ids[-KEEP_IDS:]) if isinstance(ids, list) else ()
-                out[str(name)] = SavedAlarm(str(item["state"]), notified)
+                out[str(name)] = SavedAlarm(AlarmState(item["state"]), notified)
         return out
 
-    def save(self, alarms: Mapping[str, tuple[str, Iterable[str]]]) -> None:
+    def save(self, alarms: Mapping[str, tuple[AlarmState, Iterable[str]]]) -> None:
         """Write ``{alarm name: (state, notified IDs oldest first)}``; a failed write is logged, not raised."""
         saved = {name: {"state": state, "notified": list(ids)[-KEEP_IDS:]} for name, (state, ids) in alarms.items()}
         body = {"version": FORMAT_VERSION, "alarms": saved}

@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,43 @@ from corrtrace.config import read_yaml
 from corrtrace.errors import InvalidInput
 
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
-COMPARISONS = (
-    "GreaterThanOrEqualToThreshold",
-    "GreaterThanThreshold",
-    "LessThanThreshold",
-    "LessThanOrEqualToThreshold",
-)
+
+
+class AlarmState(StrEnum):
+    """An alarm's state, spelled as CloudWatch spells it (in alarm events and the saved state file)."""
+
+    OK = "OK"
+    ALARM = "ALARM"
+    INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+
+
+class Comparison(StrEnum):
+    """An alarm's ``ComparisonOperator``: the four CloudWatch takes for a static threshold."""
+
+    GREATER_OR_EQUAL = "GreaterThanOrEqualToThreshold"
+    GREATER = "GreaterThanThreshold"
+    LESS = "LessThanThreshold"
+    LESS_OR_EQUAL = "LessThanOrEqualToThreshold"
+
+    def breaches(self, value: float, threshold: float) -> bool:
+        """Whether a datapoint of ``value`` breaches ``threshold`` under this operator."""
+        match self:
+            case Comparison.GREATER_OR_EQUAL:
+                return value >= threshold
+            case Comparison.GREATER:
+                return value > threshold
+            case Comparison.LESS:
+                return value < threshold
+            case Comparison.LESS_OR_EQUAL:
+                return value <= threshold
+        raise AssertionError(self)  # unreachable: the match covers every member
+
+    @property
+    def words(self) -> str:
+        """The operator as CloudWatch's reason text says it: ``greater than or equal to``."""
+        return re.sub(r"(?<!^)(?=[A-Z])", " ", self.removesuffix("Threshold")).lower()
+
+
 TREAT_MISSING = ("missing", "notBreaching", "breaching", "ignore")
 UNITS = frozenset(
     [
@@ -92,7 +124,7 @@ class AlarmSpec:
     evaluation_periods: int = 1
     datapoints_to_alarm: int = 1
     threshold: float = 1.0
-    comparison: str = "GreaterThanOrEqualToThreshold"
+    comparison: Comparison = Comparison.GREATER_OR_EQUAL
     treat_missing_data: str = "missing"
     name: str = ""
     description: str = ""
@@ -362,9 +394,9 @@ def _alarm(ctx: _Ctx, raw: Any, metric: MetricSpec) -> AlarmSpec:
     if evaluation * period > 86400:
         raise ctx.fail("alarm.evaluation_periods", "evaluation_periods x period cannot exceed one day")
     threshold = ctx.number(a.get("threshold", 1), "alarm.threshold")
-    comparison = str(a.get("comparison", "GreaterThanOrEqualToThreshold"))
-    if comparison not in COMPARISONS:
-        raise ctx.fail("alarm.comparison", f"expected one of {', '.join(COMPARISONS)}")
+    comparison = str(a.get("comparison", Comparison.GREATER_OR_EQUAL))
+    if comparison not in set(Comparison):
+        raise ctx.fail("alarm.comparison", f"expected one of {', '.join(Comparison)}")
     treat = str(a.get("treat_missing_data", "missing"))
     if treat not in TREAT_MISSING:
         raise ctx.fail("alarm.treat_missing_data", f"expected one of {', '.join(TREAT_MISSING)}")
@@ -383,7 +415,7 @@ def _alarm(ctx: _Ctx, raw: Any, metric: MetricSpec) -> AlarmSpec:
         evaluation,
         datapoints,
         threshold,
-        comparison,
+        Comparison(comparison),
         treat,
         name,
         str(a.get("description", "")),

@@ -22,7 +22,7 @@ from corrtrace.alerts.actions import Action, AlarmNotification, run_actions
 from corrtrace.alerts.alarm_state import AlarmStateFile
 from corrtrace.alerts.correlation import correlation_id_of
 from corrtrace.alerts.definitions import Alert
-from corrtrace.alerts.evaluator import ALARM, AlarmEvaluator, Transition
+from corrtrace.alerts.evaluator import ALARM, OK, AlarmEvaluator, Transition
 from corrtrace.alerts.jam import JamDetector
 from corrtrace.alerts.patterns.compiler import MISSING
 
@@ -200,7 +200,7 @@ class AlertEngine:
                         alert.name,
                         alert.alarm_name,
                         ALARM,
-                        "OK",
+                        OK,
                         f"correlation ID failed {jam.failures} times within {st.jam.window:g}s (stream jam)",
                         ts,
                         (cid,),

@@ -9,26 +9,12 @@ decide; with fewer, missing ones are filled in "as few times as possible" by the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from corrtrace.alerts.definitions import AlarmSpec
+from corrtrace.alerts.definitions import AlarmSpec, AlarmState, Comparison
 
-OK = "OK"
-ALARM = "ALARM"
-INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-}
-_WORDS = {
-    "GreaterThanOrEqualToThreshold": "greater than or equal to",
-    "GreaterThanThreshold": "greater than",
-    "LessThanThreshold": "less than",
-    "LessThanOrEqualToThreshold": "less than or equal to",
-}
+OK, ALARM, INSUFFICIENT_DATA = AlarmState.OK, AlarmState.ALARM, AlarmState.INSUFFICIENT_DATA
 
 
 def aggregate(statistic: str, values: Sequence[float]) -> float:
@@ -54,14 +40,14 @@ def decide(
     values: Sequence[float | None],
     *,
     threshold: float,
-    comparison: str,
+    comparison: Comparison | str,
     evaluation_periods: int,
     datapoints_to_alarm: int,
     treat_missing_data: str,
-    current_state: str = INSUFFICIENT_DATA,
-) -> str:
+    current_state: AlarmState = INSUFFICIENT_DATA,
+) -> AlarmState:
     """The alarm state for the datapoints of the evaluation range (oldest first, None = missing)."""
-    breaches = _COMPARE[comparison]
+    breaches = Comparison(comparison).breaches
     n, m = evaluation_periods, datapoints_to_alarm
     real = [v for v in values if v is not None]
     if not real:
@@ -94,8 +80,8 @@ class Transition:
     """A state change, with the periods whose datapoints were evaluated (for collecting correlation IDs)."""
 
     alarm_name: str
-    old_state: str
-    new_state: str
+    old_state: AlarmState
+    new_state: AlarmState
     reason: str
     timestamp: float
     periods: list[float] = field(default_factory=list)
@@ -104,10 +90,12 @@ class Transition:
 class AlarmEvaluator:
     """One alarm: collects samples into periods and evaluates them with CloudWatch's rules."""
 
-    def __init__(self, name: str, spec: AlarmSpec, *, state: str = INSUFFICIENT_DATA, keep_periods: int = 0) -> None:
+    def __init__(
+        self, name: str, spec: AlarmSpec, *, state: AlarmState = INSUFFICIENT_DATA, keep_periods: int = 0
+    ) -> None:
         self.name = name
         self.spec = spec
-        self.state = state
+        self.state = AlarmState(state)
         self.range = spec.evaluation_periods + 2
         self._keep = max(keep_periods, self.range + 2)
         self._samples: dict[float, list[float]] = {}
@@ -154,7 +142,7 @@ class AlarmEvaluator:
             [s for s, v in zip(starts, values, strict=True) if v is not None],
         )
 
-    def _reason(self, values: Sequence[float | None], starts: Sequence[float], new: str) -> str:
+    def _reason(self, values: Sequence[float | None], starts: Sequence[float], new: AlarmState) -> str:
         spec = self.spec
         real = [(v, s) for v, s in zip(values, starts, strict=True) if v is not None][-spec.evaluation_periods :]
         if not real:
@@ -162,7 +150,7 @@ class AlarmEvaluator:
         shown = ", ".join(f"{v:g}" for v, _ in real)
         return (
             f"Threshold Crossed: {len(real)} out of the last {spec.evaluation_periods} datapoints [{shown}] "
-            f"{'were' if new == ALARM else 'were not enough'} {_WORDS[spec.comparison]} "
+            f"{'were' if new == ALARM else 'were not enough'} {Comparison(spec.comparison).words} "
             f"the threshold ({spec.threshold:g}) "
             f"(minimum {spec.datapoints_to_alarm} datapoint(s) for ALARM)"
         )

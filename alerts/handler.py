@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 from corrtrace.alerts.actions import RollbackClient
 from corrtrace.alerts.correlation import correlation_id_of
-from corrtrace.alerts.definitions import Alert
+from corrtrace.alerts.definitions import AlarmState, Alert
 from corrtrace.alerts.jam import JamDetector
 from corrtrace.alerts.patterns.compiler import MISSING
 
@@ -121,7 +121,7 @@ class AlertHandler:
         name = str(data.get("alarmName", ""))
         state = data.get("state", {})
         previous = data.get("previousState", {})
-        if state.get("value") != "ALARM" or previous.get("value") == "ALARM":
+        if state.get("value") != AlarmState.ALARM or previous.get("value") == AlarmState.ALARM:
             return {"kind": "alarm", "alarm": name, "skipped": "not a transition into ALARM", "correlation_ids": []}
         alert = self._by_alarm.get(name)
         if alert is None or alert.alarm is None or self.lookup is None:
