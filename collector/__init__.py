@@ -19,7 +19,7 @@ from corrtrace.collector.sinks.cw_batcher import CwLimits
 from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect, ensure_index_template
 from corrtrace.collector.sinks.embedded import EmbeddedStore
 from corrtrace.collector.sources.base import Source
-from corrtrace.collector.sources.handler import ShippingHandler
+from corrtrace.collector.sources.logging_handler import ShippingHandler
 from corrtrace.collector.sources.multiline import Multiline
 from corrtrace.collector.sources.stdin import StreamSource
 from corrtrace.collector.sources.tail import FileTail

@@ -4,6 +4,9 @@
 ``POST /transactions/{id}/rollback``      {reason, source}: 202, the fan-out runs in the background
 ``POST /transactions/{id}/commit``        {reason, source}: 202
 ``GET  /transactions/{id}``               the transaction and each participant's state
+
+The routes are module-level (``router``) and find their store, fan-out and verifier in ``app.state.manager``,
+which ``create_app`` builds; its lifespan runs the periodic sweep.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from corrtrace.txmanager import events
+from corrtrace.txmanager import eventlog
 from corrtrace.txmanager.auth import MAX_SKEW, Verifier
 from corrtrace.txmanager.discovery import Discover, default_discover
 from corrtrace.txmanager.fanout import FanOut
 from corrtrace.txmanager.notify import Notifier
 from corrtrace.txmanager.settings import TxManagerSettings
 from corrtrace.txmanager.store import COMMIT, ROLLBACK, Action, ConflictError, Store
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -65,6 +69,29 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
         raise HTTPException(422, detail=f"{where}: {first.get('msg', 'invalid')}") from None
 
 
+@dataclass(frozen=True)
+class Manager:
+    """What the routes work with: one per app, in ``app.state.manager``."""
+
+    settings: TxManagerSettings
+    store: Store
+    fanout: FanOut
+    verifier: Verifier
+    discover: Discover | None
+
+    async def sweep(self) -> None:
+        """Resume unfinished work and end expired transactions, every ``resume_interval`` (0: once, at start)."""
+        while True:
+            try:
+                await self.fanout.resume()
+                await self.fanout.end_expired()
+            except Exception as exc:
+                eventlog.note(None, f"resume sweep failed ({type(exc).__name__}); retrying", level=logging.ERROR)
+            if self.settings.resume_interval <= 0:
+                return
+            await asyncio.sleep(self.settings.resume_interval)
+
+
 def create_app(
     settings: TxManagerSettings,
     *,
@@ -75,152 +102,165 @@ def create_app(
     """Build the manager. ``discover`` defaults to log-based discovery when the settings configure it."""
     secret = settings.resolved_secret()
     store = store or Store(settings)
-    fanout = FanOut(settings, store, notifier or Notifier(settings), secret=secret)
-    discover = discover if discover is not None else default_discover(settings)
-    verifier = Verifier(
-        secret,
-        nonces=NonceCache(ttl=2 * MAX_SKEW),
-        shared=lambda nonce: store.remember_nonce(nonce, ttl=2 * MAX_SKEW),
+    manager = Manager(
+        settings=settings,
+        store=store,
+        fanout=FanOut(settings, store, notifier or Notifier(settings), secret=secret),
+        verifier=Verifier(
+            secret,
+            nonces=NonceCache(ttl=2 * MAX_SKEW),
+            shared=lambda nonce: store.remember_nonce(nonce, ttl=2 * MAX_SKEW),
+        ),
+        discover=discover if discover is not None else default_discover(settings),
     )
-
-    async def sweep() -> None:
-        while True:
-            try:
-                await fanout.resume()
-                await fanout.end_expired()
-            except Exception as exc:
-                events.note(None, f"resume sweep failed ({type(exc).__name__}); retrying", level=logging.ERROR)
-            if settings.resume_interval <= 0:
-                return
-            await asyncio.sleep(settings.resume_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(sweep())
+        sweeper = asyncio.create_task(manager.sweep())
         try:
             yield
         finally:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
-            await fanout.aclose()
+            await manager.fanout.aclose()
 
     app = FastAPI(title="corrtrace transaction manager", lifespan=lifespan)
-    app.state.fanout = fanout
-    app.state.store = store
-    app.state.settings = settings
-
-    async def authenticated(request: Request) -> bytes:
-        """Dependency: the raw body of a call whose signature, freshness and nonce check out (else 401)."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.max_body_bytes:
-            raise HTTPException(413, detail=f"body over {settings.max_body_bytes} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.max_body_bytes:
-                raise HTTPException(413, detail=f"body over {settings.max_body_bytes} bytes")
-        try:
-            await asyncio.to_thread(verifier.check, request.method, request.url.path, body, request.headers)
-        except SignatureError as exc:
-            where = safe_excerpt(request.url.path, 80)
-            events.note(None, f"refused {request.method} {where}: {exc}", level=logging.WARNING)
-            raise HTTPException(401, detail=str(exc), headers={"WWW-Authenticate": "Corrtrace-HMAC"}) from None
-        return body
-
-    def valid_id(correlation_id: str) -> str:
-        if not is_valid(correlation_id):
-            raise HTTPException(400, detail="invalid correlation id")
-        return correlation_id
-
-    async def trigger(action: Action, correlation_id: str, body: bytes) -> JSONResponse:
-        params = _parse(TriggerBody, body)
-        if action == ROLLBACK and discover is not None:
-            await _discover_if_needed(discover, correlation_id)
-        try:
-            tx, started = await asyncio.to_thread(store.begin, correlation_id, action, params.reason, params.source)
-        except ConflictError as exc:
-            raise HTTPException(409, detail=str(exc)) from None
-        retried: list[str] = []
-        if params.retry_failed and not started:
-            retried = await asyncio.to_thread(store.retry_failed, correlation_id)
-            if retried:
-                await asyncio.to_thread(store.reopen, correlation_id, action)
-        events.note(
-            correlation_id,
-            f"{action} {'started' if started else 'requested again (duplicate)'}",
-            retried=",".join(retried) or None,
-            reason=safe_excerpt(params.reason or "", 120) or None,
-            source=safe_excerpt(params.source or "", 60) or None,
-            triggers=tx.triggers,
-        )
-        fanout.kick(correlation_id, None if retried else tx)
-        return JSONResponse({"started": started, "retried": retried, "transaction": tx.as_dict()}, status_code=202)
-
-    async def _discover_if_needed(discover: Discover, correlation_id: str) -> None:
-        if await asyncio.to_thread(store.participants, correlation_id):
-            return
-        try:
-            found = await asyncio.to_thread(discover, correlation_id)
-        except Exception as exc:
-            events.note(correlation_id, f"participant discovery failed: {type(exc).__name__}", level=logging.ERROR)
-            raise HTTPException(
-                503, detail="participant discovery failed (log store unreachable?); nothing was started, retry"
-            ) from None
-        reopen = False
-        for p in found:
-            _, tx, created = await asyncio.to_thread(
-                store.register, correlation_id, p.service, p.rollback_url, p.commit_url, discovered=True
-            )
-            reopen = reopen or (created and tx.action == ROLLBACK)
-        if reopen:  # an earlier trigger found nobody; these were logged since: roll them back too
-            await asyncio.to_thread(store.reopen, correlation_id)
-        events.note(
-            correlation_id,
-            f"no participant registered; discovered {len(found)} from the logs",
-            discovered=",".join(p.service for p in found) or None,
-        )
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.post("/transactions/{correlation_id}/participants")
-    async def register(correlation_id: str, body: bytes = Depends(authenticated)) -> JSONResponse:
-        valid_id(correlation_id)
-        params: RegisterBody = _parse(RegisterBody, body)
-        try:  # refused (409) during or after a commit
-            participant, tx, created = await asyncio.to_thread(
-                store.register, correlation_id, params.service, params.rollback_url, params.commit_url
-            )
-        except ConflictError as exc:
-            raise HTTPException(409, detail=str(exc)) from None
-        if created and tx.action == ROLLBACK:
-            await asyncio.to_thread(store.reopen, correlation_id)
-            fanout.kick(correlation_id)
-        return JSONResponse(
-            {"created": created, "participant": participant.as_dict(), "transaction": tx.as_dict()},
-            status_code=201 if created else 200,
-        )
-
-    @app.post("/transactions/{correlation_id}/rollback", status_code=202)
-    async def rollback(correlation_id: str, body: bytes = Depends(authenticated)) -> JSONResponse:
-        return await trigger(ROLLBACK, valid_id(correlation_id), body)
-
-    @app.post("/transactions/{correlation_id}/commit", status_code=202)
-    async def commit(correlation_id: str, body: bytes = Depends(authenticated)) -> JSONResponse:
-        return await trigger(COMMIT, valid_id(correlation_id), body)
-
-    @app.get("/transactions/{correlation_id}")
-    async def state(correlation_id: str, body: bytes = Depends(authenticated)) -> dict[str, Any]:
-        valid_id(correlation_id)
-        tx, participants = await asyncio.to_thread(store.snapshot, correlation_id)
-        if tx is None:
-            raise HTTPException(404, detail=f"no transaction {correlation_id}")
-        due = [p.next_attempt_at for p in participants if p.parked]
-        return {
-            **tx.as_dict(),
-            "next_attempt_at": min(due) if due else None,  # the next slow background retry
-            "participants": [p.as_dict() for p in participants],
-        }
-
+    app.state.manager = manager
+    app.include_router(router)
     return app
+
+
+def _manager(request: Request) -> Manager:
+    manager: Manager = request.app.state.manager
+    return manager
+
+
+async def _authenticated(request: Request, manager: Annotated[Manager, Depends(_manager)]) -> bytes:
+    """Dependency: the raw body of a call whose signature, freshness and nonce check out (else 401)."""
+    limit = manager.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, detail=f"body over {limit} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, detail=f"body over {limit} bytes")
+    try:
+        await asyncio.to_thread(manager.verifier.check, request.method, request.url.path, body, request.headers)
+    except SignatureError as exc:
+        where = safe_excerpt(request.url.path, 80)
+        eventlog.note(None, f"refused {request.method} {where}: {exc}", level=logging.WARNING)
+        raise HTTPException(401, detail=str(exc), headers={"WWW-Authenticate": "Corrtrace-HMAC"}) from None
+    return body
+
+
+def _valid_id(correlation_id: str) -> str:
+    if not is_valid(correlation_id):
+        raise HTTPException(400, detail="invalid correlation id")
+    return correlation_id
+
+
+ManagerDep = Annotated[Manager, Depends(_manager)]
+SignedBody = Annotated[bytes, Depends(_authenticated)]
+router = APIRouter()
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.post("/transactions/{correlation_id}/participants")
+async def register(correlation_id: str, manager: ManagerDep, body: SignedBody) -> JSONResponse:
+    _valid_id(correlation_id)
+    params: RegisterBody = _parse(RegisterBody, body)
+    store = manager.store
+    try:  # refused (409) during or after a commit
+        participant, tx, created = await asyncio.to_thread(
+            store.register, correlation_id, params.service, params.rollback_url, params.commit_url
+        )
+    except ConflictError as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+    if created and tx.action == ROLLBACK:
+        await asyncio.to_thread(store.reopen, correlation_id)
+        manager.fanout.kick(correlation_id)
+    return JSONResponse(
+        {"created": created, "participant": participant.as_dict(), "transaction": tx.as_dict()},
+        status_code=201 if created else 200,
+    )
+
+
+@router.post("/transactions/{correlation_id}/rollback", status_code=202)
+async def rollback(correlation_id: str, manager: ManagerDep, body: SignedBody) -> JSONResponse:
+    return await _trigger(manager, ROLLBACK, _valid_id(correlation_id), body)
+
+
+@router.post("/transactions/{correlation_id}/commit", status_code=202)
+async def commit(correlation_id: str, manager: ManagerDep, body: SignedBody) -> JSONResponse:
+    return await _trigger(manager, COMMIT, _valid_id(correlation_id), body)
+
+
+@router.get("/transactions/{correlation_id}")
+async def state(correlation_id: str, manager: ManagerDep, body: SignedBody) -> dict[str, Any]:
+    _valid_id(correlation_id)
+    tx, participants = await asyncio.to_thread(manager.store.snapshot, correlation_id)
+    if tx is None:
+        raise HTTPException(404, detail=f"no transaction {correlation_id}")
+    due = [p.next_attempt_at for p in participants if p.parked]
+    return {
+        **tx.as_dict(),
+        "next_attempt_at": min(due) if due else None,  # the next slow background retry
+        "participants": [p.as_dict() for p in participants],
+    }
+
+
+async def _trigger(manager: Manager, action: Action, correlation_id: str, body: bytes) -> JSONResponse:
+    params = _parse(TriggerBody, body)
+    store = manager.store
+    if action == ROLLBACK and manager.discover is not None:
+        await _discover_if_needed(store, manager.discover, correlation_id)
+    try:
+        tx, started = await asyncio.to_thread(store.begin, correlation_id, action, params.reason, params.source)
+    except ConflictError as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+    retried: list[str] = []
+    if params.retry_failed and not started:
+        retried = await asyncio.to_thread(store.retry_failed, correlation_id)
+        if retried:
+            await asyncio.to_thread(store.reopen, correlation_id, action)
+    eventlog.note(
+        correlation_id,
+        f"{action} {'started' if started else 'requested again (duplicate)'}",
+        retried=",".join(retried) or None,
+        reason=safe_excerpt(params.reason or "", 120) or None,
+        source=safe_excerpt(params.source or "", 60) or None,
+        triggers=tx.triggers,
+    )
+    manager.fanout.kick(correlation_id, None if retried else tx)
+    return JSONResponse({"started": started, "retried": retried, "transaction": tx.as_dict()}, status_code=202)
+
+
+async def _discover_if_needed(store: Store, discover: Discover, correlation_id: str) -> None:
+    if await asyncio.to_thread(store.participants, correlation_id):
+        return
+    try:
+        found = await asyncio.to_thread(discover, correlation_id)
+    except Exception as exc:
+        eventlog.note(correlation_id, f"participant discovery failed: {type(exc).__name__}", level=logging.ERROR)
+        raise HTTPException(
+            503, detail="participant discovery failed (log store unreachable?); nothing was started, retry"
+        ) from None
+    reopen = False
+    for p in found:
+        _, tx, created = await asyncio.to_thread(
+            store.register, correlation_id, p.service, p.rollback_url, p.commit_url, discovered=True
+        )
+        reopen = reopen or (created and tx.action == ROLLBACK)
+    if reopen:  # an earlier trigger found nobody; these were logged since: roll them back too
+        await asyncio.to_thread(store.reopen, correlation_id)
+    eventlog.note(
+        correlation_id,
+        f"no participant registered; discovered {len(found)} from the logs",
+        discovered=",".join(p.service for p in found) or None,
+    )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from corrtrace.txmanager import events
+from corrtrace.txmanager import eventlog
 from corrtrace.txmanager.settings import TxManagerSettings
 
 SearchFn = Callable[[str], Iterable[Mapping[str, Any]]]
@@ -84,7 +84,7 @@ class LogDiscovery:
             commit = base + self.commit_path if self.commit_path else None
             found.append(DiscoveredParticipant(service, base + self.rollback_path, commit))
         if unknown:
-            events.note(
+            eventlog.note(
                 correlation_id,
                 f"services without a URL in txmanager.service_urls cannot be rolled back: {', '.join(unknown)}",
                 level=logging.WARNING,
@@ -105,7 +105,7 @@ def collector_search(backend: Any, *, index_prefix: str | None = None) -> Search
         try:
             from corrtrace.collector import search_events
         except ImportError:
-            events.note(correlation_id, "discovery needs corrtrace.collector.search_events", level=logging.WARNING)
+            eventlog.note(correlation_id, "discovery needs corrtrace.collector.search_events", level=logging.WARNING)
             return []
         if not resolved:
             target = backend

@@ -121,11 +121,6 @@ def queue_url(sqs: Any, name_or_url: str) -> str:
     return str(sqs.get_queue_url(QueueName=name_or_url)["QueueUrl"])
 
 
-def _is_code(exc: Exception, code: str) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return bool(response.get("Error", {}).get("Code") == code)
-
-
 class FailureChannel:
     """Writes failure reports to the configured channel (thread-safe: boto3 clients are)."""
 
@@ -148,15 +143,16 @@ class FailureChannel:
         if self.kind == "dynamodb":
             item = {k: {"S": v} for k, v in record.as_dict().items()}
             item["expires"] = {"N": str(int(time.time()) + RETENTION_SECONDS)}
-            try:  # conditional: an SDK retry of an applied put must not write a second stream record
-                self.client.put_item(
+            from corrtrace.txmanager.store import if_condition_holds  # boto3's import waits for a first report
+
+            # conditional: an SDK retry of an applied put must not write a second stream record
+            if_condition_holds(
+                lambda: self.client.put_item(
                     TableName=self.settings.failure_target,
                     Item=item,
                     ConditionExpression="attribute_not_exists(report_id)",
                 )
-            except Exception as exc:
-                if not _is_code(exc, "ConditionalCheckFailedException"):
-                    raise
+            )
         elif self.kind == "sqs":
             self.client.send_message(
                 QueueUrl=self._queue(),
@@ -277,7 +273,9 @@ def _create_table(settings: TxManagerSettings, ddb: Any) -> bool:
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
         )
     except Exception as exc:
-        if _is_code(exc, "ResourceInUseException"):
+        from corrtrace.txmanager.store import error_code
+
+        if error_code(exc) == "ResourceInUseException":
             return False
         raise
     ddb.get_waiter("table_exists").wait(TableName=settings.failure_target, WaiterConfig={"Delay": 1})
@@ -299,7 +297,9 @@ def _create_kinesis(settings: TxManagerSettings, kinesis: Any) -> bool:
     try:
         kinesis.create_stream(StreamName=settings.failure_target, ShardCount=1)
     except Exception as exc:
-        if _is_code(exc, "ResourceInUseException"):
+        from corrtrace.txmanager.store import error_code
+
+        if error_code(exc) == "ResourceInUseException":
             return False
         raise
     kinesis.get_waiter("stream_exists").wait(StreamName=settings.failure_target, WaiterConfig={"Delay": 1})

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from corrtrace.txmanager import events
+from corrtrace.txmanager import eventlog
 from corrtrace.txmanager.notify import Notifier
 from corrtrace.txmanager.settings import TxManagerSettings
 from corrtrace.txmanager.store import (
@@ -125,7 +125,7 @@ class FanOut:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    events.note(
+                    eventlog.note(
                         correlation_id,
                         f"fan-out pass stopped by {type(exc).__name__}: {safe_excerpt(str(exc), 200)}; "
                         "it resumes on the next sweep",
@@ -150,7 +150,7 @@ class FanOut:
         for correlation_id in due:
             self.kick(correlation_id)
         if due:
-            events.note(None, f"resuming {len(due)} unfinished transaction(s)", count=len(due))
+            eventlog.note(None, f"resuming {len(due)} unfinished transaction(s)", count=len(due))
         return len(due)
 
     async def end_expired(self) -> int:
@@ -169,10 +169,10 @@ class FanOut:
                 except ConflictError:
                     continue
                 if started:
-                    events.note(correlation_id, f"open longer than {ttl:g} s: rolling it back")
+                    eventlog.note(correlation_id, f"open longer than {ttl:g} s: rolling it back")
                     self.kick(correlation_id, tx)
             elif await asyncio.to_thread(self.store.expire, correlation_id):
-                events.note(correlation_id, f"open longer than {ttl:g} s: marked expired")
+                eventlog.note(correlation_id, f"open longer than {ttl:g} s: marked expired")
         return len(ids)
 
     async def idle(self) -> None:
@@ -246,7 +246,7 @@ class FanOut:
         )
         if finished is not None:
             outcome = "failure" if failed else "unknown" if unknown else "success"
-            events.outcome(
+            eventlog.outcome(
                 tx.action,
                 outcome,
                 tx.correlation_id,
@@ -317,7 +317,7 @@ class FanOut:
         url = p.rollback_url if action == ROLLBACK else p.commit_url
         if url is None:
             skipped = await asyncio.to_thread(self.store.settle, cid, p.service, p.lease_owner or "", SKIPPED)
-            events.outcome(action, "success", cid, p.service, f"{p.service} has no {action} endpoint; skipped")
+            eventlog.outcome(action, "success", cid, p.service, f"{p.service} has no {action} endpoint; skipped")
             return skipped
         result = await self.call(tx, p, url)
         labels: dict[str, Any] = {"attempt": p.attempts, "status": result.status, "duration_ns": result.duration_ns}
@@ -335,13 +335,13 @@ class FanOut:
         )
         if settled is None:
             message = f"lost the lease on {p.service} during the call; its new holder decides"
-            events.note(cid, message, level=logging.WARNING)
+            eventlog.note(cid, message, level=logging.WARNING)
             return None
         retry = f"; retry in {next_at - time.time():.2f}s" if next_at else ""
         if state == SUCCEEDED:
-            events.outcome(action, "success", cid, p.service, f"{action} of {p.service} succeeded", **labels)
+            eventlog.outcome(action, "success", cid, p.service, f"{action} of {p.service} succeeded", **labels)
         elif state in (PENDING, UNKNOWN):
-            events.outcome(
+            eventlog.outcome(
                 action,
                 "unknown",
                 cid,
@@ -353,7 +353,7 @@ class FanOut:
                 **labels,
             )
         else:
-            events.outcome(
+            eventlog.outcome(
                 action,
                 "failure",
                 cid,

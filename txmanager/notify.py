@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from corrtrace.txmanager import events
+from corrtrace.txmanager import eventlog
 from corrtrace.txmanager.settings import TxManagerSettings
 from corrtrace.txmanager.store import Participant, Transaction
 
@@ -61,7 +61,7 @@ class Notifier:
                 },
             )
         except (BotoCoreError, ClientError) as exc:
-            events.note(
+            eventlog.note(
                 tx.correlation_id,
                 f"could not publish the failure notice to SNS ({type(exc).__name__}); it is retried on resume",
                 level=logging.ERROR,

@@ -106,11 +106,13 @@ class StoreError(CorrtraceError, RuntimeError):
     """The table holds something it never should (an item that vanished mid-operation)."""
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` ("" for any other exception)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
 
 
-def _if_condition_holds(write: Callable[[], T]) -> tuple[bool, T | None]:
+def if_condition_holds(write: Callable[[], T]) -> tuple[bool, T | None]:
     """Run one conditional write: (True, its result), or (False, None) when the condition did not hold.
 
     Every other error propagates. This is the single place that tells "someone else got there first" apart.
@@ -118,7 +120,7 @@ def _if_condition_holds(write: Callable[[], T]) -> tuple[bool, T | None]:
     try:
         return True, write()
     except ClientError as exc:
-        if _error_code(exc) == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             return False, None
         raise
 
@@ -296,7 +298,7 @@ class Store:
                 ],
             )
         except ClientError as exc:
-            if _error_code(exc) == "ResourceInUseException":
+            if error_code(exc) == "ResourceInUseException":
                 return False
             raise
         self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 1})
@@ -423,7 +425,7 @@ class Store:
             )
 
         # the usual case, one write: an open (or new) transaction, marked so the sweep can end it past open_ttl
-        ok, updated = _if_condition_holds(
+        ok, updated = if_condition_holds(
             lambda: tx_update(
                 update + ", unfinished = if_not_exists(unfinished, :mark)",
                 "attribute_not_exists(#a)",
@@ -431,7 +433,7 @@ class Store:
             )
         )
         if not ok:  # a latecomer to a rollback; refused during or after a commit
-            ok, updated = _if_condition_holds(lambda: tx_update(update, "#a <> :commit", {":commit": COMMIT}))
+            ok, updated = if_condition_holds(lambda: tx_update(update, "#a <> :commit", {":commit": COMMIT}))
         if not ok or updated is None:
             raise ConflictError(self._must_get(correlation_id))
         tx = Transaction.from_item(updated)
@@ -454,7 +456,7 @@ class Store:
             item["commit_url"] = commit_url
         if backstop:
             item["expires"] = backstop
-        created, _ = _if_condition_holds(
+        created, _ = if_condition_holds(
             lambda: self.client.put_item(
                 TableName=self.table, Item=_encode(item), ConditionExpression="attribute_not_exists(pk)"
             )
@@ -480,7 +482,7 @@ class Store:
             ":reason": reason or "",
             ":source": source or "",
         }
-        started, updated = _if_condition_holds(
+        started, updated = if_condition_holds(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=_tx_key(correlation_id),
@@ -497,7 +499,7 @@ class Store:
         )
         if started:
             return Transaction.from_item(updated or {}), True
-        counted, updated = _if_condition_holds(
+        counted, updated = if_condition_holds(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=_tx_key(correlation_id),
@@ -515,7 +517,7 @@ class Store:
     def reopen(self, correlation_id: str, action: Action = ROLLBACK) -> bool:
         """Make a finished transaction active again: a participant joined a finished rollback, a slow retry is
         due, or an operator asked to retry the participants that failed."""
-        ok, _ = _if_condition_holds(
+        ok, _ = if_condition_holds(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=_tx_key(correlation_id),
@@ -548,7 +550,7 @@ class Store:
         reset = [
             p.service
             for p in self.participants(correlation_id)
-            if p.state in (FAILED, UNKNOWN) and _if_condition_holds(functools.partial(reset_one, p))[0]
+            if p.state in (FAILED, UNKNOWN) and if_condition_holds(functools.partial(reset_one, p))[0]
         ]
         if reset:
             self.client.update_item(
@@ -567,7 +569,7 @@ class Store:
         """
         now = time.time()
         token = f"{owner}/{uuid.uuid4().hex[:12]}"
-        ok, updated = _if_condition_holds(
+        ok, updated = if_condition_holds(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=_p_key(correlation_id, service),
@@ -637,7 +639,7 @@ class Store:
             values[":expires"] = expires
             update += ", expires = :expires"
         update += " REMOVE lease_owner" + ("" if parked else ", parked_since")
-        ok, updated = _if_condition_holds(
+        ok, updated = if_condition_holds(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=_p_key(correlation_id, service),
@@ -668,7 +670,7 @@ class Store:
             update += ", expires = :expires"
         if not keep_unfinished:
             update += " REMOVE unfinished"
-        ok, updated = _if_condition_holds(
+        ok, updated = if_condition_holds(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=_tx_key(correlation_id),
@@ -710,7 +712,7 @@ class Store:
         if expires:
             values[":expires"] = expires
             update += ", expires = :expires"
-        ok, _ = _if_condition_holds(
+        ok, _ = if_condition_holds(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=_tx_key(correlation_id),
@@ -721,7 +723,7 @@ class Store:
             )
         )
         if not ok:
-            _if_condition_holds(
+            if_condition_holds(
                 lambda: self.client.update_item(
                     TableName=self.table,
                     Key=_tx_key(correlation_id),
@@ -736,7 +738,7 @@ class Store:
     def remember_nonce(self, nonce: str, ttl: float) -> bool:
         """Record a signature nonce; False when any instance has already accepted a call with it."""
         now = time.time()
-        ok, _ = _if_condition_holds(
+        ok, _ = if_condition_holds(
             lambda: self.client.put_item(
                 TableName=self.table,
                 Item=_encode({"pk": f"NONCE#{nonce}", "sk": "N", "expires": int(now + ttl)}),

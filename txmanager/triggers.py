@@ -24,7 +24,7 @@ from typing import Any
 
 from corrtrace.middleware.aws_lambda import CorrelatedBatch, correlated_handler
 from corrtrace.middleware.aws_lambda import events as ev
-from corrtrace.txmanager import events
+from corrtrace.txmanager import eventlog
 from corrtrace.txmanager.client import TxManagerClient, TxManagerError
 from corrtrace.txmanager.failures import FailureRecord, MalformedRecord, aws_client, queue_url, read_record
 from corrtrace.txmanager.settings import TxManagerSettings, load_settings
@@ -79,7 +79,7 @@ class FailureTrigger:
             try:
                 self._one(record)
             except Retry as exc:
-                events.note(
+                eventlog.note(
                     record.correlation_id,
                     f"failure record {record.identifier} not taken now ({exc}); it will be retried",
                     level=logging.WARNING, record_source=batch.source,
@@ -91,7 +91,7 @@ class FailureTrigger:
                     self._back_off(record)
         return batch.response()
 
-    def _one(self, record: ev.Record) -> None:
+    def _one(self, record: ev.BatchRecord) -> None:
         try:
             report = read_record(record)
         except MalformedRecord as exc:
@@ -111,12 +111,12 @@ class FailureTrigger:
         except TxManagerError as exc:
             if exc.status is None or exc.status >= 500 or exc.status in RETRY_STATUS:
                 if exc.status in (401, 403):
-                    events.note(report.correlation_id, f"the manager refused the trigger's call: {exc}",
+                    eventlog.note(report.correlation_id, f"the manager refused the trigger's call: {exc}",
                                 level=logging.ERROR)
                 cause = type(exc.__cause__).__name__ if exc.__cause__ else "no answer"
                 raise Retry(f"HTTP {exc.status}" if exc.status else f"manager unreachable: {cause}") from None
             raise Refused(f"the manager refused the {report.action} for good: {exc}") from None
-        events.note(
+        eventlog.note(
             report.correlation_id,
             f"failure record from {safe_excerpt(report.source, 60)}: {report.action} "
             f"{'started' if result.get('started') else 'already requested'}",
@@ -124,7 +124,7 @@ class FailureTrigger:
         )
 
     # --- the on-failure queue and the queue's backoff ---------------------------------------------------------
-    def _dead_letter(self, record: ev.Record, why: str) -> None:
+    def _dead_letter(self, record: ev.BatchRecord, why: str) -> None:
         """Hand the record to the on-failure queue; if even that fails, retry the record (nothing is lost)."""
         raw = json.dumps(dict(record.raw), default=str)
         if len(raw) > MAX_DEAD_LETTER_BYTES:
@@ -135,14 +135,14 @@ class FailureTrigger:
             self.sqs.send_message(QueueUrl=self._queue(self.settings.failure_dlq), MessageBody=body)
         except Exception as exc:
             raise Retry(f"the on-failure queue is not reachable ({type(exc).__name__})") from None
-        events.note(
+        eventlog.note(
             record.correlation_id,
             f"failure record {safe_excerpt(record.identifier, 80)} sent to the on-failure queue "
             f"{self.settings.failure_dlq}: {why}",
             level=logging.ERROR, record_source=record.source,
         )
 
-    def _back_off(self, record: ev.Record) -> None:
+    def _back_off(self, record: ev.BatchRecord) -> None:
         """Make a failing message wait longer at each receive (2, 4, 8 ... s), so an outage of the manager costs
         few receives: a short visibility timeout alone would move it to the dead-letter queue in minutes."""
         attributes = record.raw.get("attributes") or {}
@@ -160,8 +160,11 @@ class FailureTrigger:
                 VisibilityTimeout=min(VISIBILITY_MAX, VISIBILITY_BASE**received),
             )
         except Exception as exc:  # the message still comes back after the queue's own visibility timeout
-            events.note(record.correlation_id, f"could not back off message {record.identifier}: {type(exc).__name__}",
-                        level=logging.WARNING)
+            eventlog.note(
+                record.correlation_id,
+                f"could not back off message {record.identifier}: {type(exc).__name__}",
+                level=logging.WARNING,
+            )
 
     def _queue(self, name: str) -> str:
         if name not in self._queue_urls:
@@ -169,7 +172,7 @@ class FailureTrigger:
         return self._queue_urls[name]
 
 
-def _lane(record: ev.Record, stream: bool, fifo: bool) -> str | None:
+def _lane(record: ev.BatchRecord, stream: bool, fifo: bool) -> str | None:
     """What must stay in order: a Kinesis shard (from the event ID), a DynamoDB batch (one shard), a FIFO group."""
     if stream:
         event_id = str(record.raw.get("eventID", ""))

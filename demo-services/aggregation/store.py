@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corrtrace.demo.sqlite_store import SqliteStore, read_rows
+from corrtrace.demo.sqlite_store import SqliteStore
 
 
 class CountsStore(SqliteStore):
@@ -24,7 +24,3 @@ class CountsStore(SqliteStore):
                 (minute, kind),
             )
             return True
-
-
-def read_counts(path: str) -> list[dict[str, object]]:
-    return read_rows(path, "SELECT minute, kind, n FROM counts ORDER BY minute, kind")

@@ -59,7 +59,7 @@ class CorrelatedBatch:
         arn = str(self.records[0].get("eventSourceARN", "")) if self.records else ""
         self.fifo = self.source == ev.SQS and arn.endswith(".fifo")
 
-    def __iter__(self) -> Iterator[ev.Record]:
+    def __iter__(self) -> Iterator[ev.BatchRecord]:
         view_type = ev.RECORD_TYPES[self.source]
         for raw in self.records:
             view = view_type(raw)
@@ -86,7 +86,7 @@ class CorrelatedBatch:
                 reset_log_fields(fields_token)
                 reset_correlation_id(token)
 
-    def fail(self, record: ev.Record) -> None:
+    def fail(self, record: ev.BatchRecord) -> None:
         """Report ``record`` (and, for a FIFO queue, the caller must stop: see ``process_batch``)."""
         self.failures.append({"itemIdentifier": record.identifier})
 
@@ -94,7 +94,7 @@ class CorrelatedBatch:
         return {"batchItemFailures": list(self.failures)}
 
 
-def _record_fields(view: ev.Record) -> dict[str, Any]:
+def _record_fields(view: ev.BatchRecord) -> dict[str, Any]:
     current = get_log_fields()
     fields = dict(current) if current else {}
     labels = dict(fields.get("labels") or {})
@@ -103,7 +103,9 @@ def _record_fields(view: ev.Record) -> dict[str, Any]:
     return fields
 
 
-def iter_records(event: Mapping[str, Any], settings: CorrelationSettings = DEFAULT_SETTINGS) -> Iterator[ev.Record]:
+def iter_records(
+    event: Mapping[str, Any], settings: CorrelationSettings = DEFAULT_SETTINGS
+) -> Iterator[ev.BatchRecord]:
     """``for record in iter_records(event):`` each record's ID is bound while its loop body runs."""
     return iter(CorrelatedBatch(event, settings))
 

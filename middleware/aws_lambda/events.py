@@ -14,7 +14,7 @@ HTTP, EVENTBRIDGE, DIRECT = "http", "eventbridge", "direct"
 BATCH_SOURCES = frozenset({SQS, SNS, KINESIS, DYNAMODB})
 
 
-class Record:
+class BatchRecord:
     """A batch record: its raw dict, the ID it is handled under (set by the batch iterator), its identifier.
 
     Indexable like the raw event, as Powertools' data classes are: ``record["body"]``, ``record.get("x")``,
@@ -55,7 +55,7 @@ class Record:
         return f"{type(self).__name__}({self.identifier!r}, correlation_id={self.correlation_id!r})"
 
 
-class SQSRecord(Record):
+class SQSRecord(BatchRecord):
     __slots__ = ()
     source = SQS
 
@@ -83,7 +83,7 @@ class SQSRecord(Record):
         return json.loads(self.body)
 
 
-class SNSRecord(Record):
+class SNSRecord(BatchRecord):
     __slots__ = ()
     source = SNS
 
@@ -110,7 +110,7 @@ class SNSRecord(Record):
         return str(self.sns.get("TopicArn", ""))
 
 
-class KinesisRecord(Record):
+class KinesisRecord(BatchRecord):
     __slots__ = ()
     source = KINESIS
 
@@ -136,7 +136,7 @@ class KinesisRecord(Record):
         return json.loads(self.data)
 
 
-class DynamoDBRecord(Record):
+class DynamoDBRecord(BatchRecord):
     __slots__ = ()
     source = DYNAMODB
 
@@ -167,7 +167,7 @@ class DynamoDBRecord(Record):
         return self.dynamodb.get("OldImage") or {}
 
 
-RECORD_TYPES: dict[str, type[Record]] = {
+RECORD_TYPES: dict[str, type[BatchRecord]] = {
     SQS: SQSRecord,
     SNS: SNSRecord,
     KINESIS: KinesisRecord,
