@@ -9,12 +9,17 @@
    p95 time per transaction, and exactly-once: every participant of every transaction rolled back exactly once
    (counted by the participants' callbacks). The named peer is the engine's own ceiling measured in the same
    run: conditional single-item writes per second through the same proxy, divided by the calls a transaction
-   needs. ``--one-instance`` adds the same load against a single manager process.
+   needs. ``--one-instance`` adds the same load against a single manager process. Also measured: the requests
+   the engine got per transaction under that load (contention included), and the CPU per transaction of the
+   managers, of moto and of this process (proxy, participants, clients), from ``/proc``: on a shared 2-core
+   machine moto's ~15 ms of CPU per request is what bounds the rate, and the managers' CPU per transaction is
+   what the capacity model (benchmarks/capacity.py) scales by.
 
 moto applies conditional writes without a lock, so DynamoDB goes through the serialising proxy the tests use
 (tests/txmanager/dynamoproxy.py), which gives DynamoDB's per-item atomicity back. Needs a moto server (MOTO_URL,
 default http://127.0.0.1:5000). Run: ``python benchmarks/txmanager.py [--json] [--transactions N]``;
-exit 1 when a target is missed or a participant was not rolled back exactly once.
+exit 1 when a target is missed or a participant was not rolled back exactly once. Prints ``step: {json}``
+result lines (``calls``, ``load_2_managers``, ``report``) that benchmarks/run_all.py keeps in results/latest.json.
 """
 
 from __future__ import annotations
