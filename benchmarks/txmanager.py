@@ -191,6 +191,10 @@ def _start_manager(settings: TxManagerSettings, log: Path) -> tuple[subprocess.P
         # an overloaded engine times calls out: a stopped pass resumes at a later sweep, parked calls soon after;
         # not much more often than the default: each sweep is 3 index queries per manager
         "resume_interval": "20",
+        # 200 transactions queue their calls for a slow shared engine: a claim's settle can wait longer than the
+        # default lease (participant_timeout + 5 s), and a lease lost to that queue makes another caller take the
+        # call over (repeated work that only deepens the queue); the participants answer in milliseconds
+        "lease_margin": "120",
         "slow_retry_initial": "5",
     }
     proc = start_manager(port, log, env, extra_args=("--log-level", "WARNING"), cwd=ROOT)
