@@ -1,4 +1,6 @@
-"""Every Elasticsearch query of the dashboards, run against the REAL node the way Grafana would run it.
+"""Every Elasticsearch query of the dashboards, run against the REAL node the way Grafana would run it: on the
+Elasticsearch node, through a node list one of whose nodes is down, and signed with SigV4 through a verifying
+proxy in front of the real OpenSearch node (the clients ``corrtrace.collector.connect`` builds).
 
 Three requests cross five services; their log lines go in through the collector's index template and sink
 when ``corrtrace.collector`` exports them (else an index template with the same mapping contract). Each
@@ -11,13 +13,18 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from corrtrace.collector import ElasticsearchSink, connect
 from corrtrace.dashboards import build_all
 
 from corrtrace import new_correlation_id
+from tests.collector.sigv4 import Issuer, verifying_proxy
 from tests.dashboards import grafana_es
 
 FLOW, HEALTH, ALERTS = build_all()
@@ -163,7 +170,7 @@ def run(es: Any, index: str, board: dict[str, Any], panel_id: int, values: dict[
     target["query"] = grafana_es.interpolate(target["query"], values, board["templating"]["list"])
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     body = grafana_es.search_body(target, time_from=now_ms - SIX_HOURS_MS, time_to=now_ms, interval_ms=60_000)
-    response = es.search(index=index, **body).body
+    response = ElasticsearchSink(es, install_template=False).client.search(index, body)  # either client
     assert response["timed_out"] is False and response["_shards"]["failed"] == 0
     return panel, body, response
 
@@ -176,7 +183,8 @@ def expected_order(events: list[dict[str, Any]]) -> list[str]:
     return [e["service"]["name"] for e in sorted(events, key=lambda e: e["@timestamp"])]
 
 
-def test_every_es_query_of_every_dashboard_runs_on_the_real_node(es: Any, index: str) -> None:
+def run_every_query(es: Any, index: str) -> int:
+    """Run every Elasticsearch target of every dashboard; each must match something. Returns how many ran."""
     ran = 0
     for board in (FLOW, HEALTH, ALERTS):
         for panel in board["panels"]:
@@ -191,7 +199,57 @@ def test_every_es_query_of_every_dashboard_runs_on_the_real_node(es: Any, index:
                 if "transformations" in panel and panel["targets"][k]["metrics"][0]["type"] == "raw_data":
                     frame(panel, response)  # every transformation used is emulated
                 ran += 1
-    assert ran == 17
+    return ran
+
+
+def test_every_es_query_of_every_dashboard_runs_on_the_real_node(es: Any, index: str) -> None:
+    assert run_every_query(es, index) == 17
+
+
+def test_every_query_runs_through_a_node_list_with_a_node_down(es_url: str, index_prefix: str, tmp_path: Path,
+                                                                free_port: Any, caplog: Any) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    client = connect([dead, *es_url.split(",")], timeout=60)
+    index = load_events(client, index_prefix, tmp_path)
+    assert run_every_query(client, index) == 17
+    rows = frame(*run(client, index, FLOW, 2, {"correlation_id": B})[::2])
+    assert [r["service"] for r in rows] == expected_order([e for e in ALL_EVENTS if e["correlation_id"] == B])
+    assert [r.getMessage() for r in caplog.records if "lost search node" in r.getMessage()] == [
+        f"lost search node {dead}; shipping to the other 1 node(s)"]
+
+
+OS_URL = os.environ.get("OS_URL", "http://127.0.0.1:9201")
+REGION = "eu-west-1"
+
+
+@pytest.fixture()
+def os_prefix() -> Iterator[str]:
+    name = f"t-dash-sigv4-{os.urandom(4).hex()}"
+    yield name
+    httpx.delete(f"{OS_URL}/{name}-*", timeout=60)
+    httpx.delete(f"{OS_URL}/_index_template/{name}", timeout=60)
+
+
+def test_every_query_runs_signed_with_sigv4_on_the_real_opensearch_node(os_prefix: str, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    issuer = Issuer()
+    issuer.add("AKIDDASHBOARDS", "dashboards-secret")
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    for key, value in {"AWS_ACCESS_KEY_ID": "AKIDDASHBOARDS", "AWS_SECRET_ACCESS_KEY": "dashboards-secret",
+                       "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():
+        monkeypatch.setenv(key, value)
+    with verifying_proxy(OS_URL, issuer, REGION) as proxy:
+        client = connect(proxy.url, flavor="opensearch", aws_sigv4=(REGION, "es"), timeout=60)
+        index = load_events(client, os_prefix, tmp_path)
+        assert run_every_query(client, index) == 17
+        panel, _, response = run(client, index, FLOW, 3, {"correlation_id": A})
+        assert sorted((e["source"], e["target"]) for e in frame(panel, response)) == [
+            ("api-gateway", "orders"), ("orders", "payment")]
+        assert "denied" not in proxy.state, proxy.state["denied"][:3]
+        assert proxy.state["keys_used"] == {"AKIDDASHBOARDS"}
+        unsigned = httpx.post(f"{proxy.url}/{index}/_search", json={"size": 0}, timeout=30)
+        assert unsigned.status_code == 403 and proxy.state["denied"] == ["missing authentication token"]
 
 
 def test_logs_panel_returns_every_line_of_the_request_only(es: Any, index: str) -> None:
