@@ -7,6 +7,7 @@ handler: the request path never waits; drops are counted and reported).
 from __future__ import annotations
 
 import collections
+import io
 import os
 import struct
 import threading
@@ -33,9 +34,10 @@ class DiskBuffer:
         self._mem: collections.deque[bytes] = collections.deque()
         self._cond = threading.Condition()
         self._segments: collections.deque[Path] = collections.deque()
-        self._read_fh: object | None = None
+        self._read_fh: io.BufferedReader | None = None
         self._read_pos = 0
-        self._write_fh: object | None = None
+        self._write_fh: io.FileIO | None = None
+        self._write_size = 0
         self._disk_bytes = 0
         self._count_disk = 0
         existing = sorted(self.dir.glob("*.seg"))
@@ -80,11 +82,10 @@ class DiskBuffer:
             return True
 
     def _append_disk(self, blob: bytes) -> None:
-        if self._write_fh is None or self._write_size >= self.segment_bytes:
-            self._roll()
         fh = self._write_fh
-        assert fh is not None
-        fd = fh.fileno()  # type: ignore[attr-defined]
+        if fh is None or self._write_size >= self.segment_bytes:
+            fh = self._roll()
+        fd = fh.fileno()
         frame = memoryview(_LEN.pack(len(blob)) + blob)
         try:
             while frame:
@@ -97,22 +98,24 @@ class DiskBuffer:
         self._count_disk += 1
         self.peak_disk_bytes = max(self.peak_disk_bytes, self._disk_bytes)
 
-    def _roll(self) -> None:
+    def _roll(self) -> io.FileIO:
+        """Start a new segment file; returns its (unbuffered) handle."""
         if self._write_fh is not None:
-            self._write_fh.close()  # type: ignore[attr-defined]
+            self._write_fh.close()
         path = self.dir / f"{self._next_seg:012d}.seg"
         self._next_seg += 1
-        self._write_fh = open(path, "ab", buffering=0)  # noqa: SIM115
+        fh = self._write_fh = open(path, "ab", buffering=0)  # noqa: SIM115
         self._write_size = 0
         self._segments.append(path)
+        return fh
 
     def _drop_oldest_segment(self) -> None:
         seg = self._segments.popleft()
         if self._read_fh is not None:
-            self._read_fh.close()  # type: ignore[attr-defined]
+            self._read_fh.close()
             self._read_fh = None
         if self._write_fh is not None and not self._segments:
-            self._write_fh.close()  # type: ignore[attr-defined]
+            self._write_fh.close()
             self._write_fh = None
         frames = _count_frames(seg, start=self._read_pos)
         self._disk_bytes -= seg.stat().st_size - self._read_pos
@@ -140,13 +143,14 @@ class DiskBuffer:
     def _read_disk(self) -> bytes:
         while True:
             seg = self._segments[0]
-            if self._read_fh is None:
-                self._read_fh = open(seg, "rb")  # noqa: SIM115
-                self._read_fh.seek(self._read_pos)  # type: ignore[attr-defined]
-            head = self._read_fh.read(_LEN.size)  # type: ignore[attr-defined]
+            fh = self._read_fh
+            if fh is None:
+                fh = self._read_fh = open(seg, "rb")  # noqa: SIM115
+                fh.seek(self._read_pos)
+            head = fh.read(_LEN.size)
             if len(head) == _LEN.size:
                 (size,) = _LEN.unpack(head)
-                blob: bytes = self._read_fh.read(size)  # type: ignore[attr-defined]
+                blob = fh.read(size)
                 self._read_pos += size + _LEN.size
                 self._disk_bytes -= size + _LEN.size
                 self._count_disk -= 1
@@ -154,21 +158,21 @@ class DiskBuffer:
                     self._reset_disk()
                 return blob
             # this segment is used up: delete it and go on with the next
-            self._read_fh.close()  # type: ignore[attr-defined]
+            fh.close()
             self._read_fh = None
             self._read_pos = 0
             self._segments.popleft()
             if self._write_fh is not None and not self._segments:
-                self._write_fh.close()  # type: ignore[attr-defined]
+                self._write_fh.close()
                 self._write_fh = None
             seg.unlink()
 
     def _reset_disk(self) -> None:
         if self._read_fh is not None:
-            self._read_fh.close()  # type: ignore[attr-defined]
+            self._read_fh.close()
             self._read_fh = None
         if self._write_fh is not None:
-            self._write_fh.close()  # type: ignore[attr-defined]
+            self._write_fh.close()
             self._write_fh = None
         for seg in self._segments:
             seg.unlink(missing_ok=True)
@@ -180,7 +184,7 @@ class DiskBuffer:
         with self._cond:
             for fh in (self._read_fh, self._write_fh):
                 if fh is not None:
-                    fh.close()  # type: ignore[attr-defined]
+                    fh.close()
             self._read_fh = self._write_fh = None
 
 

@@ -77,7 +77,12 @@ def parse_line(line: bytes | str) -> dict[str, Any]:
         parsed = None
     if isinstance(parsed, dict):
         return parsed
-    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    return wrap_text(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
+
+
+def wrap_text(text: str) -> dict[str, Any]:
+    """The event of a line no reader understood: the text (without its line break) as ``message``, and as read in
+    ``log.original`` (ECS), so it is stored and shown, never dropped. The collector wraps such lines the same way."""
     text = text.rstrip("\r\n")
     return {"message": text, "log": {"original": text}}
 

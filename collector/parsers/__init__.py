@@ -16,6 +16,7 @@ from corrtrace.collector.parsers.user import UserFormat
 
 from corrtrace.errors import InvalidInput
 from corrtrace.ids import is_valid
+from corrtrace.logging import wrap_text
 from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 FORMAT_NAMES = ("auto", "json", *BUILTIN)
@@ -62,7 +63,7 @@ class LineFormat:
                 break
         service = self.service
         if event is None:
-            event = {"message": text, "log": {"original": text}}
+            event = wrap_text(text)
         else:
             if joined:
                 event["message"] = f"{event.get('message', '')}\n{rest}"
