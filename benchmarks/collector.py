@@ -26,6 +26,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _lines import BASE_MS, iso, make_line, write_file  # noqa: E402  (benchmarks/_lines.py)
 from corrtrace.collector import (  # noqa: E402
     CloudWatchSink,
     ElasticsearchSink,
@@ -45,30 +46,6 @@ for _key, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
     os.environ.setdefault(_key, _value)
 ES_URL = backend_url("ES")
 MOTO_URL = backend_url("MOTO")
-BASE_MS = int(time.time() * 1000) - 3_600_000
-SERVICES = ["gateway", "orders", "payment", "inventory"]
-
-
-def iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
-def make_line(i: int, ids: int = 10_000, size: int = 350) -> bytes:
-    doc: dict[str, Any] = {"@timestamp": iso(BASE_MS + i // 10), "message": "GET /api/orders handled",
-           "correlation_id": f"01890a5d-ac96-774b-bcce-{i % ids:012d}",
-           "log": {"level": "INFO", "logger": "app.http"},
-           "service": {"name": SERVICES[i % 4], "environment": "bench"}, "host": {"name": "node-1"},
-           "event": {"dataset": "corrtrace.access", "duration": 1234567 + i},
-           "http": {"response": {"status_code": 200}}, "labels": {"seq": i}}
-    raw = orjson.dumps(doc)
-    doc["message"] += " " + "x" * max(0, size - len(raw) - 1)
-    return orjson.dumps(doc)
-
-
-def write_file(path: Path, n: int, ids: int = 10_000) -> None:
-    with open(path, "wb") as fh:
-        for start in range(0, n, 50_000):
-            fh.write(b"".join(make_line(i, ids) + b"\n" for i in range(start, min(n, start + 50_000))))
 
 
 def median_of(fn: Any, runs: int) -> float:
