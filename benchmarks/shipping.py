@@ -85,8 +85,10 @@ def fresh_prefix(client: httpx.Client) -> str:
 
 
 def drop(client: httpx.Client, prefix: str) -> None:
+    client.delete(f"/_data_stream/{prefix}-*")
     client.delete(f"/{prefix}-*", params={"expand_wildcards": "all", "ignore_unavailable": "true"})
     client.delete(f"/_index_template/{prefix}")
+    client.delete(f"/_index_template/{prefix}-otel")
 
 
 def count(client: httpx.Client, prefix: str) -> int:
@@ -207,7 +209,8 @@ def run_corrtrace(path: Path, n: int, tmp: Path, client: httpx.Client, options: 
 OTEL_CONFIG = """
 receivers:
   filelog:
-    include: [${env:BENCH_FILE}]
+    include:
+      - ${env:BENCH_FILE}
     start_at: beginning
     max_log_size: 1MiB
     operators:
@@ -234,8 +237,9 @@ exporters:
   elasticsearch:
     endpoint: ${env:BENCH_ES_URL}
     logs_index: ${env:BENCH_INDEX}
-    mapping:
-      mode: ecs
+    sending_queue:
+      batch:
+        flush_timeout: 500ms  # corrtrace's flush_interval (the default, 10 s, would only add idle time)
 service:
   telemetry:
     metrics:
@@ -274,6 +278,9 @@ def build_otelcol() -> Path | None:
 
 def run_otel(binary: Path, path: Path, n: int, tmp: Path, client: httpx.Client) -> Run:
     prefix = fresh_prefix(client)
+    # the exporter writes with require_data_stream: its index is a data stream with corrtrace's template
+    stream = {**template_body(prefix), "index_patterns": [f"{prefix}-otel"], "priority": 300, "data_stream": {}}
+    client.put(f"/_index_template/{prefix}-otel", json=stream).raise_for_status()
     config = tmp / f"{prefix}-otel.yaml"
     config.write_text(OTEL_CONFIG)
     env = {**os.environ, "BENCH_FILE": str(path), "BENCH_ES_URL": ES_URL, "BENCH_INDEX": f"{prefix}-otel"}
