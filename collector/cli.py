@@ -93,7 +93,7 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
         pipeline = Pipeline([], built, data_dir=settings.dir, once=once,
                             batch_max_events=settings.batch_max_events, batch_max_bytes=settings.batch_max_bytes,
                             flush_interval=settings.flush_interval, memory_batches=settings.memory_batches,
-                            buffer_max_bytes=settings.buffer_max_bytes)
+                            buffer_max_bytes=settings.buffer_max_bytes, workers=settings.workers)
     except (StateError, ConfigError) as exc:
         click.echo(f"corrtrace collect: {exc}", err=True)
         sys.exit(2)

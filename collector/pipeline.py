@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,22 @@ def _offsets(records: list[Record]) -> dict[str, int]:
 
 
 class BatchQueue:
-    """A few batches in memory, the rest spilled to a bounded ``DiskBuffer``; FIFO throughout."""
+    """A few batches in memory, the rest spilled to a bounded ``DiskBuffer``; FIFO throughout.
 
-    def __init__(self, directory: str | os.PathLike[str], *, memory_batches: int = 2, max_disk_bytes: int = 256 << 20):
+    Spilling is for an outage: a sink failing requests (``failing()``) or no batch taken for ``stall_seconds``.
+    Otherwise a full memory queue makes the reader wait, so a backlog shipped to a busy but working sink never
+    pays for encoding, writing and decoding every batch once more.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, memory_batches: int = 2, max_disk_bytes: int = 256 << 20,
+                 stall_seconds: float = 5.0, failing: Callable[[], bool] | None = None):
         self.memory_batches = memory_batches
+        self.stall_seconds = stall_seconds
+        self.failing = failing
         self.disk = DiskBuffer(directory, memory_items=0, max_bytes=max_disk_bytes, policy="block")
         self._mem: collections.deque[Batch] = collections.deque()
         self._cond = threading.Condition()
+        self._last_take = time.monotonic()
         self.disk_full = False
 
     def put(self, batch: Batch, stop: threading.Event) -> bool:
@@ -94,6 +104,11 @@ class BatchQueue:
                     self._cond.notify_all()
                     self._disk_state(None)
                     return True
+                if not len(self.disk) and not self._stalled():
+                    self._cond.wait(0.1)  # the shipper is taking batches: wait for it
+                    if stop.is_set():
+                        return False
+                    continue
             blob = blob if blob is not None else batch.encode()
             try:
                 if not self._room_for(len(blob)):
@@ -112,6 +127,11 @@ class BatchQueue:
             with self._cond:
                 self._cond.notify_all()
             return ok
+
+    def _stalled(self) -> bool:
+        if self.failing is not None and self.failing():
+            return True
+        return time.monotonic() - self._last_take >= self.stall_seconds
 
     def _room_for(self, size: int) -> bool:
         """Spill only while the filesystem keeps a reserve (10% of it, at most 64 MiB) for the checkpoint, the
@@ -139,10 +159,14 @@ class BatchQueue:
                 self._cond.wait(timeout)
             if self._mem:
                 batch = self._mem.popleft()
+                self._last_take = time.monotonic()
                 self._cond.notify_all()
                 return batch
         blob = self.disk.get()
-        return Batch.decode(blob) if blob is not None else None
+        if blob is None:
+            return None
+        self._last_take = time.monotonic()
+        return Batch.decode(blob)
 
     def __len__(self) -> int:
         return len(self._mem) + len(self.disk)
@@ -177,7 +201,8 @@ class Pipeline:
                  data_dir: str | os.PathLike[str] | None = None, subscribers: Sequence[Subscriber] = (),
                  once: bool = False, batch_max_events: int = 20_000, batch_max_bytes: int = 2 << 20,
                  flush_interval: float = 0.5, idle_sleep: float = 0.05, memory_batches: int = 1,
-                 buffer_max_bytes: int = 256 << 20, dead_letters: DeadLetters | None = None) -> None:
+                 buffer_max_bytes: int = 256 << 20, dead_letters: DeadLetters | None = None,
+                 workers: int = 1) -> None:
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="corrtrace-collector-")
@@ -193,12 +218,14 @@ class Pipeline:
                                                  DeadLetters(self.data_dir / "dead-letters.jsonl"))
         self._all_dead_letters = list({id(d): d for d in [self.dead_letters, *found]}.values())
         self.once = once
+        self.workers = workers
         self.batch_max_events = batch_max_events
         self.batch_max_bytes = batch_max_bytes
         self.flush_interval = flush_interval
         self.idle_sleep = idle_sleep
         self.queue = BatchQueue(self.data_dir / "buffer", memory_batches=memory_batches,
-                                max_disk_bytes=buffer_max_bytes)
+                                max_disk_bytes=buffer_max_bytes, failing=self._sinks_failing)
+        self._failures_seen = 0
         self.stats = PipelineStats()
         self.error: BaseException | None = None
         self._stop_reading = threading.Event()
@@ -327,16 +354,44 @@ class Pipeline:
         return size
 
     # -- shipper -----------------------------------------------------------------------------------------------
+    def _sink_failures(self) -> int:
+        return sum(s.stats.failures for s in self.sinks)
+
+    def _sinks_failing(self) -> bool:
+        """A sink failed a request since the last batch was committed: it is retrying (an outage), so the
+        reader may spill to the disk buffer rather than wait."""
+        return self._sink_failures() != self._failures_seen
+
+    def in_flight(self) -> int:
+        """How many batches may be delivered at once: ``workers``, capped by every sink's own ``max_in_flight``
+        (1 for a sink that needs its batches in order, such as CloudWatch or the embedded store)."""
+        return max(1, min([self.workers, *(s.max_in_flight for s in self.sinks)]))
+
     def _ship_loop(self) -> None:
+        """Take batches in order, deliver up to ``in_flight()`` at once (reading and parsing go on meanwhile),
+        and commit each batch's checkpoint only after it and every batch before it was delivered."""
+        width = self.in_flight()
+        pool = ThreadPoolExecutor(width, thread_name_prefix="corrtrace-sender") if width > 1 else None
+        pending: collections.deque[tuple[Batch, Future[None]]] = collections.deque()
         try:
             while not self._stop.is_set():
-                batch = self.queue.get(timeout=0.2)
+                while pending and (pending[0][1].done() or len(pending) >= width):
+                    pending[0][1].result()  # a delivery's error stops the shipper as it did in this thread
+                    self._commit(pending.popleft()[0])
+                batch = self.queue.get(timeout=0.01 if pending else 0.2)
                 if batch is None:
+                    if pending:
+                        continue
                     self.checkpoint.flush()  # a write the full disk refused is retried while idle
                     if self._reader_done.is_set() and not len(self.queue):
                         break
                     continue
-                self._ship_until_written(batch)
+                self._note_sources()
+                if pool is None:
+                    self._deliver_until_written(batch)
+                    self._commit(batch)
+                else:
+                    pending.append((batch, pool.submit(self._deliver_until_written, batch)))
         except Stopped:
             pass
         except StateError as exc:  # a damaged state file: the message says what to do, a traceback would not
@@ -346,15 +401,29 @@ class Pipeline:
             log.exception("collector shipper failed")
             self.error = exc
         finally:
+            if pool is not None:
+                self._stop.set()  # deliveries still in flight end at their next wait (Stopped)
+                pool.shutdown(wait=True, cancel_futures=True)
+                self._commit_finished(pending)
             self._finished.set()
 
-    def _ship_until_written(self, batch: Batch) -> None:
-        """Ship ``batch``; a full disk (a dead letter, a journal line that cannot be written) pauses and
-        retries the whole batch, which the sinks' ids (and CloudWatch's landed journal) make safe to resend."""
+    def _commit_finished(self, pending: collections.deque[tuple[Batch, Future[None]]]) -> None:
+        """On the way out: commit the delivered head of ``pending`` (in order, up to the first that was not:
+        the checkpoint never passes a batch that was not delivered)."""
+        while pending:
+            batch, future = pending.popleft()
+            if future.cancelled() or future.exception() is not None:
+                return
+            self._commit(batch)
+
+    def _deliver_until_written(self, batch: Batch) -> None:
+        """Deliver ``batch`` to every sink; a full disk (a dead letter, a journal line that cannot be written)
+        pauses and retries the whole batch, which the sinks' ids (and CloudWatch's landed journal) make safe."""
         backoff = Backoff(0.5, 30.0)
         while True:
             try:
-                self._ship(batch)
+                for sink in self.sinks:
+                    self._deliver(sink, batch.records)
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
@@ -367,21 +436,27 @@ class Pipeline:
                 log.warning("%s has room again: shipping resumed", self.data_dir)
             return
 
-    def _ship(self, batch: Batch) -> None:
+    def _note_sources(self) -> None:
+        """Tell the dead-letter files which path each source identity is (in the shipper thread, before the
+        batch is handed to a sender)."""
         paths: dict[str, str] = {}
         for source in self.sources:
             paths.update(source.paths())
         for dead in self._all_dead_letters:
             dead.sources.update(paths)
-        for sink in self.sinks:
-            self._deliver(sink, batch.records)
+
+    def _commit(self, batch: Batch) -> None:
+        """The batch is delivered to every sink: advance the checkpoint past it."""
+        paths: dict[str, str] = {}
         where: dict[str, tuple[int, int]] = {}
         unresumable: set[str] = set()
         for source in self.sources:
+            paths.update(source.paths())
             where.update(source.identities())
             unresumable |= source.unresumable()
         updates = {src: (end, paths.get(src, "")) for src, end in batch.offsets.items() if src not in unresumable}
         self.checkpoint.commit(updates, where)
+        self._failures_seen = self._sink_failures()
         for sink in self.sinks:
             sink.committed(batch.offsets)
         self.stats.shipped += len(batch.records)

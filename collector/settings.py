@@ -69,6 +69,9 @@ class CollectorSettings:
     flush_interval: Positive = 0.5
     buffer_max_bytes: int = 256 << 20
     memory_batches: int = 1
+    # batches delivered at once (one bulk request each) while the next ones are read and parsed; a sink that
+    # needs its batches in order (CloudWatch, the embedded store) takes one at a time whatever this says
+    workers: int = 2
     backoff_initial: Positive = 0.2
     backoff_max: Positive = 30.0
     stats_interval: Positive = 30.0
@@ -87,7 +90,7 @@ class CollectorSettings:
         unknown = [s for s in self.sinks if s not in SINK_NAMES]
         if unknown:
             raise ConfigError(f"collector.sinks: unknown sink {unknown[0]!r} (expected one of {', '.join(SINK_NAMES)})")
-        for name in ("batch_max_events", "batch_max_bytes", "buffer_max_bytes", "memory_batches"):
+        for name in ("batch_max_events", "batch_max_bytes", "buffer_max_bytes", "memory_batches", "workers"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"collector.{name}: expected a positive number, got {getattr(self, name)!r}")
         if self.cloudwatch_max_event_bytes < 1024 or self.cloudwatch_max_event_bytes > 1_048_576:

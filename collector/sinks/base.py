@@ -63,7 +63,8 @@ class Sink(Protocol):
     ``idempotent`` sinks (Elasticsearch, embedded) are delivered first; CloudWatch, which cannot de-duplicate,
     last, so a crash repeats as little as possible there. ``call_limits`` (None: no per-request limit binds)
     lets the pipeline fill the sink's requests; ``dead_letters`` is where the sink writes what it refuses
-    (None: it refuses nothing).
+    (None: it refuses nothing). ``max_in_flight``: how many batches the pipeline may deliver to it at once
+    (1 for a sink that needs them in order).
     """
 
     name: str
@@ -71,6 +72,7 @@ class Sink(Protocol):
     stats: SinkStats
     call_limits: CallLimits | None
     dead_letters: DeadLetters | None
+    max_in_flight: int
 
     def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
         """Return once every record is stored or dead-lettered; raise ``Stopped`` when ``stop`` is set first."""

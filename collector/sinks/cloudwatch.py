@@ -89,6 +89,7 @@ class CloudWatchSink:
 
     name = "cloudwatch"
     idempotent = False
+    max_in_flight = 1  # a stream's events go in order
 
     def __init__(self, client: Any, *, log_group: str = "/corrtrace/{environment}",
                  log_stream: str = "{service}/{host}", limits: CwLimits | None = None,

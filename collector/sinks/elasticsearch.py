@@ -237,7 +237,21 @@ def connect(url: str | Sequence[str], *, api_key: str | None = None, username: s
     tls: dict[str, Any] = ({"ca_certs": ca_certs, "verify_certs": verify_certs}
                            if any(u.startswith("https") for u in urls) else {})
     return Elasticsearch(urls, request_timeout=timeout, max_retries=len(urls) - 1, retry_on_timeout=False,
-                         **failover, **auth, **tls)
+                         serializers=_serializers(), **failover, **auth, **tls)
+
+
+def _serializers() -> dict[str, Any]:
+    """The sink's ``_bulk`` body is NDJSON bytes already: send it as it is (the client's own NDJSON serializer
+    copies it twice), and read the replies with orjson."""
+    from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
+
+    class AsBuilt(NdjsonSerializer):
+        def dumps(self, data: Any) -> bytes:
+            if data.__class__ is bytes and data.endswith(b"\n"):
+                return data  # type: ignore[no-any-return]
+            return super().dumps(data)
+
+    return {"application/json": OrjsonSerializer(), "application/x-ndjson": AsBuilt()}
 
 
 def sigv4_auth(region: str | None, service: str = "es") -> Any:
@@ -260,11 +274,16 @@ def sigv4_auth(region: str | None, service: str = "es") -> Any:
 
 
 class ElasticsearchSink:
-    """Ship records to ``<prefix>-<yyyy.mm.dd>`` with ``create`` and ``_id`` = source identity + offset."""
+    """Ship records to ``<prefix>-<yyyy.mm.dd>`` with ``create`` and ``_id`` = source identity + offset.
+
+    Batches may be delivered from several threads at once (``max_in_flight`` bulk requests): the ids make the
+    order of arrival irrelevant, and the node indexes concurrent bulks on its other cores.
+    """
 
     name = "elasticsearch"
     idempotent = True
     call_limits: CallLimits | None = None  # bulk bodies are cut by ``max_body_bytes`` here, whatever the batch
+    max_in_flight = 4
 
     def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, dead_letters: DeadLetters | None = None,
                  backoff: Backoff | None = None, max_body_bytes: int = 20 << 20, install_template: bool = True,
@@ -281,6 +300,7 @@ class ElasticsearchSink:
         self._template_pending = install_template
         self._index_prefix_bytes = prefix.encode()
         self._heads: dict[int, bytes] = {}
+        self._stats_lock = threading.Lock()  # deliveries run in parallel; counts must not lose an update
 
     def _backoff(self) -> Backoff:
         return Backoff(self.backoff_proto.initial, self.backoff_proto.maximum, self.backoff_proto.factor)
@@ -296,7 +316,8 @@ class ElasticsearchSink:
                 backoff.wait(stop)
 
     def _note_failure(self, exc: Exception, backoff: Backoff) -> None:
-        self.stats.failures += 1
+        with self._stats_lock:
+            self.stats.failures += 1
         if backoff.attempt in (0, 3) or backoff.attempt % 10 == 0:
             log.warning("elasticsearch unavailable, retrying with backoff: %s", exc)
 
@@ -330,7 +351,8 @@ class ElasticsearchSink:
         while pending:
             chunk, rest = self._chunk(pending)
             body = self.build_body(chunk)
-            self.stats.requests += 1
+            with self._stats_lock:
+                self.stats.requests += 1
             attempts += 1
             try:
                 resp = self.client.bulk(body)
@@ -341,7 +363,8 @@ class ElasticsearchSink:
                 continue
             except PermanentError as exc:
                 # auth or a malformed request: the data is fine, the setup is not; keep it, retry slowly, shout
-                self.stats.failures += 1
+                with self._stats_lock:
+                    self.stats.failures += 1
                 log.error("elasticsearch refused the bulk request (fix the configuration): %s", exc)
                 if self.fail_on_refusal:
                     raise PermanentError(
@@ -351,9 +374,10 @@ class ElasticsearchSink:
                 self._give_up_check(attempts, exc)
                 backoff.wait(stop)
                 continue
-            retry = self._classify(chunk, resp)
-            if retry:
+            with self._stats_lock:
+                retry = self._classify(chunk, resp)
                 self.stats.retried += len(retry)
+            if retry:
                 self._give_up_check(attempts, TransientError(f"{len(retry)} items still rejected"))
                 backoff.wait(stop)
             else:

@@ -59,6 +59,7 @@ class EmbeddedStore:
     name = "embedded"
     idempotent = True
     call_limits: CallLimits | None = None
+    max_in_flight = 1  # one SQLite writer
     dead_letters: DeadLetters | None = None  # refuses nothing: a record it cannot encode is the pipeline's poison
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0,
