@@ -113,6 +113,16 @@ def distinct_seqs(client: httpx.Client, prefix: str) -> int:
             return seen
 
 
+def finished(client: httpx.Client, prefix: str, wall: float, proc: Watched | None = None) -> Run:
+    """One run's figures: what is stored and how many lines twice (and the shipper's CPU and peak RSS); then
+    the run's indices are dropped."""
+    stored = count(client, prefix)
+    run = Run(wall, proc.cpu_s if proc else None, proc.peak_kb / 1024 if proc else None, stored,
+              stored - distinct_seqs(client, prefix))
+    drop(client, prefix)
+    return run
+
+
 def wait_searchable(client: httpx.Client, prefix: str, n: int, start: float, alive: Callable[[], bool],
                     timeout: float) -> float:
     """Poll ``_count`` until ``n`` documents are searchable; the wall seconds since ``start``."""
@@ -199,11 +209,8 @@ def run_corrtrace(path: Path, n: int, tmp: Path, client: httpx.Client, options: 
         proc.reap()
     if proc.returncode != 0:
         raise RuntimeError(f"corrtrace collect exited {proc.returncode}: {(tmp / f'{prefix}.log').read_text()[-2000:]}")
-    stored = count(client, prefix)
-    run = Run(wall, proc.cpu_s, proc.peak_kb / 1024, stored, stored - distinct_seqs(client, prefix))
-    drop(client, prefix)
     shutil.rmtree(data, ignore_errors=True)
-    return run
+    return finished(client, prefix, wall, proc)
 
 
 OTEL_CONFIG = """
@@ -293,10 +300,7 @@ def run_otel(binary: Path, path: Path, n: int, tmp: Path, client: httpx.Client) 
         raise RuntimeError(f"{exc}: {(tmp / f'{prefix}-otel.log').read_text()[-2000:]}") from None
     finally:
         proc.reap(terminate=True)
-    stored = count(client, prefix)
-    run = Run(wall, proc.cpu_s, proc.peak_kb / 1024, stored, stored - distinct_seqs(client, prefix))
-    drop(client, prefix)
-    return run
+    return finished(client, prefix, wall, proc)
 
 
 # -- the engine's ceilings -----------------------------------------------------------------------------------------
@@ -336,10 +340,7 @@ def run_ndjson(path: Path, n: int, client: httpx.Client, threads: int = 2, body_
         w.join()
     if errors:
         raise RuntimeError(f"ndjson ceiling: bulk errors: {errors[0]}")
-    stored = count(client, prefix)
-    run = Run(wall, stored=stored, duplicates=stored - distinct_seqs(client, prefix))
-    drop(client, prefix)
-    return run
+    return finished(client, prefix, wall)
 
 
 def run_parallel_bulk(path: Path, n: int, client: httpx.Client) -> Run:
@@ -360,10 +361,7 @@ def run_parallel_bulk(path: Path, n: int, client: httpx.Client) -> Run:
     node.close()
     if failed:
         raise RuntimeError(f"parallel_bulk: {failed} documents failed")
-    stored = count(client, prefix)
-    run = Run(wall, stored=stored, duplicates=stored - distinct_seqs(client, prefix))
-    drop(client, prefix)
-    return run
+    return finished(client, prefix, wall)
 
 
 # -- report ------------------------------------------------------------------------------------------------------
