@@ -6,12 +6,16 @@ expired or body-mismatched signature gets 403 and never reaches the node. Also a
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -19,6 +23,7 @@ from botocore.credentials import Credentials
 
 from tests.collector.faultproxy import FaultProxy
 
+OS_URL = os.environ.get("OS_URL", "http://127.0.0.1:9201")
 _AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
                    r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})")
 
@@ -115,3 +120,14 @@ def signed_headers(url: str, body: bytes, access_key: str, secret: str, token: s
     SigV4Auth(Credentials(access_key, secret, token), service, region).add_auth(request)
     return dict(request.headers.items())
 
+
+
+@contextmanager
+def opensearch_prefix(stem: str) -> Iterator[str]:
+    """A unique index prefix on the real OpenSearch node; its indices and index template go afterwards."""
+    name = f"{stem}-{os.getpid()}-{os.urandom(3).hex()}"
+    try:
+        yield name
+    finally:
+        httpx.delete(f"{OS_URL}/{name}-*", timeout=60)
+        httpx.delete(f"{OS_URL}/_index_template/{name}", timeout=60)

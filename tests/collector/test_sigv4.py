@@ -17,19 +17,23 @@ import pytest
 import yaml
 
 from tests.collector.helpers import write_lines
-from tests.collector.sigv4 import Issuer, credentials_endpoint, signed_headers, verifying_proxy
+from tests.collector.sigv4 import (
+    OS_URL,
+    Issuer,
+    credentials_endpoint,
+    opensearch_prefix,
+    signed_headers,
+    verifying_proxy,
+)
 
-OS_URL = os.environ.get("OS_URL", "http://127.0.0.1:9201")
 REGION = "eu-west-1"
 TOTAL = 5000
 
 
 @pytest.fixture()
 def prefix() -> Iterator[str]:
-    name = f"t-sigv4-{os.getpid()}-{os.urandom(3).hex()}"
-    yield name
-    httpx.delete(f"{OS_URL}/{name}-*", timeout=60)
-    httpx.delete(f"{OS_URL}/_index_template/{name}", timeout=60)
+    with opensearch_prefix("t-sigv4") as name:
+        yield name
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

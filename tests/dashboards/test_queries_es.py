@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from corrtrace.collector import ElasticsearchSink, connect
 from corrtrace.dashboards import build_all
 
 from corrtrace import new_correlation_id
-from tests.collector.sigv4 import Issuer, verifying_proxy
+from tests.collector.sigv4 import OS_URL, Issuer, opensearch_prefix, verifying_proxy
 from tests.dashboards import grafana_es
 
 FLOW, HEALTH, ALERTS = build_all()
@@ -209,6 +210,7 @@ def test_every_es_query_of_every_dashboard_runs_on_the_real_node(es: Any, index:
 def test_every_query_runs_through_a_node_list_with_a_node_down(es_url: str, index_prefix: str, tmp_path: Path,
                                                                 free_port: Any, caplog: Any) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    caplog.set_level(logging.WARNING, logger="corrtrace.collector.elasticsearch")
     client = connect([dead, *es_url.split(",")], timeout=60)
     index = load_events(client, index_prefix, tmp_path)
     assert run_every_query(client, index) == 17
@@ -218,16 +220,13 @@ def test_every_query_runs_through_a_node_list_with_a_node_down(es_url: str, inde
         f"lost search node {dead}; shipping to the other 1 node(s)"]
 
 
-OS_URL = os.environ.get("OS_URL", "http://127.0.0.1:9201")
 REGION = "eu-west-1"
 
 
 @pytest.fixture()
 def os_prefix() -> Iterator[str]:
-    name = f"t-dash-sigv4-{os.urandom(4).hex()}"
-    yield name
-    httpx.delete(f"{OS_URL}/{name}-*", timeout=60)
-    httpx.delete(f"{OS_URL}/_index_template/{name}", timeout=60)
+    with opensearch_prefix("t-dash-sigv4") as name:
+        yield name
 
 
 def test_every_query_runs_signed_with_sigv4_on_the_real_opensearch_node(os_prefix: str, tmp_path: Path,
