@@ -4,12 +4,13 @@ mid-ship (collector/README.md, "A cluster of nodes").
 One long-running collector (``es_url`` = the three nodes, 1 replica) tails a file the test fills in three parts,
 200k events in all. The sequence keeps a quorum (2 of the 3 master-eligible nodes) at every moment:
 
-1. while part 1 ships, a node that is NOT the master and holds a copy of the index is SIGKILLed; the test waits
+1. while part 1 ships, a node that is NOT the master and holds a copy of the index is SIGKILLed, and the rest
+   of part 1 is written after it (so the collector meets the dead node however fast it ships); the test waits
    until the other two see a 2-node cluster;
 2. while part 2 ships, that node is restarted with its data and rejoins; the test waits for green (every
    replica recovered), so no shard lives on the master alone;
-3. while part 3 ships, the elected master is SIGKILLed; the test waits until the other two have elected a new
-   one;
+3. while part 3 ships, the elected master is SIGKILLed (the rest of part 3 written after it); the test waits
+   until the other two have elected a new one;
 4. every event is stored exactly once, the collector named each lost node once and kept going, and
    ``corrtrace search`` answers while the old master is still down;
 5. the old master is restarted, rejoins, and the next collector run ships to it.
@@ -39,7 +40,7 @@ from tests.collector.helpers import write_lines
 ROOT = Path(__file__).resolve().parents[2]
 NODES = {n: f"http://127.0.0.1:{9220 + n}" for n in (1, 2, 3)}
 TOTAL = 200_000
-PARTS = (70_000, 60_000, 70_000)
+PARTS = (35_000, 35_000, 60_000, 35_000, 35_000)  # 1 | kill | 1 rest | 2 (restart) | 3 | kill master | 3 rest
 RESTART_TIMEOUT = 600  # a node restart on 2 loaded cores has taken 80 s; the script waits up to this long
 
 
@@ -162,22 +163,24 @@ def outage(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                                  "a copy of the index on a node that is not the master"))
         seen.append(count(first_master, pattern))
         services("kill", "es-cluster", str(data_node))
+        write_lines(app, range(bounds[1], bounds[2]))
         alive = [n for n in NODES if n != data_node]
         wait_for(lambda: health(alive[0], 2), f"the cluster without node-{data_node}")
         # 2. part 2 ships while the node restarts and rejoins
         restart = subprocess.Popen([str(ROOT / "scripts" / "services"), "start", "es-cluster", str(data_node)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        write_lines(app, range(bounds[1], bounds[2]))
+        write_lines(app, range(bounds[2], bounds[3]))
         assert restart.wait(timeout=RESTART_TIMEOUT + 60) == 0, f"node-{data_node} did not restart"
         wait_for(lambda: health(first_master, 3, "green"), f"node-{data_node} back and every replica recovered",
                  timeout=300)
         # 3. part 3 ships; the elected master dies mid-ship
         old_master = master(first_master)
         done_before = count(old_master, pattern)
-        write_lines(app, range(bounds[2], bounds[3]))
+        write_lines(app, range(bounds[3], bounds[4]))
         wait_for(lambda: count(old_master, pattern) >= done_before + 5_000, "part 3 under way")
         seen.append(count(old_master, pattern))
         services("kill", "es-cluster", str(old_master))
+        write_lines(app, range(bounds[4], bounds[5]))
         survivors = [n for n in NODES if n != old_master]
         new_master = wait_for(lambda: (m := master(survivors[0])) != old_master and m, "a new master", 120)
         wait_for(lambda: health(survivors[0], 2), "the 2-node cluster after the master died")
