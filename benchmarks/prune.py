@@ -11,6 +11,7 @@ import json
 import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -21,11 +22,24 @@ ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
 DAY_MS = 86_400_000
 
 
+SMALL_INDEX = {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"}}
+CREATORS = 8  # concurrent create requests: the master batches their cluster-state updates
+
+
 def create(prefix: str, count: int) -> list[str]:
+    """``count`` empty daily indices older than the limit, created in parallel (one at a time, 100 of them took
+    longer than a loaded node's patience); timing starts only once every one of them is green."""
     now = int(time.time() * 1000)
     names = [f"{prefix}-{day_of(now - (40 + i) * DAY_MS)}" for i in range(count)]
-    for name in names:
-        httpx.put(f"{ES_URL}/{name}", json={"settings": {"number_of_replicas": 0}}, timeout=120).raise_for_status()
+    with httpx.Client(timeout=300) as client, ThreadPoolExecutor(CREATORS) as pool:
+        def put(name: str) -> None:
+            client.put(f"{ES_URL}/{name}", params={"wait_for_active_shards": "0"},
+                       json=SMALL_INDEX).raise_for_status()
+
+        list(pool.map(put, names))
+        health = client.get(f"{ES_URL}/_cluster/health/{prefix}-*",
+                            params={"wait_for_status": "green", "timeout": "300s"}).json()
+        assert not health["timed_out"] and health["active_shards"] == count, health
     return names
 
 
