@@ -24,8 +24,9 @@ COLLECT_GC_THRESHOLD = (50_000, 20, 20)
 
 
 def _tune_malloc() -> None:
-    """Serve the multi-megabyte bulk bodies from mmap (a fixed threshold, so glibc does not raise it) and cap
-    the per-thread arenas: freed buffers go back to the OS and peak RSS stays near the working set."""
+    """``collector.malloc_tuning``: serve the multi-megabyte bulk bodies from mmap (a fixed threshold, so glibc
+    does not raise it) and cap the per-thread arenas: freed buffers go back to the OS and peak RSS stays near the
+    working set. A process-wide setting, so only the ``collect`` command makes it, and only when configured."""
     try:
         import ctypes
 
@@ -67,7 +68,8 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
 
     settings = _settings(config, {"sinks": list(sinks), "data_dir": data_dir})
     gc.set_threshold(*COLLECT_GC_THRESHOLD)
-    _tune_malloc()
+    if settings.malloc_tuning:
+        _tune_malloc()
     try:
         paths = [p for spec in source_specs(settings, files, line_format) for p in spec.patterns]
     except ConfigError as exc:

@@ -72,6 +72,9 @@ class CollectorSettings:
     # batches delivered at once (one bulk request each) while the next ones are read and parsed; a sink that
     # needs its batches in order (CloudWatch, the embedded store) takes one at a time whatever this says
     workers: int = 2
+    # glibc only: mmap the multi-megabyte bulk bodies and cap the malloc arenas, so freed buffers go back to the
+    # OS (a process-wide allocator setting, made by `corrtrace collect` only; collector/README.md, "Config")
+    malloc_tuning: bool = True
     backoff_initial: Positive = 0.2
     backoff_max: Positive = 30.0
     stats_interval: Positive = 30.0

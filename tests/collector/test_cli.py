@@ -82,6 +82,22 @@ def test_collect_defaults_to_the_embedded_store(tmp_path: Path) -> None:
     assert len(orjson.loads(found.output)) == 30
 
 
+@pytest.mark.parametrize("tuning", [True, False])
+def test_malloc_tuning_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tuning: bool) -> None:
+    """Issue 15 §5: glibc's process-wide mallopt is made only when ``collector.malloc_tuning`` says so."""
+    from corrtrace.collector import cli
+
+    calls: list[bool] = []
+    monkeypatch.setattr(cli, "_tune_malloc", lambda: calls.append(True))
+    path = tmp_path / "app.log"
+    _write_requests(path)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"collector": {"malloc_tuning": tuning, "data_dir": str(tmp_path / "d")}}))
+    result = _run(["collect", "--once", "--config", str(config), str(path)])
+    assert result.exit_code == 0, result.output
+    assert calls == ([True] if tuning else [])
+
+
 def test_bad_input_exits_2_naming_the_field(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump({"collector": {"batch_max_events": "lots"}}))
