@@ -199,7 +199,7 @@ def run_corrtrace(path: Path, n: int, tmp: Path, client: httpx.Client, options: 
                                                     "index_prefix": prefix, **options}}))
     argv = [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once"]
     if not malloc_tune:  # the same command with collector/cli.py's mallopt call made a no-op
-        argv[1:4] = ["-c", "import sys, corrtrace.collector.cli as c; c._tune_malloc = lambda: None; "
+        argv[1:3] = ["-c", "import sys, corrtrace.collector.cli as c; c._tune_malloc = lambda: None; "
                      "from corrtrace.cli import main; sys.argv[0] = 'corrtrace'; main()"]
     start = time.perf_counter()
     proc = Watched(argv, log=tmp / f"{prefix}.log")
