@@ -141,7 +141,7 @@ def wait_searchable(client: httpx.Client, prefix: str, n: int, start: float, ali
 
 # -- a shipper process -------------------------------------------------------------------------------------------
 class Watched:
-    """A child process whose peak RSS is sampled from /proc and whose CPU time is taken at exit (wait4)."""
+    """A child process whose peak RSS is sampled from /proc (VmHWM) and whose CPU time is taken at exit (wait4)."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> None:
         out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed in reap)
@@ -180,7 +180,8 @@ class Watched:
             self.returncode = os.waitstatus_to_exitcode(status)
             self.proc.returncode = self.returncode
             self.cpu_s = max(self.cpu_s, usage.ru_utime + usage.ru_stime)
-            self.peak_kb = max(self.peak_kb, usage.ru_maxrss)
+            # not usage.ru_maxrss: Linux starts a forked child's at its parent's peak (this process holds the
+            # parsed documents of the parallel_bulk ceiling), so only the sampled VmHWM is the shipper's own
         except ChildProcessError:  # already reaped by poll(): the sampled figures stand
             self.returncode = self.proc.returncode
         self._stop.set()
