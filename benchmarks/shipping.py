@@ -393,7 +393,7 @@ def main() -> int:
     binary = None if args.no_otel else build_otelcol()
     contenders: dict[str, Callable[[Path, Path, httpx.Client], Run]] = {}
     for w in (int(x) for x in args.workers.split(",")):
-        options = {"workers": w} if w != 1 else {}
+        options = {"workers": w}
         contenders[f"corrtrace_w{w}"] = lambda p, t, c, o=options: run_corrtrace(p, n, t, c, o)
     if args.malloc:
         contenders["corrtrace_no_mallopt"] = lambda p, t, c: run_corrtrace(p, n, t, c, {}, malloc_tune=False)
