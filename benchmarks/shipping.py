@@ -421,7 +421,7 @@ def main() -> int:
     report = {name: summary(runs, n) for name, runs in results.items()}
     for name, figures in report.items():
         print(f"{name}: " + json.dumps(figures, default=lambda x: round(x, 3)), flush=True)
-    ours = report.get("corrtrace_w1")
+    ours = report.get("corrtrace_w2") or next((v for k, v in report.items() if k.startswith("corrtrace_w")), None)
     ratios: dict[str, Any] = {"lines": n, "load_average": os.getloadavg()[0], "targets": TARGETS}
     if ours and "otelcol" in report:
         ratios["cpu_per_event_vs_otel"] = ours["cpu_us_per_event"] / report["otelcol"]["cpu_us_per_event"]
