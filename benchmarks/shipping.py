@@ -383,7 +383,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", default="1", help="corrtrace runs, one per value (collector.workers)")
+    parser.add_argument("--workers", default="1,2", help="corrtrace runs, one per value (collector.workers)")
     parser.add_argument("--no-otel", action="store_true", help="skip the OpenTelemetry Collector")
     parser.add_argument("--no-ceilings", action="store_true", help="skip the NDJSON and parallel_bulk ceilings")
     parser.add_argument("--malloc", action="store_true",
