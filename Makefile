@@ -33,13 +33,15 @@ demo: $(VENV)/.installed-demo
 
 lint: $(BIN)/corrtrace
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	scripts/typecheck
 
-# in this order: the backends, then ruff, mypy and pytest; the target fails if any of the three did
+# in this order: the backends, then ruff (lint and format), mypy and pytest; the target fails if any of them did
 test: $(BIN)/corrtrace
 	scripts/services up
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
 	scripts/typecheck || status=1; \
 	$(BIN)/pytest -q --durations=15 || status=1; \
 	exit $$status

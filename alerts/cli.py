@@ -39,8 +39,14 @@ def alerts() -> None:
     help="Space-delimited field count: exact, or the last field takes the rest of the line.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print TestMetricFilter's response shape.")
-def test_pattern(arguments: tuple[str, ...], pattern: str | None, events: tuple[str, ...], events_file: Path | None,
-                 mode: str, as_json: bool) -> None:
+def test_pattern(
+    arguments: tuple[str, ...],
+    pattern: str | None,
+    events: tuple[str, ...],
+    events_file: Path | None,
+    mode: str,
+    as_json: bool,
+) -> None:
     """Test PATTERN against messages like the TestMetricFilter API (eventNumber counts from 0).
 
     \b
@@ -210,12 +216,12 @@ def evaluate(
             _fail("--follow needs log FILES (not stdin)")
         state_file = state_file or _default_state_file()
         click.echo(f"alarm states kept in {state_file}", err=True)
-        _follow(chosen, [str(p) for p in files], _with_reporter(chosen, actions, reporter), log_group, duration,
-                state_file)
+        _follow(
+            chosen, [str(p) for p in files], _with_reporter(chosen, actions, reporter), log_group, duration, state_file
+        )
         return
     now = [0.0]
-    engine = AlertEngine(chosen, _with_reporter(chosen, actions, reporter), clock=lambda: now[0],
-                         state_file=state_file)
+    engine = AlertEngine(chosen, _with_reporter(chosen, actions, reporter), clock=lambda: now[0], state_file=state_file)
     next_tick = None
     streams = files or (Path("-"),)
     for path in streams:

@@ -203,8 +203,12 @@ class Deployer:
             if str(f.get("filterName", "")).startswith(NAME_PREFIX)
         ]
         changes = [
-            Change("metric-filter", f"{f['logGroupName']}:{f['filterName']}", DELETE,
-                   request={"logGroupName": f["logGroupName"], "filterName": f["filterName"]})
+            Change(
+                "metric-filter",
+                f"{f['logGroupName']}:{f['filterName']}",
+                DELETE,
+                request={"logGroupName": f["logGroupName"], "filterName": f["filterName"]},
+            )
             for f in owned_filters
             if (f["logGroupName"], f["filterName"]) not in wanted_filters
         ]
@@ -215,8 +219,12 @@ class Deployer:
             except self.logs.exceptions.ResourceNotFoundException:
                 continue
             changes += [
-                Change("subscription-filter", f"{group}:{f['filterName']}", DELETE,
-                       request={"logGroupName": group, "filterName": f["filterName"]})
+                Change(
+                    "subscription-filter",
+                    f"{group}:{f['filterName']}",
+                    DELETE,
+                    request={"logGroupName": group, "filterName": f["filterName"]},
+                )
                 for f in found.get("subscriptionFilters", [])
                 if (group, f["filterName"]) not in wanted_subs
             ]

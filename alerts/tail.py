@@ -33,8 +33,9 @@ def follow(
 
     ``from_start=False`` skips what the files hold when following starts; files that appear later (a rotation)
     are read from their start."""
-    tail = FileTail(list(paths), Checkpoint(None), start_at_end=not from_start, scan_interval=interval,
-                    max_line_bytes=MAX_LINE)
+    tail = FileTail(
+        list(paths), Checkpoint(None), start_at_end=not from_start, scan_interval=interval, max_line_bytes=MAX_LINE
+    )
     if not from_start:
         tail.scan()  # the files there now start at their end
         tail.start_at_end = False

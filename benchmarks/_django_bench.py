@@ -22,8 +22,12 @@ def setup_django() -> None:
 
     if not settings.configured:
         settings.configure(
-            SECRET_KEY="bench", INSTALLED_APPS=["django_guid"], ALLOWED_HOSTS=["*"], USE_TZ=True,
-            DJANGO_GUID={"GUID_HEADER_NAME": "X-Correlation-ID"}, LOGGING_CONFIG=None,
+            SECRET_KEY="bench",
+            INSTALLED_APPS=["django_guid"],
+            ALLOWED_HOSTS=["*"],
+            USE_TZ=True,
+            DJANGO_GUID={"GUID_HEADER_NAME": "X-Correlation-ID"},
+            LOGGING_CONFIG=None,
         )
         django.setup()
 
@@ -52,8 +56,15 @@ def time_django(apps: dict[str, Any], requests: int, repeats: int, incoming_id: 
     """Median seconds per request of each chain; repetitions interleaved across candidates."""
     from django.http import HttpRequest
 
-    base_meta = {"REQUEST_METHOD": "GET", "PATH_INFO": "/orders", "SERVER_NAME": "bench", "SERVER_PORT": "8000",
-                 "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "bench", "HTTP_USER_AGENT": "bench/1"}
+    base_meta = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/orders",
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "8000",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "bench",
+        "HTTP_USER_AGENT": "bench/1",
+    }
     if incoming_id is not None:
         base_meta["HTTP_X_CORRELATION_ID"] = incoming_id
 

@@ -17,12 +17,17 @@ def iso(ms: int) -> str:
 
 
 def make_line(i: int, ids: int = 10_000, size: int = 350) -> bytes:
-    doc: dict[str, Any] = {"@timestamp": iso(BASE_MS + i // 10), "message": "GET /api/orders handled",
-           "correlation_id": f"01890a5d-ac96-774b-bcce-{i % ids:012d}",
-           "log": {"level": "INFO", "logger": "app.http"},
-           "service": {"name": SERVICES[i % 4], "environment": "bench"}, "host": {"name": "node-1"},
-           "event": {"dataset": "corrtrace.access", "duration": 1234567 + i},
-           "http": {"response": {"status_code": 200}}, "labels": {"seq": i}}
+    doc: dict[str, Any] = {
+        "@timestamp": iso(BASE_MS + i // 10),
+        "message": "GET /api/orders handled",
+        "correlation_id": f"01890a5d-ac96-774b-bcce-{i % ids:012d}",
+        "log": {"level": "INFO", "logger": "app.http"},
+        "service": {"name": SERVICES[i % 4], "environment": "bench"},
+        "host": {"name": "node-1"},
+        "event": {"dataset": "corrtrace.access", "duration": 1234567 + i},
+        "http": {"response": {"status_code": 200}},
+        "labels": {"seq": i},
+    }
     raw = orjson.dumps(doc)
     doc["message"] += " " + "x" * max(0, size - len(raw) - 1)
     return orjson.dumps(doc)

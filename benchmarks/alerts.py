@@ -181,8 +181,10 @@ def main() -> int:
             peer = next(p for k, p in _PEERS.items() if k in r)
             peer_ns = r.get("orjson_loads_ns", r.get("hand_ns", r.get("python_re_ns", 0.0)))
             target = 0.5 if family == "json_vs_orjson_loads" else 1.5
-            verdict = "(information, no target)" if r.get("info") else (
-                f"(target <= {target}) {'ok' if r['ratio'] <= target else 'MISSED'}"
+            verdict = (
+                "(information, no target)"
+                if r.get("info")
+                else (f"(target <= {target}) {'ok' if r['ratio'] <= target else 'MISSED'}")
             )
             print(
                 f"{family:24s} compiled {r['compiled_ns']:8.1f} ns/event   {peer:13s} {peer_ns:8.1f} ns/event   "

@@ -35,8 +35,15 @@ def load(path: Path = LATEST) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def figure(data: dict[str, Any], bench: str, step: str, key: str, *,
-           also: tuple[tuple[str, str, str], ...] = (), ref: str | None = None) -> tuple[float, str]:
+def figure(
+    data: dict[str, Any],
+    bench: str,
+    step: str,
+    key: str,
+    *,
+    also: tuple[tuple[str, str, str], ...] = (),
+    ref: str | None = None,
+) -> tuple[float, str]:
     """``data[bench][step][key]`` from the latest run (else the first of ``also`` that was measured), else the
     reference measurement ``ref`` (default ``key``); and where it came from."""
     for b, s, k in ((bench, step, key), *also):
@@ -48,8 +55,14 @@ def figure(data: dict[str, Any], bench: str, step: str, key: str, *,
 
 def model(data: dict[str, Any]) -> dict[str, Any]:
     # benchmarks/shipping.py: `corrtrace collect --once` and pre-built NDJSON _bulk bodies on the real node
-    collector_eps, collector_src = figure(data, "shipping", "capacity", "collector_events_per_s", also=(
-        ("collector", "file_to_elasticsearch", "events_per_s"),), ref="events_per_s")
+    collector_eps, collector_src = figure(
+        data,
+        "shipping",
+        "capacity",
+        "collector_events_per_s",
+        also=(("collector", "file_to_elasticsearch", "events_per_s"),),
+        ref="events_per_s",
+    )
     node_docs_per_s, node_src = figure(data, "shipping", "capacity", "node_docs_per_s")
     calls_per_tx, calls_src = figure(data, "txmanager", "report", "calls_per_transaction")
     # per manager core, from the manager's CPU time per transaction in the 200-transaction run (the rate measured
@@ -66,19 +79,21 @@ def model(data: dict[str, Any]) -> dict[str, Any]:
         events = BASE_REQUESTS_PER_S * scale * LINES_PER_REQUEST
         tx = BASE_REQUESTS_PER_S * scale * TX_SHARE
         per_put = min(CW_REQUEST_EVENTS, CW_REQUEST_BYTES // (LINE_BYTES + 26))
-        rows.append({
-            "scale": scale,
-            "events_per_s": events,
-            "collectors": math.ceil(events / collector_eps),
-            # one replica: every document is indexed twice
-            "es_nodes": max(3, math.ceil(2 * events / node_docs_per_s)),
-            "cw_puts_per_s": math.ceil(events / per_put),
-            "cw_quota_share": round(events / per_put / CW_PUTS_PER_S, 3),
-            "transactions_per_s": tx,
-            "ddb_units_per_s": round(tx * calls_per_tx),
-            "ddb_tables": math.ceil(tx * calls_per_tx / DDB_TABLE_WRU),
-            "managers": math.ceil(tx / manager_tps) if manager_tps > 0 else None,  # 0 = not measured yet
-        })
+        rows.append(
+            {
+                "scale": scale,
+                "events_per_s": events,
+                "collectors": math.ceil(events / collector_eps),
+                # one replica: every document is indexed twice
+                "es_nodes": max(3, math.ceil(2 * events / node_docs_per_s)),
+                "cw_puts_per_s": math.ceil(events / per_put),
+                "cw_quota_share": round(events / per_put / CW_PUTS_PER_S, 3),
+                "transactions_per_s": tx,
+                "ddb_units_per_s": round(tx * calls_per_tx),
+                "ddb_tables": math.ceil(tx * calls_per_tx / DDB_TABLE_WRU),
+                "managers": math.ceil(tx / manager_tps) if manager_tps > 0 else None,  # 0 = not measured yet
+            }
+        )
     return {"units": units, "rows": rows, "reference_source": data.get("reference", {}).get("source")}
 
 
@@ -89,14 +104,18 @@ def render(result: dict[str, Any]) -> str:
     if result.get("reference_source"):
         out.append(f"  reference: {result['reference_source']}")
     out.append("")
-    out.append("| load | events/s | collectors (1 core) | ES nodes (2 cores, 1 replica) | CloudWatch puts/s "
-               "(share of 1,500/s) | transactions/s | DynamoDB units/s (tables) | managers (1 core) |")
+    out.append(
+        "| load | events/s | collectors (1 core) | ES nodes (2 cores, 1 replica) | CloudWatch puts/s "
+        "(share of 1,500/s) | transactions/s | DynamoDB units/s (tables) | managers (1 core) |"
+    )
     out.append("|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
-        out.append(f"| {r['scale']:,}x | {r['events_per_s']:,} | {r['collectors']:,} | {r['es_nodes']:,} | "
-                   f"{r['cw_puts_per_s']:,} ({r['cw_quota_share']:.0%}) | {r['transactions_per_s']:,.0f} | "
-                   f"{r['ddb_units_per_s']:,} ({r['ddb_tables']}) | "
-                   f"{'not measured' if r['managers'] is None else format(r['managers'], ',')} |")
+        out.append(
+            f"| {r['scale']:,}x | {r['events_per_s']:,} | {r['collectors']:,} | {r['es_nodes']:,} | "
+            f"{r['cw_puts_per_s']:,} ({r['cw_quota_share']:.0%}) | {r['transactions_per_s']:,.0f} | "
+            f"{r['ddb_units_per_s']:,} ({r['ddb_tables']}) | "
+            f"{'not measured' if r['managers'] is None else format(r['managers'], ',')} |"
+        )
     return "\n".join(out)
 
 

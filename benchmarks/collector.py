@@ -41,8 +41,11 @@ from corrtrace.collector.sinks.cw_batcher import CwLimits  # noqa: E402
 
 from corrtrace.endpoints import backend_url  # noqa: E402
 
-for _key, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                     "AWS_DEFAULT_REGION": "us-east-1"}.items():
+for _key, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}.items():
     os.environ.setdefault(_key, _value)
 ES_URL = backend_url("ES")
 MOTO_URL = backend_url("MOTO")
@@ -100,8 +103,12 @@ def bench_parse(n: int, runs: int, tmp: Path) -> dict[str, Any]:
             with open(path, "rb") as fh:
                 for line in fh:
                     doc = json.loads(line)
-                    yield {"_op_type": "create", "_id": f"0123456789abcdef-{offset}", "_source": doc,
-                           "_index": "logs-corrtrace-" + doc["@timestamp"][:10].replace("-", ".")}
+                    yield {
+                        "_op_type": "create",
+                        "_id": f"0123456789abcdef-{offset}",
+                        "_source": doc,
+                        "_index": "logs-corrtrace-" + doc["@timestamp"][:10].replace("-", "."),
+                    }
                     offset += len(line)
 
         for _ in _chunk_actions(map(expand_action, actions()), 500, 100 * 1024 * 1024, None, JSONSerializer()):
@@ -119,27 +126,36 @@ def bench_parse(n: int, runs: int, tmp: Path) -> dict[str, Any]:
         peer_cli = median_of(helpers_peer, runs)
     finally:
         gc.set_threshold(*old)
-    return {"events_per_s": round(mine), "helpers_events_per_s": round(peer), "ratio_vs_helpers": mine / peer,
-            "events_per_s_collect_gc": round(mine_cli), "helpers_events_per_s_collect_gc": round(peer_cli),
-            "ratio_vs_helpers_collect_gc": mine_cli / peer_cli, "target_events_per_s": 300_000}
+    return {
+        "events_per_s": round(mine),
+        "helpers_events_per_s": round(peer),
+        "ratio_vs_helpers": mine / peer,
+        "events_per_s_collect_gc": round(mine_cli),
+        "helpers_events_per_s_collect_gc": round(peer_cli),
+        "ratio_vs_helpers_collect_gc": mine_cli / peer_cli,
+        "target_events_per_s": 300_000,
+    }
 
 
 # 1b ------------------------------------------------------------------------------------------------------------
 TEXT_LINES = {  # one line of each built-in format, about the JSON lines' size; {i} varies per line
     "talk": "30-11-2026 12:00:{s:02d} checkout-svc INFO [01890a5d-ac96-774b-bcce-{i:012d}] GET /api/orders handled "
-            + "x" * 150,
-    "logfmt": "time=2026-11-30T12:00:{s:02d}.123Z level=info msg=\"GET /api/orders handled\" service=orders-go "
-              "correlation_id=01890a5d-ac96-774b-bcce-{i:012d} status=200 duration=1.2ms path=/api/orders "
-              + "pad=" + "x" * 100,
+    + "x" * 150,
+    "logfmt": 'time=2026-11-30T12:00:{s:02d}.123Z level=info msg="GET /api/orders handled" service=orders-go '
+    "correlation_id=01890a5d-ac96-774b-bcce-{i:012d} status=200 duration=1.2ms path=/api/orders " + "pad=" + "x" * 100,
     "logback": "2026-11-30 12:00:{s:02d},123 [http-nio-8080-exec-7] INFO  c.e.orders.OrderController - "
-               "[01890a5d-ac96-774b-bcce-{i:012d}] GET /api/orders handled " + "x" * 120,
+    "[01890a5d-ac96-774b-bcce-{i:012d}] GET /api/orders handled " + "x" * 120,
     "nginx": '127.0.0.1 - - [30/Nov/2026:12:00:{s:02d} +0000] "GET /api/orders?page=2 HTTP/1.1" 200 612 "-" '
-             '"Mozilla/5.0 (X11; Linux x86_64) corrtrace-bench" "01890a5d-ac96-774b-bcce-{i:012d}" 0.012 '
-             "1796040000.250 " + "",
+    '"Mozilla/5.0 (X11; Linux x86_64) corrtrace-bench" "01890a5d-ac96-774b-bcce-{i:012d}" 0.012 '
+    "1796040000.250 " + "",
 }
-TRACEBACK = (b"Traceback (most recent call last):\n" + b"".join(
-    b'  File "/srv/app/orders.py", line %d, in handler_%d\n    return charge(order)\n' % (i, i) for i in range(5))
-    + b"ValueError: card declined\n")
+TRACEBACK = (
+    b"Traceback (most recent call last):\n"
+    + b"".join(
+        b'  File "/srv/app/orders.py", line %d, in handler_%d\n    return charge(order)\n' % (i, i) for i in range(5)
+    )
+    + b"ValueError: card declined\n"
+)
 
 
 def _once(path: Path, fmt: Any = None, multiline: bool = False) -> float:
@@ -192,8 +208,12 @@ def bench_formats(n: int, runs: int, tmp: Path) -> dict[str, Any]:
             declared, auto = build_format(name), build_format("auto")
             json_s, fmt_s = _alternating(runs, lambda: _once(json_path), lambda p=path, f=declared: _once(p, f))
             _, auto_s = _alternating(1, lambda: 0.0, lambda p=path, f=auto: _once(p, f))
-            out[name] = {"events_per_s": round(n / fmt_s), "json_events_per_s": round(n / json_s),
-                         "ratio_vs_json": json_s / fmt_s, "auto_events_per_s": round(n / auto_s)}
+            out[name] = {
+                "events_per_s": round(n / fmt_s),
+                "json_events_per_s": round(n / json_s),
+                "ratio_vs_json": json_s / fmt_s,
+                "auto_events_per_s": round(n / auto_s),
+            }
         mixed = tmp / "formats-mixed.log"
         with open(mixed, "wb") as fh:
             for i in range(n):
@@ -203,9 +223,13 @@ def bench_formats(n: int, runs: int, tmp: Path) -> dict[str, Any]:
         mb = mixed.stat().st_size / 1e6
         single_s, joined_s = _alternating(runs, lambda: _once(mixed), lambda: _once(mixed, multiline=True))
         plain_s, wrapped_s = _alternating(runs, lambda: _once(json_path), lambda: _once(json_path, multiline=True))
-        out["multiline"] = {"mixed_mb_per_s_single_line": mb / single_s, "mixed_mb_per_s_multiline": mb / joined_s,
-                            "mixed_ratio": single_s / joined_s, "json_only_ratio": plain_s / wrapped_s,
-                            "target_ratio": 0.8}
+        out["multiline"] = {
+            "mixed_mb_per_s_single_line": mb / single_s,
+            "mixed_mb_per_s_multiline": mb / joined_s,
+            "mixed_ratio": single_s / joined_s,
+            "json_only_ratio": plain_s / wrapped_s,
+            "target_ratio": 0.8,
+        }
         return out
     finally:
         gc.set_threshold(*old)
@@ -243,11 +267,13 @@ def bench_es_end_to_end(n: int, runs: int, tmp: Path) -> dict[str, Any]:
         index = f"{prefix}-{iso(BASE_MS)[:10].replace('-', '.')}"
         es.indices.create(index=index)
         docs = [orjson.loads(x) for x in lines]
-        actions = [{"_op_type": "create", "_index": index, "_id": f"src-{i}", "_source": d}
-                   for i, d in enumerate(docs)]
+        actions = [{"_op_type": "create", "_index": index, "_id": f"src-{i}", "_source": d} for i, d in enumerate(docs)]
         t = time.perf_counter()
-        ok = sum(1 for success, _ in streaming_bulk(es, actions, max_retries=3, raise_on_error=False,
-                                                   ignore_status=(409,)) if success)
+        ok = sum(
+            1
+            for success, _ in streaming_bulk(es, actions, max_retries=3, raise_on_error=False, ignore_status=(409,))
+            if success
+        )
         elapsed = time.perf_counter() - t
         assert ok == n
         drop(es, prefix)
@@ -258,8 +284,12 @@ def bench_es_end_to_end(n: int, runs: int, tmp: Path) -> dict[str, Any]:
         results_ours.append(ours())
         results_peer.append(peer())
     mine, theirs = statistics.median(results_ours), statistics.median(results_peer)
-    return {"events_per_s": round(mine), "streaming_bulk_events_per_s": round(theirs),
-            "ratio_vs_streaming_bulk": mine / theirs, "target_ratio": 1.0}
+    return {
+        "events_per_s": round(mine),
+        "streaming_bulk_events_per_s": round(theirs),
+        "ratio_vs_streaming_bulk": mine / theirs,
+        "target_ratio": 1.0,
+    }
 
 
 # 3 -------------------------------------------------------------------------------------------------------------
@@ -275,10 +305,16 @@ def bench_cloudwatch_fill(n: int, tmp: Path) -> dict[str, Any]:
     ship_files([path], [sink], data_dir=tmp / "cw-data")
     elapsed = time.perf_counter() - t
     fills = sink.fills
-    return {"calls": len(fills), "mean_fill": statistics.fmean(fills), "min_fill_excluding_last": min(fills[:-1]),
-            "events_per_s_to_moto": round(n / elapsed), "target_mean_fill": 0.95,
-            "binding_limit": "bytes (1,048,576 incl. 26 B/event)" if 376 * CwLimits().max_events > CwLimits(
-            ).max_batch_bytes else "events"}
+    return {
+        "calls": len(fills),
+        "mean_fill": statistics.fmean(fills),
+        "min_fill_excluding_last": min(fills[:-1]),
+        "events_per_s_to_moto": round(n / elapsed),
+        "target_mean_fill": 0.95,
+        "binding_limit": "bytes (1,048,576 incl. 26 B/event)"
+        if 376 * CwLimits().max_events > CwLimits().max_batch_bytes
+        else "events",
+    }
 
 
 # 4 -------------------------------------------------------------------------------------------------------------
@@ -353,12 +389,28 @@ def bench_rss(n: int, down_seconds: float, tmp: Path) -> dict[str, Any]:
     es = es_client()
     with FaultProxy(ES_URL) as proxy:
         config = tmp / "rss.yaml"
-        config.write_text(yaml.safe_dump({"collector": {
-            "paths": [str(path)], "data_dir": str(data), "sinks": ["elasticsearch"], "es_url": proxy.url,
-            "index_prefix": prefix, "backoff_initial": 0.2, "backoff_max": 2.0, "buffer_max_bytes": 64 << 20}}))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "collector": {
+                        "paths": [str(path)],
+                        "data_dir": str(data),
+                        "sinks": ["elasticsearch"],
+                        "es_url": proxy.url,
+                        "index_prefix": prefix,
+                        "backoff_initial": 0.2,
+                        "backoff_max": 2.0,
+                        "buffer_max_bytes": 64 << 20,
+                    }
+                }
+            )
+        )
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config),
-                                 "--once"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         peak = 0
         went_down = came_up = None
         checkpoint = data / "checkpoint.json"
@@ -367,8 +419,11 @@ def bench_rss(n: int, down_seconds: float, tmp: Path) -> dict[str, Any]:
                 for row in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
                     if row.startswith("VmHWM:"):
                         peak = max(peak, int(row.split()[1]))
-                progress = max((v["offset"] for v in orjson.loads(checkpoint.read_bytes())["sources"].values()),
-                               default=0) if checkpoint.exists() else 0
+                progress = (
+                    max((v["offset"] for v in orjson.loads(checkpoint.read_bytes())["sources"].values()), default=0)
+                    if checkpoint.exists()
+                    else 0
+                )
             except (OSError, orjson.JSONDecodeError):
                 progress = 0
             if went_down is None and progress >= size // 2:
@@ -380,8 +435,15 @@ def bench_rss(n: int, down_seconds: float, tmp: Path) -> dict[str, Any]:
     es.indices.refresh(index=f"{prefix}-*")
     count = es.count(index=f"{prefix}-*")["count"]
     drop(es, prefix)
-    return {"events": n, "stored": count, "exit_code": proc.returncode, "peak_rss_mb": peak / 1024,
-            "target_mb": 150, "down_seconds": down_seconds, "wall_s": elapsed}
+    return {
+        "events": n,
+        "stored": count,
+        "exit_code": proc.returncode,
+        "peak_rss_mb": peak / 1024,
+        "target_mb": 150,
+        "down_seconds": down_seconds,
+        "wall_s": elapsed,
+    }
 
 
 def main() -> None:
@@ -400,9 +462,15 @@ def main() -> None:
             ("formats", lambda: bench_formats(30_000 if q else 100_000, 3 if q else 5, tmp)),
             ("file_to_elasticsearch", lambda: bench_es_end_to_end(20_000 if q else 100_000, 1 if q else 3, tmp)),
             ("cloudwatch_fill", lambda: bench_cloudwatch_fill(30_000 if q else 100_000, tmp)),
-            ("search", lambda: bench_search([10_000, 100_000] if q else [100_000, 1_000_000], tmp, True,
-                                            [10_000] if q else ([100_000] if args.skip_es_1m
-                                                                 else [100_000, 1_000_000]))),
+            (
+                "search",
+                lambda: bench_search(
+                    [10_000, 100_000] if q else [100_000, 1_000_000],
+                    tmp,
+                    True,
+                    [10_000] if q else ([100_000] if args.skip_es_1m else [100_000, 1_000_000]),
+                ),
+            ),
         ]
         if not args.skip_rss:
             steps.append(("rss_with_es_down", lambda: bench_rss(100_000 if q else 1_000_000, 5 if q else 60, tmp)))

@@ -57,10 +57,15 @@ class Row:
 
 
 def line(seq: int, pad: int = 120) -> bytes:
-    doc = {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z",
-           "message": "order handled " + "x" * pad, "correlation_id": f"req-{seq % 1000}",
-           "log": {"level": "INFO"}, "service": {"name": "orders", "environment": "bench"},
-           "host": {"name": "node-1"}, "labels": {"seq": seq}}
+    doc = {
+        "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z",
+        "message": "order handled " + "x" * pad,
+        "correlation_id": f"req-{seq % 1000}",
+        "log": {"level": "INFO"},
+        "service": {"name": "orders", "environment": "bench"},
+        "host": {"name": "node-1"},
+        "labels": {"seq": seq},
+    }
     return orjson.dumps(doc) + b"\n"
 
 
@@ -88,8 +93,10 @@ def es_seqs(prefix: str) -> Counter[int]:
 
     es = Elasticsearch(ES_URL, request_timeout=120)
     es.indices.refresh(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-    docs = [orjson.dumps(hit["_source"]) for hit in scan(es, index=f"{prefix}-*", size=5000,
-                                                           query={"query": {"match_all": {}}})]
+    docs = [
+        orjson.dumps(hit["_source"])
+        for hit in scan(es, index=f"{prefix}-*", size=5000, query={"query": {"match_all": {}}})
+    ]
     es.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
     es.options(ignore_status=404).indices.delete_index_template(name=prefix)
     es.close()
@@ -100,8 +107,9 @@ def dead_seqs(data_dir: Path) -> Counter[int]:
     path = data_dir / "dead-letters.jsonl"
     if not path.exists():
         return Counter()
-    return seqs_in([orjson.loads(x).get("line", orjson.loads(x)["event"]).encode()
-                    for x in path.read_bytes().splitlines()])
+    return seqs_in(
+        [orjson.loads(x).get("line", orjson.loads(x)["event"]).encode() for x in path.read_bytes().splitlines()]
+    )
 
 
 def score(row: Row, stored: Counter[int], dead: Counter[int], written: set[int]) -> Row:
@@ -124,8 +132,9 @@ class Collector:
 
     def start(self) -> Collector:
         args = [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(self.config)]
-        self.proc = subprocess.Popen(args + (["--once"] if self.once else []), stdout=self.log, stderr=self.log,
-                                     cwd=ROOT)
+        self.proc = subprocess.Popen(
+            args + (["--once"] if self.once else []), stdout=self.log, stderr=self.log, cwd=ROOT
+        )
         return self
 
     def kill(self) -> None:
@@ -182,8 +191,9 @@ def sigkill_rotation(tmp: Path, total: int, rotate: str, seed: int) -> Row:
     live = logs / "app.log"
     live.touch()
     data = tmp / "data"
-    collector = Collector(tmp, {"paths": [str(live)], "data_dir": str(data), "flush_interval": 0.2,
-                                "batch_max_events": 2000})
+    collector = Collector(
+        tmp, {"paths": [str(live)], "data_dir": str(data), "flush_interval": 0.2, "batch_max_events": 2000}
+    )
     every = total // 10
     duration = 25.0
     done = threading.Event()
@@ -234,9 +244,18 @@ def sink_outage(tmp: Path, total: int) -> Row:
     data = tmp / "data"
     prefix = f"bench-faults-{uuid.uuid4().hex[:6]}"
     with FaultProxy(ES_URL) as proxy:
-        collector = Collector(tmp, {"paths": [str(log)], "data_dir": str(data), "sinks": ["elasticsearch"],
-                                    "es_url": proxy.url, "index_prefix": prefix, "backoff_initial": 0.1,
-                                    "backoff_max": 2.0})
+        collector = Collector(
+            tmp,
+            {
+                "paths": [str(log)],
+                "data_dir": str(data),
+                "sinks": ["elasticsearch"],
+                "es_url": proxy.url,
+                "index_prefix": prefix,
+                "backoff_initial": 0.1,
+                "backoff_max": 2.0,
+            },
+        )
         t = time.perf_counter()
         with open(log, "wb") as fh:
             fh.write(b"".join(line(i) for i in range(total // 2)))
@@ -274,9 +293,20 @@ def full_disk(tmp: Path, total: int) -> Row:
     try:
         with FaultProxy(ES_URL) as proxy:
             proxy.down = True
-            collector = Collector(tmp, {"paths": [str(log)], "data_dir": str(mount), "sinks": ["elasticsearch"],
-                                        "es_url": proxy.url, "index_prefix": prefix, "batch_max_events": 1000,
-                                        "backoff_initial": 0.1, "backoff_max": 1.0}, once=True)
+            collector = Collector(
+                tmp,
+                {
+                    "paths": [str(log)],
+                    "data_dir": str(mount),
+                    "sinks": ["elasticsearch"],
+                    "es_url": proxy.url,
+                    "index_prefix": prefix,
+                    "batch_max_events": 1000,
+                    "backoff_initial": 0.1,
+                    "backoff_max": 1.0,
+                },
+                once=True,
+            )
             t = time.perf_counter()
             collector.start()
             deadline = time.monotonic() + 60
@@ -287,8 +317,7 @@ def full_disk(tmp: Path, total: int) -> Row:
         dead = dead_seqs(mount)
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-    row = Row("data_dir full (3 MB tmpfs), sink down", total, seconds=time.perf_counter() - t,
-              note=f"exit {code}")
+    row = Row("data_dir full (3 MB tmpfs), sink down", total, seconds=time.perf_counter() - t, note=f"exit {code}")
     return score(row, es_seqs(prefix), dead, set(range(total)))
 
 
@@ -296,27 +325,44 @@ def poison(tmp: Path, total: int) -> Row:
     """1 line in 50 is hostile: unreadable timestamps (1e20, -1e19, 1.5e300, NaN, garbage), a lone surrogate,
     plain text, or a field Elasticsearch refuses (mapping conflict: dead-lettered with its reason)."""
     log = tmp / "app.log"
-    bad = [b'{"@timestamp":1e20,"labels":{"seq":%d}}', b'{"@timestamp":-1e19,"labels":{"seq":%d}}',
-           b'{"@timestamp":1.5e300,"labels":{"seq":%d}}', b'{"@timestamp":NaN,"labels":{"seq":%d}}',
-           b'{"@timestamp":"yesterday","labels":{"seq":%d}}', b'{"message":"\\ud800","labels":{"seq":%d}}',
-           b"plain text seq=%d", b'{"http":{"response":{"status_code":"oops"}},"labels":{"seq":%d}}']
+    bad = [
+        b'{"@timestamp":1e20,"labels":{"seq":%d}}',
+        b'{"@timestamp":-1e19,"labels":{"seq":%d}}',
+        b'{"@timestamp":1.5e300,"labels":{"seq":%d}}',
+        b'{"@timestamp":NaN,"labels":{"seq":%d}}',
+        b'{"@timestamp":"yesterday","labels":{"seq":%d}}',
+        b'{"message":"\\ud800","labels":{"seq":%d}}',
+        b"plain text seq=%d",
+        b'{"http":{"response":{"status_code":"oops"}},"labels":{"seq":%d}}',
+    ]
     with open(log, "wb") as fh:
         for i in range(total):
             fh.write(bad[(i // 50) % len(bad)] % i + b"\n" if i % 50 == 25 else line(i))
     data = tmp / "data"
     prefix = f"bench-faults-{uuid.uuid4().hex[:6]}"
-    collector = Collector(tmp, {"paths": [str(log)], "data_dir": str(data), "sinks": ["elasticsearch"],
-                                "es_url": ES_URL, "index_prefix": prefix}, once=True)
+    collector = Collector(
+        tmp,
+        {
+            "paths": [str(log)],
+            "data_dir": str(data),
+            "sinks": ["elasticsearch"],
+            "es_url": ES_URL,
+            "index_prefix": prefix,
+        },
+        once=True,
+    )
     t = time.perf_counter()
     code = collector.start().stop(timeout=600)
     row = Row("poison lines (1 in 50)", total, seconds=time.perf_counter() - t, note=f"exit {code}")
     return score(row, es_seqs(prefix), dead_seqs(data), set(range(total)))
 
 
-_HOLD = ("import sqlite3, sys, time\n"
-         "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(float(sys.argv[2]))\n"
-         "db.execute('COMMIT')\n")
+_HOLD = (
+    "import sqlite3, sys, time\n"
+    "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(float(sys.argv[2]))\n"
+    "db.execute('COMMIT')\n"
+)
 
 
 def locked_store(tmp: Path, total: int, hold: float) -> Row:
@@ -328,8 +374,9 @@ def locked_store(tmp: Path, total: int, hold: float) -> Row:
     t = time.perf_counter()
     collector.start()
     wait_for(lambda: store_count(data), total // 2)
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(data / "store" / "events.sqlite3"), str(hold)],
-                              stdout=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(data / "store" / "events.sqlite3"), str(hold)], stdout=subprocess.PIPE
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
     with open(log, "ab") as fh:
         fh.write(b"".join(line(i) for i in range(total // 2, total)))
@@ -337,8 +384,12 @@ def locked_store(tmp: Path, total: int, hold: float) -> Row:
     wait_for(lambda: store_count(data), total)
     alive = collector.proc is not None and collector.proc.poll() is None
     collector.stop()
-    row = Row(f"embedded store locked {hold:.0f} s", total, seconds=time.perf_counter() - t,
-              note="collector stayed up" if alive else "COLLECTOR EXITED")
+    row = Row(
+        f"embedded store locked {hold:.0f} s",
+        total,
+        seconds=time.perf_counter() - t,
+        note="collector stayed up" if alive else "COLLECTOR EXITED",
+    )
     return score(row, embedded_seqs(data), dead_seqs(data), set(range(total)))
 
 
@@ -364,8 +415,13 @@ def truncate_no_copy(tmp: Path, rounds: int, per_round: int) -> Row:
         with open(log, "r+b") as fh:  # ... and emptied before it comes back
             fh.truncate(0)
     collector.log.close()
-    row = Row("truncate, no copy (documented loss)", seq, seconds=time.perf_counter() - t, loss_allowed=unread,
-              note=f"lost = the {unread:,} lines unread at the {rounds} truncations")
+    row = Row(
+        "truncate, no copy (documented loss)",
+        seq,
+        seconds=time.perf_counter() - t,
+        loss_allowed=unread,
+        note=f"lost = the {unread:,} lines unread at the {rounds} truncations",
+    )
     return score(row, embedded_seqs(data), dead_seqs(data), set(range(seq)))
 
 
@@ -374,16 +430,22 @@ def table(rows: list[Row]) -> str:
     head = f"{'fault':<40}{'written':>9}{'stored':>9}{'dead-lettered':>15}{'lost':>7}{'duplicated':>12}{'s':>6}"
     out = [head, "-" * len(head)]
     for r in rows:
-        out.append(f"{r.fault:<40}{r.written:>9,}{r.stored:>9,}{r.dead_lettered:>15,}{r.lost:>7,}"
-                   f"{r.duplicated:>12,}{r.seconds:>6.0f}  {r.note}")
+        out.append(
+            f"{r.fault:<40}{r.written:>9,}{r.stored:>9,}{r.dead_lettered:>15,}{r.lost:>7,}"
+            f"{r.duplicated:>12,}{r.seconds:>6.0f}  {r.note}"
+        )
     return "\n".join(out)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sizes and a shorter lock (a smoke run)")
-    parser.add_argument("only", nargs="*", help="run only the faults whose key is given: " + ", ".join(
-        ["rename", "copytruncate", "outage", "disk", "poison", "locked", "truncate"]))
+    parser.add_argument(
+        "only",
+        nargs="*",
+        help="run only the faults whose key is given: "
+        + ", ".join(["rename", "copytruncate", "outage", "disk", "poison", "locked", "truncate"]),
+    )
     args = parser.parse_args()
     q = args.quick
     seed = int(os.environ.get("CORRTRACE_FAULTS_SEED", "0")) or random.randrange(1 << 30)

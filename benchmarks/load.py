@@ -70,10 +70,31 @@ def _free_port(first: int) -> int:
 
 def _command(kind: str, port: int) -> list[str]:
     if kind == "uvicorn+fastapi":
-        return [str(BIN / "uvicorn"), "_load_apps:fastapi_app", "--host", "127.0.0.1", "--port", str(port),
-                "--workers", "1", "--no-access-log", "--log-level", "warning"]
-    return [str(BIN / "gunicorn"), "_load_apps:flask_app", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-            "--worker-class", "sync", "--log-level", "warning"]
+        return [
+            str(BIN / "uvicorn"),
+            "_load_apps:fastapi_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+    return [
+        str(BIN / "gunicorn"),
+        "_load_apps:flask_app",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        "sync",
+        "--log-level",
+        "warning",
+    ]
 
 
 def start(kind: str, variant: str, workdir: Path, base_port: int) -> Server:
@@ -111,8 +132,13 @@ def parse_wrk(output: str) -> dict[str, float]:
     p50 = _millis(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     p99 = _millis(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {"rps": rps, "requests": requests, "p50_ms": p50, "p99_ms": p99,
-            "errors": float(errors.group(1)) if errors else 0.0}
+    return {
+        "rps": rps,
+        "requests": requests,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -137,9 +163,20 @@ def tree_cpu(pid: int) -> float:
 def wrk(server: Server, duration: int, connections: int) -> dict[str, float]:
     before = tree_cpu(server.proc.pid)
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency",
-         f"http://127.0.0.1:{server.port}/"],
-        capture_output=True, text=True, timeout=duration + 30, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "--latency",
+            f"http://127.0.0.1:{server.port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        check=True,
     ).stdout
     result = parse_wrk(out)
     result["cpu_us"] = (tree_cpu(server.proc.pid) - before) / max(result["requests"], 1.0) * 1e6
@@ -177,8 +214,15 @@ def run(duration: int, rounds: int, connections: int, base_port: int = 0) -> dic
         label: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for label, runs in results.items()
     }
     best = {label: max(r["rps"] for r in runs) for label, runs in results.items()}
-    return {"duration_s": duration, "rounds": rounds, "connections": connections, "medians": medians,
-            "best_rps": best, "runs": results, "corrtrace_access_lines": logged}
+    return {
+        "duration_s": duration,
+        "rounds": rounds,
+        "connections": connections,
+        "medians": medians,
+        "best_rps": best,
+        "runs": results,
+        "corrtrace_access_lines": logged,
+    }
 
 
 def _lines(path: Path) -> int:
@@ -190,21 +234,30 @@ def _lines(path: Path) -> int:
 
 def report(data: dict[str, Any]) -> None:
     medians = data["medians"]
-    print(f"wrk -t1 -c{data['connections']} -d{data['duration_s']:g}s, fresh IDs, "
-          f"median of {data['rounds']} alternating rounds (machine shared)")
+    print(
+        f"wrk -t1 -c{data['connections']} -d{data['duration_s']:g}s, fresh IDs, "
+        f"median of {data['rounds']} alternating rounds (machine shared)"
+    )
     best = data["best_rps"]
-    print(f"{'server / middleware':<37}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}{'best':>8}{'vs bare':>9}"
-          f"{'CPU µs/req':>12}{'bare/it':>9}")
+    print(
+        f"{'server / middleware':<37}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}{'best':>8}{'vs bare':>9}"
+        f"{'CPU µs/req':>12}{'bare/it':>9}"
+    )
     for label, m in medians.items():
         kind = label.split(" ")[0]
         bare, bare_best = medians[f"{kind} bare"], best[f"{kind} bare"]
-        print(f"{label:<37}{m['rps']:>8.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / bare['rps']:>8.2f}x"
-              f"{best[label]:>8.0f}{best[label] / bare_best:>8.2f}x"
-              f"{m['cpu_us']:>12.1f}{bare['cpu_us'] / m['cpu_us']:>8.2f}x")
+        print(
+            f"{label:<37}{m['rps']:>8.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / bare['rps']:>8.2f}x"
+            f"{best[label]:>8.0f}{best[label] / bare_best:>8.2f}x"
+            f"{m['cpu_us']:>12.1f}{bare['cpu_us'] / m['cpu_us']:>8.2f}x"
+        )
     cpu_rate = {k: 1e6 / v["cpu_us"] for k, v in medians.items()}  # req/s per CPU second: the unshared capacity
     for kind in SERVERS:
-        for name, rps in (("median", {k: v["rps"] for k, v in medians.items()}), ("best", best),
-                          ("CPU per request", cpu_rate)):
+        for name, rps in (
+            ("median", {k: v["rps"] for k, v in medians.items()}),
+            ("best", best),
+            ("CPU per request", cpu_rate),
+        ):
             ours = rps[f"{kind} corrtrace"]
             line = f"{kind} ({name}): corrtrace {ours / rps[f'{kind} bare']:.2f}x bare (target >= 0.95x)"
             peer = rps.get(f"{kind} asgi-correlation-id")

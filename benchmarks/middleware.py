@@ -278,8 +278,9 @@ def main() -> int:
         w = time_wsgi({name: make() for name, make in wsgi.items()}, n, reps, incoming)
         report["asgi"][mode] = {k: v * 1e6 for k, v in a.items()}
         report["wsgi"][mode] = {k: v * 1e6 for k, v in w.items()}
-        d = _django_bench.time_django({name: make() for name, make in django.items()}, n, reps,
-                                      INCOMING_UUID4 if incoming else None)
+        d = _django_bench.time_django(
+            {name: make() for name, make in django.items()}, n, reps, INCOMING_UUID4 if incoming else None
+        )
         report["django"][mode] = {k: v * 1e6 for k, v in d.items()}
     cold = cold_import(args.import_runs)
     report["cold_import_ms"] = cold["wall_minus_pass_ms"]

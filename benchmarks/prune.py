@@ -32,13 +32,14 @@ def create(prefix: str, count: int) -> list[str]:
     now = int(time.time() * 1000)
     names = [f"{prefix}-{day_of(now - (40 + i) * DAY_MS)}" for i in range(count)]
     with httpx.Client(timeout=300) as client, ThreadPoolExecutor(CREATORS) as pool:
+
         def put(name: str) -> None:
-            client.put(f"{ES_URL}/{name}", params={"wait_for_active_shards": "0"},
-                       json=SMALL_INDEX).raise_for_status()
+            client.put(f"{ES_URL}/{name}", params={"wait_for_active_shards": "0"}, json=SMALL_INDEX).raise_for_status()
 
         list(pool.map(put, names))
-        health = client.get(f"{ES_URL}/_cluster/health/{prefix}-*",
-                            params={"wait_for_status": "green", "timeout": "300s"}).json()
+        health = client.get(
+            f"{ES_URL}/_cluster/health/{prefix}-*", params={"wait_for_status": "green", "timeout": "300s"}
+        ).json()
         assert not health["timed_out"] and health["active_shards"] == count, health
     return names
 
@@ -73,12 +74,18 @@ def main() -> None:
         mine.append(seconds)
         names = create(prefix + "-peer", args.count)
         peer.append(one_by_one(names)[0])
-    result: dict[str, Any] = {"indices": args.count, "runs": args.runs, "corrtrace_prune_s": statistics.median(mine),
-                              "delete_one_by_one_s": statistics.median(peer)}
+    result: dict[str, Any] = {
+        "indices": args.count,
+        "runs": args.runs,
+        "corrtrace_prune_s": statistics.median(mine),
+        "delete_one_by_one_s": statistics.median(peer),
+    }
     result["ratio_vs_one_by_one"] = result["corrtrace_prune_s"] / result["delete_one_by_one_s"]
     print(f"prune_daily_indices: {json.dumps(result, default=lambda x: round(x, 3))}")
-    print(f"corrtrace prune: {result['corrtrace_prune_s']:.2f} s median for {args.count} daily indices; "
-          f"one DELETE per index: {result['delete_one_by_one_s']:.2f} s; ratio {result['ratio_vs_one_by_one']:.2f}x")
+    print(
+        f"corrtrace prune: {result['corrtrace_prune_s']:.2f} s median for {args.count} daily indices; "
+        f"one DELETE per index: {result['delete_one_by_one_s']:.2f} s; ratio {result['ratio_vs_one_by_one']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def _store(stem: str, results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    scripts = sorted((p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")),
-                     key=lambda p: (p.stem == LAST, p.stem))
+    scripts = sorted(
+        (p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")),
+        key=lambda p: (p.stem == LAST, p.stem),
+    )
     if argv:
         scripts = [p for p in scripts if p.stem in argv]
     failed = []

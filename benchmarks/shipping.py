@@ -117,14 +117,20 @@ def finished(client: httpx.Client, prefix: str, wall: float, proc: Watched | Non
     """One run's figures: what is stored and how many lines twice (and the shipper's CPU and peak RSS); then
     the run's indices are dropped."""
     stored = count(client, prefix)
-    run = Run(wall, proc.cpu_s if proc else None, proc.peak_kb / 1024 if proc else None, stored,
-              stored - distinct_seqs(client, prefix))
+    run = Run(
+        wall,
+        proc.cpu_s if proc else None,
+        proc.peak_kb / 1024 if proc else None,
+        stored,
+        stored - distinct_seqs(client, prefix),
+    )
     drop(client, prefix)
     return run
 
 
-def wait_searchable(client: httpx.Client, prefix: str, n: int, start: float, alive: Callable[[], bool],
-                    timeout: float) -> float:
+def wait_searchable(
+    client: httpx.Client, prefix: str, n: int, start: float, alive: Callable[[], bool], timeout: float
+) -> float:
     """Poll ``_count`` until ``n`` documents are searchable; the wall seconds since ``start``."""
     while True:
         if count(client, prefix) >= n:
@@ -190,18 +196,33 @@ class Watched:
             self._out.close()  # type: ignore[union-attr]
 
 
-def run_corrtrace(path: Path, n: int, tmp: Path, client: httpx.Client, options: dict[str, Any],
-                  malloc_tune: bool = True) -> Run:
+def run_corrtrace(
+    path: Path, n: int, tmp: Path, client: httpx.Client, options: dict[str, Any], malloc_tune: bool = True
+) -> Run:
     prefix = fresh_prefix(client)
     data = tmp / f"data-{prefix}"
     config = tmp / f"{prefix}.yaml"
-    config.write_text(yaml.safe_dump({"collector": {"paths": [str(path)], "data_dir": str(data),
-                                                    "sinks": ["elasticsearch"], "es_url": ES_URL,
-                                                    "index_prefix": prefix, **options}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "paths": [str(path)],
+                    "data_dir": str(data),
+                    "sinks": ["elasticsearch"],
+                    "es_url": ES_URL,
+                    "index_prefix": prefix,
+                    **options,
+                }
+            }
+        )
+    )
     argv = [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once"]
     if not malloc_tune:  # the same command with collector/cli.py's mallopt call made a no-op
-        argv[1:3] = ["-c", "import sys, corrtrace.collector.cli as c; c._tune_malloc = lambda: None; "
-                     "from corrtrace.cli import main; sys.argv[0] = 'corrtrace'; main()"]
+        argv[1:3] = [
+            "-c",
+            "import sys, corrtrace.collector.cli as c; c._tune_malloc = lambda: None; "
+            "from corrtrace.cli import main; sys.argv[0] = 'corrtrace'; main()",
+        ]
     start = time.perf_counter()
     proc = Watched(argv, log=tmp / f"{prefix}.log")
     try:
@@ -271,15 +292,17 @@ def build_otelcol() -> Path | None:
         return OTELCOL_BIN
     go = go_binary()
     if go is None:
-        print("otelcol: no Go toolchain on PATH (or /usr/local/go/bin): the OpenTelemetry Collector is skipped",
-              flush=True)
+        print(
+            "otelcol: no Go toolchain on PATH (or /usr/local/go/bin): the OpenTelemetry Collector is skipped",
+            flush=True,
+        )
         return None
-    print("otelcol: building the OpenTelemetry Collector from Go modules (several minutes the first time)",
-          flush=True)
+    print("otelcol: building the OpenTelemetry Collector from Go modules (several minutes the first time)", flush=True)
     env = {**os.environ, "GONOSUMDB": GONOSUMDB, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"}
     t = time.perf_counter()
-    subprocess.run(["nice", "-n", "10", go, "build", "-trimpath", "-o", str(OTELCOL_BIN), "."], cwd=OTELCOL,
-                   env=env, check=True)
+    subprocess.run(
+        ["nice", "-n", "10", go, "build", "-trimpath", "-o", str(OTELCOL_BIN), "."], cwd=OTELCOL, env=env, check=True
+    )
     print(f"otelcol: built in {time.perf_counter() - t:.0f} s", flush=True)
     return OTELCOL_BIN
 
@@ -327,8 +350,12 @@ def run_ndjson(path: Path, n: int, client: httpx.Client, threads: int = 2, body_
     def post(chunk: list[bytes]) -> None:
         with es() as own:
             for body in chunk:
-                resp = own.post("/_bulk", content=body, headers={"content-type": "application/x-ndjson"},
-                                params={"filter_path": "errors"})
+                resp = own.post(
+                    "/_bulk",
+                    content=body,
+                    headers={"content-type": "application/x-ndjson"},
+                    params={"filter_path": "errors"},
+                )
                 if resp.status_code != 200 or resp.json().get("errors"):
                     errors.append(resp.text[:300])
 
@@ -352,8 +379,15 @@ def run_parallel_bulk(path: Path, n: int, client: httpx.Client) -> Run:
 
     prefix = fresh_prefix(client)
     docs = [orjson.loads(line) for line in path.read_bytes().splitlines()]
-    actions = [{"_op_type": "create", "_index": f"{prefix}-{day_of(parse_timestamp_ms(d['@timestamp']) or 0)}",
-                "_id": str(i), "_source": d} for i, d in enumerate(docs)]
+    actions = [
+        {
+            "_op_type": "create",
+            "_index": f"{prefix}-{day_of(parse_timestamp_ms(d['@timestamp']) or 0)}",
+            "_id": str(i),
+            "_source": d,
+        }
+        for i, d in enumerate(docs)
+    ]
     del docs
     node = Elasticsearch(ES_URL, request_timeout=300)
     start = time.perf_counter()
@@ -367,15 +401,24 @@ def run_parallel_bulk(path: Path, n: int, client: httpx.Client) -> Run:
 
 # -- report ------------------------------------------------------------------------------------------------------
 def summary(runs: list[Run], n: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"runs": len(runs), "wall_s": statistics.median(r.wall_s for r in runs),
-                           "wall_s_range": [min(r.wall_s for r in runs), max(r.wall_s for r in runs)],
-                           "events_per_s": n / statistics.median(r.wall_s for r in runs),
-                           "stored": min(r.stored for r in runs), "duplicates": max(r.duplicates for r in runs)}
+    out: dict[str, Any] = {
+        "runs": len(runs),
+        "wall_s": statistics.median(r.wall_s for r in runs),
+        "wall_s_range": [min(r.wall_s for r in runs), max(r.wall_s for r in runs)],
+        "events_per_s": n / statistics.median(r.wall_s for r in runs),
+        "stored": min(r.stored for r in runs),
+        "duplicates": max(r.duplicates for r in runs),
+    }
     if runs[0].cpu_s is not None:
         cpu = [r.cpu_s or 0.0 for r in runs]
-        out.update({"cpu_s": statistics.median(cpu), "cpu_us_per_event": statistics.median(cpu) / n * 1e6,
-                    "cpu_us_per_event_range": [min(cpu) / n * 1e6, max(cpu) / n * 1e6],
-                    "peak_rss_mb": statistics.median(r.peak_rss_mb or 0.0 for r in runs)})
+        out.update(
+            {
+                "cpu_s": statistics.median(cpu),
+                "cpu_us_per_event": statistics.median(cpu) / n * 1e6,
+                "cpu_us_per_event_range": [min(cpu) / n * 1e6, max(cpu) / n * 1e6],
+                "peak_rss_mb": statistics.median(r.peak_rss_mb or 0.0 for r in runs),
+            }
+        )
     return out
 
 
@@ -386,8 +429,9 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2", help="corrtrace runs, one per value (collector.workers)")
     parser.add_argument("--no-otel", action="store_true", help="skip the OpenTelemetry Collector")
     parser.add_argument("--no-ceilings", action="store_true", help="skip the NDJSON and parallel_bulk ceilings")
-    parser.add_argument("--malloc", action="store_true",
-                        help="also run corrtrace with collector/cli.py's mallopt tuning turned off")
+    parser.add_argument(
+        "--malloc", action="store_true", help="also run corrtrace with collector/cli.py's mallopt tuning turned off"
+    )
     args = parser.parse_args()
     n = args.lines
     binary = None if args.no_otel else build_otelcol()
@@ -407,17 +451,23 @@ def main() -> int:
         tmp = Path(tmpdir)
         path = tmp / "ship.log"
         write_file(path, n)
-        print(f"file: {n:,} lines, {path.stat().st_size / 1e6:.0f} MB; {args.runs} alternating rounds; "
-              f"load average {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"file: {n:,} lines, {path.stat().st_size / 1e6:.0f} MB; {args.runs} alternating rounds; "
+            f"load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         for round_no in range(args.runs):
             names = list(contenders)
-            names = names[round_no % len(names):] + names[:round_no % len(names)]  # rotate who goes first
+            names = names[round_no % len(names) :] + names[: round_no % len(names)]  # rotate who goes first
             for name in names:
                 run = contenders[name](path, tmp, client)
                 results[name].append(run)
-                print(f"  round {round_no + 1} {name}: {run.wall_s:.1f} s"
-                      + (f", {run.cpu_s:.1f} CPU s, {run.peak_rss_mb:.0f} MB" if run.cpu_s is not None else "")
-                      + f", {run.stored:,} stored, {run.duplicates} duplicates", flush=True)
+                print(
+                    f"  round {round_no + 1} {name}: {run.wall_s:.1f} s"
+                    + (f", {run.cpu_s:.1f} CPU s, {run.peak_rss_mb:.0f} MB" if run.cpu_s is not None else "")
+                    + f", {run.stored:,} stored, {run.duplicates} duplicates",
+                    flush=True,
+                )
     report = {name: summary(runs, n) for name, runs in results.items()}
     for name, figures in report.items():
         print(f"{name}: " + json.dumps(figures, default=lambda x: round(x, 3)), flush=True)
@@ -438,10 +488,17 @@ def main() -> int:
     ratios["met"] = {k: ratios[k] <= v for k, v in TARGETS.items() if k in ratios}
     print("ratios: " + json.dumps(ratios, default=lambda x: round(x, 3)), flush=True)
     if ours and "ndjson_ceiling" in report:  # what benchmarks/capacity.py reads
-        print("capacity: " + json.dumps({"collector_events_per_s": round(ours["events_per_s"]),
-                                         "collector_cpu_us_per_event": round(ours["cpu_us_per_event"], 2),
-                                         "node_docs_per_s": round(report["ndjson_ceiling"]["events_per_s"])}),
-              flush=True)
+        print(
+            "capacity: "
+            + json.dumps(
+                {
+                    "collector_events_per_s": round(ours["events_per_s"]),
+                    "collector_cpu_us_per_event": round(ours["cpu_us_per_event"], 2),
+                    "node_docs_per_s": round(report["ndjson_ceiling"]["events_per_s"]),
+                }
+            ),
+            flush=True,
+        )
     return 0 if all(r.stored == n and r.duplicates == 0 for runs in results.values() for r in runs) else 1
 
 

@@ -328,8 +328,11 @@ def main(argv: list[str]) -> int:
     try:
         httpx.get(MOTO_URL + "/moto-api/", timeout=3).raise_for_status()
     except httpx.HTTPError as exc:
-        print(f"txmanager benchmark: moto not reachable at {MOTO_URL} ({type(exc).__name__}); "
-              "start it with scripts/services up moto", file=sys.stderr)
+        print(
+            f"txmanager benchmark: moto not reachable at {MOTO_URL} ({type(exc).__name__}); "
+            "start it with scripts/services up moto",
+            file=sys.stderr,
+        )
         return 1
     proxy = SerializingProxy(MOTO_URL)
     participants = Participants()

@@ -25,9 +25,14 @@ from corrtrace.collector.sources.stdin import StreamSource
 from corrtrace.collector.sources.tail import FileTail
 
 
-def ship_files(paths: Sequence[str | os.PathLike[str]], sinks: Sequence[Sink], *,
-               data_dir: str | os.PathLike[str] | None = None, subscribers: Sequence[Subscriber] = (),
-               **options: Any) -> PipelineStats:
+def ship_files(
+    paths: Sequence[str | os.PathLike[str]],
+    sinks: Sequence[Sink],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    subscribers: Sequence[Subscriber] = (),
+    **options: Any,
+) -> PipelineStats:
     """Ship the files (paths or globs) once, to every sink, and return when all of it is acknowledged.
 
     With ``data_dir`` the checkpoint there is used and kept, so calling it again ships only what is new. Lines
@@ -44,7 +49,26 @@ def ship_files(paths: Sequence[str | os.PathLike[str]], sinks: Sequence[Sink], *
 # what a user calls: sources, sinks (with their settings; ``Record`` is what a sink receives), the pipeline,
 # search. Helpers (batching, message splitting, index templates' bodies, parsing) stay in their modules.
 __all__ = [
-    "Backoff", "Checkpoint", "CloudWatchSink", "CwLimits", "DeadLetters", "ElasticsearchSink", "EmbeddedStore",
-    "FileTail", "Multiline", "Pipeline", "PipelineStats", "Record", "SearchQuery", "ShippingHandler", "Sink", "Source",
-    "StreamSource", "connect", "ensure_index_template", "logs_client", "search_events", "ship_files",
+    "Backoff",
+    "Checkpoint",
+    "CloudWatchSink",
+    "CwLimits",
+    "DeadLetters",
+    "ElasticsearchSink",
+    "EmbeddedStore",
+    "FileTail",
+    "Multiline",
+    "Pipeline",
+    "PipelineStats",
+    "Record",
+    "SearchQuery",
+    "ShippingHandler",
+    "Sink",
+    "Source",
+    "StreamSource",
+    "connect",
+    "ensure_index_template",
+    "logs_client",
+    "search_events",
+    "ship_files",
 ]

@@ -19,8 +19,16 @@ _LEN = struct.Struct("<I")
 class DiskBuffer:
     """FIFO of blobs; once anything spilled, new blobs go to disk too, so the order is kept."""
 
-    def __init__(self, directory: str | os.PathLike[str], *, memory_items: int = 2, max_bytes: int = 256 << 20,
-                 segment_bytes: int = 16 << 20, policy: str = "block", resume: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        memory_items: int = 2,
+        max_bytes: int = 256 << 20,
+        segment_bytes: int = 16 << 20,
+        policy: str = "block",
+        resume: bool = False,
+    ) -> None:
         if policy not in ("block", "drop_oldest"):
             raise ValueError("policy must be 'block' or 'drop_oldest'")
         self.dir = Path(directory)
@@ -74,8 +82,9 @@ class DiskBuffer:
                     self._drop_oldest_segment()
                     continue
                 stopped = stop is not None and stop.is_set()
-                if (stopped or not self._cond.wait(timeout if timeout else 0.2)) and (timeout is not None or (
-                        stop is not None and stop.is_set())):
+                if (stopped or not self._cond.wait(timeout if timeout else 0.2)) and (
+                    timeout is not None or (stop is not None and stop.is_set())
+                ):
                     return False
             self._append_disk(blob)
             self._cond.notify_all()
@@ -89,7 +98,7 @@ class DiskBuffer:
         frame = memoryview(_LEN.pack(len(blob)) + blob)
         try:
             while frame:
-                frame = frame[os.write(fd, frame):]
+                frame = frame[os.write(fd, frame) :]
         except OSError:
             os.ftruncate(fd, self._write_size)  # a full disk leaves no partial frame behind
             raise

@@ -15,22 +15,27 @@ import orjson
 from corrtrace.errors import StateError
 
 log = logging.getLogger("corrtrace.collector")
-_MOVE_AWAY = ("move it away to ship every file again from the start (Elasticsearch and the embedded store "
-              "drop the repeats)")
+_MOVE_AWAY = (
+    "move it away to ship every file again from the start (Elasticsearch and the embedded store drop the repeats)"
+)
 
 
 def _entries(path: Path, loaded: Any) -> dict[str, dict[str, Any]]:
     """The ``sources`` map of a checkpoint file, every entry checked: a bad one is an error, never skipped."""
     sources = loaded.get("sources") if isinstance(loaded, dict) else None
     if not isinstance(sources, dict):
-        raise StateError(f"{path}: checkpoint file is corrupt (expected an object with \"sources\", got "
-                         f"{type(loaded).__name__}); {_MOVE_AWAY}")
+        raise StateError(
+            f'{path}: checkpoint file is corrupt (expected an object with "sources", got '
+            f"{type(loaded).__name__}); {_MOVE_AWAY}"
+        )
     out: dict[str, dict[str, Any]] = {}
     for key, entry in sources.items():
         offset = entry.get("offset") if isinstance(entry, dict) else None
         if type(offset) is not int or offset < 0:
-            raise StateError(f"{path}: checkpoint file is corrupt (source {key[:40]!r}: offset {offset!r} is not a "
-                             f"byte offset); {_MOVE_AWAY}")
+            raise StateError(
+                f"{path}: checkpoint file is corrupt (source {key[:40]!r}: offset {offset!r} is not a "
+                f"byte offset); {_MOVE_AWAY}"
+            )
         out[key] = entry
     return out
 
@@ -60,8 +65,11 @@ class Checkpoint:
                 raise StateError(f"{self.path}: cannot read the checkpoint ({exc.strerror})") from None
             self._data = _entries(self.path, loaded)
             watch = loaded.get("watch")
-            self._watch = {str(k): float(v) for k, v in watch.items() if isinstance(v, int | float)} if isinstance(
-                watch, dict) else {}
+            self._watch = (
+                {str(k): float(v) for k, v in watch.items() if isinstance(v, int | float)}
+                if isinstance(watch, dict)
+                else {}
+            )
 
     def offset(self, source: str) -> int | None:
         """The acknowledged offset of ``source``, or None when it was never seen."""
@@ -110,8 +118,13 @@ class Checkpoint:
         with self._lock:
             if source in self._data:
                 return
-            self._data[source] = {"offset": offset, "path": path, "updated": time.time(), "dev": where[0],
-                                  "ino": where[1]}
+            self._data[source] = {
+                "offset": offset,
+                "path": path,
+                "updated": time.time(),
+                "dev": where[0],
+                "ino": where[1],
+            }
             self._dirty = True
         self.flush()
 
@@ -135,8 +148,12 @@ class Checkpoint:
                 self._dirty = True
             if not self.write_failing:
                 self.write_failing = True
-                log.warning("cannot write the checkpoint %s: %s; shipping goes on, the last checkpoint stays valid "
-                            "and the write is retried", self.path, exc.strerror)
+                log.warning(
+                    "cannot write the checkpoint %s: %s; shipping goes on, the last checkpoint stays valid "
+                    "and the write is retried",
+                    self.path,
+                    exc.strerror,
+                )
             return False
         if self.write_failing:
             self.write_failing = False

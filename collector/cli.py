@@ -52,15 +52,32 @@ def _settings(config: str | None, overrides: dict[str, Any]) -> Any:
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML file with a collector section.")
 @click.option("--once", is_flag=True, help="Ship the given FILEs (or the configured paths) to the end, then exit.")
 @click.option("--stdin", "use_stdin", is_flag=True, help="Also read JSON lines from standard input.")
-@click.option("--sink", "sinks", multiple=True, type=click.Choice(["embedded", "elasticsearch", "opensearch",
-                                                                  "cloudwatch"]), help="Override the sinks.")
+@click.option(
+    "--sink",
+    "sinks",
+    multiple=True,
+    type=click.Choice(["embedded", "elasticsearch", "opensearch", "cloudwatch"]),
+    help="Override the sinks.",
+)
 @click.option("--data-dir", help="Checkpoint, buffer, dead letters and embedded store directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final statistics as JSON.")
-@click.option("--format", "line_format", help="Format of non-JSON lines: auto (default), json, talk, logfmt, "
-              "logback, nginx, or a regular expression with named groups.")
+@click.option(
+    "--format",
+    "line_format",
+    help="Format of non-JSON lines: auto (default), json, talk, logfmt, "
+    "logback, nginx, or a regular expression with named groups.",
+)
 @click.argument("files", nargs=-1)
-def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, ...], data_dir: str | None,
-            as_json: bool, line_format: str | None, files: tuple[str, ...]) -> None:
+def collect(
+    config: str | None,
+    once: bool,
+    use_stdin: bool,
+    sinks: tuple[str, ...],
+    data_dir: str | None,
+    as_json: bool,
+    line_format: str | None,
+    files: tuple[str, ...],
+) -> None:
     """Ship JSON log lines (tailed files, stdin) to Elasticsearch, CloudWatch Logs or the embedded store."""
     from corrtrace.collector.checkpoint import StateError
     from corrtrace.collector.pipeline import Pipeline
@@ -76,13 +93,18 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
         click.echo(f"corrtrace collect: {exc}", err=True)
         sys.exit(2)
     if not paths and not (use_stdin or settings.stdin):
-        click.echo("corrtrace collect: nothing to read; give FILE arguments, collector.paths, collector.sources "
-                   "or --stdin", err=True)
+        click.echo(
+            "corrtrace collect: nothing to read; give FILE arguments, collector.paths, collector.sources or --stdin",
+            err=True,
+        )
         sys.exit(2)
     unmatched = [p for p in paths if not any(os.path.isfile(f) for f in glob.glob(p))]
     for pattern in unmatched:
-        click.echo(f"corrtrace collect: {'error' if once else 'warning'}: {pattern!r} matches no file"
-                   + ("" if once else " (yet; watching for it)"), err=True)
+        click.echo(
+            f"corrtrace collect: {'error' if once else 'warning'}: {pattern!r} matches no file"
+            + ("" if once else " (yet; watching for it)"),
+            err=True,
+        )
     if once and unmatched:
         sys.exit(2)
     if not logging.getLogger().handlers:
@@ -92,15 +114,24 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
     once = once or bool(use_stdin and not paths)
     try:
         built = settings.build_sinks(fail_on_refusal=once)
-        pipeline = Pipeline([], built, data_dir=settings.dir, once=once,
-                            batch_max_events=settings.batch_max_events, batch_max_bytes=settings.batch_max_bytes,
-                            flush_interval=settings.flush_interval, memory_batches=settings.memory_batches,
-                            buffer_max_bytes=settings.buffer_max_bytes, workers=settings.workers)
+        pipeline = Pipeline(
+            [],
+            built,
+            data_dir=settings.dir,
+            once=once,
+            batch_max_events=settings.batch_max_events,
+            batch_max_bytes=settings.batch_max_bytes,
+            flush_interval=settings.flush_interval,
+            memory_batches=settings.memory_batches,
+            buffer_max_bytes=settings.buffer_max_bytes,
+            workers=settings.workers,
+        )
     except (StateError, ConfigError) as exc:
         click.echo(f"corrtrace collect: {exc}", err=True)
         sys.exit(2)
-    pipeline.sources += build_sources(settings, pipeline.checkpoint, files=files, use_stdin=use_stdin or settings.stdin,
-                                      fmt_override=line_format)
+    pipeline.sources += build_sources(
+        settings, pipeline.checkpoint, files=files, use_stdin=use_stdin or settings.stdin, fmt_override=line_format
+    )
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -122,8 +153,10 @@ def collect(config: str | None, once: bool, use_stdin: bool, sinks: tuple[str, .
             if pipeline.wait(0.5):
                 break
             if live:
-                sys.stderr.write(f"\rcorrtrace collect: {pipeline.stats.shipped:,} shipped, "
-                                 f"{pipeline.stats.rate():,.0f} events/s, {len(pipeline.queue)} batches queued ")
+                sys.stderr.write(
+                    f"\rcorrtrace collect: {pipeline.stats.shipped:,} shipped, "
+                    f"{pipeline.stats.rate():,.0f} events/s, {len(pipeline.queue)} batches queued "
+                )
                 sys.stderr.flush()
             if time.monotonic() - last_stats >= settings.stats_interval:
                 last_stats = time.monotonic()
@@ -167,20 +200,36 @@ def _n(count: int, noun: str) -> str:
 
 
 def _stats_fields(pipeline: Any, sinks: list[Any]) -> dict[str, Any]:
-    labels: dict[str, Any] = {"read": pipeline.stats.read, "shipped": pipeline.stats.shipped,
-                              "stored": pipeline.stats.stored, "dead_lettered": pipeline.stats.dead_lettered,
-                              "dead_letter_path": str(pipeline.dead_letters.path),
-                              "queued_batches": len(pipeline.queue), "events_per_second": round(pipeline.stats.rate())}
+    labels: dict[str, Any] = {
+        "read": pipeline.stats.read,
+        "shipped": pipeline.stats.shipped,
+        "stored": pipeline.stats.stored,
+        "dead_lettered": pipeline.stats.dead_lettered,
+        "dead_letter_path": str(pipeline.dead_letters.path),
+        "queued_batches": len(pipeline.queue),
+        "events_per_second": round(pipeline.stats.rate()),
+    }
     for sink in sinks:
         st = sink.stats
-        labels[sink.name] = {"delivered": st.delivered, "duplicates": st.duplicates, "retried": st.retried,
-                             "dead_lettered": st.dead_lettered, "requests": st.requests, "failures": st.failures}
+        labels[sink.name] = {
+            "delivered": st.delivered,
+            "duplicates": st.duplicates,
+            "retried": st.retried,
+            "dead_lettered": st.dead_lettered,
+            "requests": st.requests,
+            "failures": st.failures,
+        }
     return {"event.dataset": "corrtrace.collector", "labels": labels}
 
 
 @click.command("parse-test")
-@click.option("--format", "line_format", default="auto", show_default=True,
-              help="auto, json, talk, logfmt, logback, nginx, or a regular expression with named groups.")
+@click.option(
+    "--format",
+    "line_format",
+    default="auto",
+    show_default=True,
+    help="auto, json, talk, logfmt, logback, nginx, or a regular expression with named groups.",
+)
 @click.option("--service", help="The service of lines that name none.")
 @click.option("--time-format", help="strptime format of a user regex's timestamp group.")
 @click.argument("lines", nargs=-1, required=True)
@@ -203,13 +252,17 @@ def parse_test(line_format: str, service: str | None, time_format: str | None, l
 
 @click.command("prune")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML file with a collector section.")
-@click.option("--sink", "sinks", multiple=True, type=click.Choice(["embedded", "elasticsearch", "opensearch"]),
-              help="Prune these sinks (default: the configured ones).")
+@click.option(
+    "--sink",
+    "sinks",
+    multiple=True,
+    type=click.Choice(["embedded", "elasticsearch", "opensearch"]),
+    help="Prune these sinks (default: the configured ones).",
+)
 @click.option("--data-dir", help="The collector's data dir (embedded store).")
 @click.option("--days", type=click.IntRange(min=1), help="Keep this many days instead of the configured retention.")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-def prune(config: str | None, sinks: tuple[str, ...], data_dir: str | None, days: int | None,
-          dry_run: bool) -> None:
+def prune(config: str | None, sinks: tuple[str, ...], data_dir: str | None, days: int | None, dry_run: bool) -> None:
     """Delete what is older than the retention: this prefix's daily indices, old embedded-store events."""
     settings = _settings(config, {"sinks": list(sinks), "data_dir": data_dir})
     status = 0
@@ -236,8 +289,11 @@ def prune(config: str | None, sinks: tuple[str, ...], data_dir: str | None, days
 @click.command("search")
 @click.argument("correlation_id")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML file with a collector section.")
-@click.option("--backend", type=click.Choice(["embedded", "elasticsearch", "opensearch", "cloudwatch"]),
-              help="Where to search (default: the first configured sink, else embedded).")
+@click.option(
+    "--backend",
+    type=click.Choice(["embedded", "elasticsearch", "opensearch", "cloudwatch"]),
+    help="Where to search (default: the first configured sink, else embedded).",
+)
 @click.option("--data-dir", help="Embedded store directory (the collector's data dir).")
 @click.option("--es-url", help="Elasticsearch URL, or a cluster's node URLs separated by commas.")
 @click.option("--index-prefix", help="Index prefix (default logs-corrtrace).")
@@ -247,9 +303,20 @@ def prune(config: str | None, sinks: tuple[str, ...], data_dir: str | None, days
 @click.option("--service", help="Only this service's lines.")
 @click.option("--level", help="Only this log level.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of the stored events.")
-def search(correlation_id: str, config: str | None, backend: str | None, data_dir: str | None,
-           es_url: str | None, index_prefix: str | None, log_groups: tuple[str, ...], since: str | None,
-           until: str | None, service: str | None, level: str | None, as_json: bool) -> None:
+def search(
+    correlation_id: str,
+    config: str | None,
+    backend: str | None,
+    data_dir: str | None,
+    es_url: str | None,
+    index_prefix: str | None,
+    log_groups: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    service: str | None,
+    level: str | None,
+    as_json: bool,
+) -> None:
     """Show one request's lines from every service, as a timeline (or --json)."""
     from corrtrace.collector.search import search_events
 
@@ -258,9 +325,15 @@ def search(correlation_id: str, config: str | None, backend: str | None, data_di
     if not is_valid(correlation_id):
         click.echo("corrtrace search: not a valid correlation id (letters, digits, -_.: up to 128)", err=True)
         sys.exit(2)
-    settings = _settings(config, {"data_dir": data_dir, "es_url": es_url and es_url.split(","),
-                                  "index_prefix": index_prefix,
-                                  "cloudwatch_search_groups": list(log_groups)})
+    settings = _settings(
+        config,
+        {
+            "data_dir": data_dir,
+            "es_url": es_url and es_url.split(","),
+            "index_prefix": index_prefix,
+            "cloudwatch_search_groups": list(log_groups),
+        },
+    )
     from corrtrace.collector.search import parse_time
     from corrtrace.collector.sinks.embedded import store_file
 
@@ -273,14 +346,16 @@ def search(correlation_id: str, config: str | None, backend: str | None, data_di
         click.echo(f"corrtrace search: {exc}", err=True)
         sys.exit(2)
     if chosen == "embedded" and not store_file(settings.dir / "store").exists():  # never create an empty one
-        click.echo(f"corrtrace search: no lines for correlation id {correlation_id}: there is no {store} (nothing "
-                   "was collected there; ship with `corrtrace collect --once FILE`, or give --data-dir / "
-                   "--backend for the store you collected into)", err=True)
+        click.echo(
+            f"corrtrace search: no lines for correlation id {correlation_id}: there is no {store} (nothing "
+            "was collected there; ship with `corrtrace collect --once FILE`, or give --data-dir / "
+            "--backend for the store you collected into)",
+            err=True,
+        )
         sys.exit(1)
     try:
         target = settings.build_sinks()[0]
-        events = search_events(correlation_id, backend=target, since=since, until=until, service=service,
-                               level=level)
+        events = search_events(correlation_id, backend=target, since=since, until=until, service=service, level=level)
         empty = not events and chosen == "embedded" and target.count() == 0
     except ValueError as exc:
         click.echo(f"corrtrace search: {exc}", err=True)
@@ -317,6 +392,11 @@ def _print_timeline(correlation_id: str, events: list[dict[str, Any]], store: st
 
     console = Console()
     services, rows = timeline_rows(events)
-    console.print(Text.assemble((correlation_id, "bold"), f": {_n(len(rows), 'line')}, services: "
-                                f"{' -> '.join(services)}  (from the {store})"), soft_wrap=True)  # paths whole
+    console.print(
+        Text.assemble(
+            (correlation_id, "bold"),
+            f": {_n(len(rows), 'line')}, services: {' -> '.join(services)}  (from the {store})",
+        ),
+        soft_wrap=True,
+    )  # paths whole
     console.print(timeline_table(rows))

@@ -83,8 +83,15 @@ class BatchQueue:
     pays for encoding, writing and decoding every batch once more.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, memory_batches: int = 2, max_disk_bytes: int = 256 << 20,
-                 stall_seconds: float = 5.0, failing: Callable[[], bool] | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        memory_batches: int = 2,
+        max_disk_bytes: int = 256 << 20,
+        stall_seconds: float = 5.0,
+        failing: Callable[[], bool] | None = None,
+    ):
         self.memory_batches = memory_batches
         self.stall_seconds = stall_seconds
         self.failing = failing
@@ -147,8 +154,12 @@ class BatchQueue:
         """Log each change between 'spilling works' and 'the disk is full' once."""
         if exc is not None and not self.disk_full:
             self.disk_full = True
-            log.warning("buffer directory %s is full (%s): reading new lines is paused (the files are the "
-                        "buffer), shipping goes on", self.disk.dir, exc.strerror)
+            log.warning(
+                "buffer directory %s is full (%s): reading new lines is paused (the files are the "
+                "buffer), shipping goes on",
+                self.disk.dir,
+                exc.strerror,
+            )
         elif exc is None and self.disk_full:
             self.disk_full = False
             log.warning("buffer directory %s has room again: reading resumed", self.disk.dir)
@@ -197,12 +208,24 @@ class Pipeline:
     batch for CloudWatch).
     """
 
-    def __init__(self, sources: Sequence[Source], sinks: Sequence[Sink], *, checkpoint: Checkpoint | None = None,
-                 data_dir: str | os.PathLike[str] | None = None, subscribers: Sequence[Subscriber] = (),
-                 once: bool = False, batch_max_events: int = 20_000, batch_max_bytes: int = 2 << 20,
-                 flush_interval: float = 0.5, idle_sleep: float = 0.05, memory_batches: int = 1,
-                 buffer_max_bytes: int = 256 << 20, dead_letters: DeadLetters | None = None,
-                 workers: int = 1) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        sinks: Sequence[Sink],
+        *,
+        checkpoint: Checkpoint | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        subscribers: Sequence[Subscriber] = (),
+        once: bool = False,
+        batch_max_events: int = 20_000,
+        batch_max_bytes: int = 2 << 20,
+        flush_interval: float = 0.5,
+        idle_sleep: float = 0.05,
+        memory_batches: int = 1,
+        buffer_max_bytes: int = 256 << 20,
+        dead_letters: DeadLetters | None = None,
+        workers: int = 1,
+    ) -> None:
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="corrtrace-collector-")
@@ -214,8 +237,9 @@ class Pipeline:
         self.checkpoint = checkpoint if checkpoint is not None else Checkpoint(self.data_dir / "checkpoint.json")
         self.subscribers = list(subscribers)
         found = [s.dead_letters for s in self.sinks if s.dead_letters is not None]
-        self.dead_letters = dead_letters or next((d for d in found if d.path is not None),
-                                                 DeadLetters(self.data_dir / "dead-letters.jsonl"))
+        self.dead_letters = dead_letters or next(
+            (d for d in found if d.path is not None), DeadLetters(self.data_dir / "dead-letters.jsonl")
+        )
         self._all_dead_letters = list({id(d): d for d in [self.dead_letters, *found]}.values())
         self.once = once
         self.workers = workers
@@ -223,8 +247,12 @@ class Pipeline:
         self.batch_max_bytes = batch_max_bytes
         self.flush_interval = flush_interval
         self.idle_sleep = idle_sleep
-        self.queue = BatchQueue(self.data_dir / "buffer", memory_batches=memory_batches,
-                                max_disk_bytes=buffer_max_bytes, failing=self._sinks_failing)
+        self.queue = BatchQueue(
+            self.data_dir / "buffer",
+            memory_batches=memory_batches,
+            max_disk_bytes=buffer_max_bytes,
+            failing=self._sinks_failing,
+        )
         self._failures_seen = 0
         self.stats = PipelineStats()
         self.error: BaseException | None = None
@@ -428,8 +456,11 @@ class Pipeline:
                 if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
                 if not backoff.attempt:
-                    log.warning("cannot write in %s (%s): shipping is paused and retried until there is room",
-                                self.data_dir, exc.strerror)
+                    log.warning(
+                        "cannot write in %s (%s): shipping is paused and retried until there is room",
+                        self.data_dir,
+                        exc.strerror,
+                    )
                 backoff.wait(self._stop)
                 continue
             if backoff.attempt:
@@ -476,8 +507,7 @@ class Pipeline:
                 self._deliver(sink, records[half:])
                 return
             record = records[0]
-            self.dead_letters.add(sink.name, f"cannot encode: {type(exc).__name__}: {exc}", record.raw,
-                                  record.doc_id)
+            self.dead_letters.add(sink.name, f"cannot encode: {type(exc).__name__}: {exc}", record.raw, record.doc_id)
             sink.stats.dead_lettered += 1
 
     def close(self) -> None:

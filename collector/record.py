@@ -36,12 +36,34 @@ def day_of(ms: int) -> str:
 class Record:
     """A routed log line. ``doc_id`` is deterministic (source identity + offset) so retries never duplicate."""
 
-    __slots__ = ("correlation_id", "doc_id", "end", "environment", "host", "level", "offset", "raw", "service",
-                 "source", "ts")
+    __slots__ = (
+        "correlation_id",
+        "doc_id",
+        "end",
+        "environment",
+        "host",
+        "level",
+        "offset",
+        "raw",
+        "service",
+        "source",
+        "ts",
+    )
 
-    def __init__(self, source: str, offset: int, end: int, raw: bytes, ts: int, correlation_id: str | None,
-                 service: str | None, level: str | None, environment: str | None = None, host: str | None = None,
-                 doc_id: str | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        offset: int,
+        end: int,
+        raw: bytes,
+        ts: int,
+        correlation_id: str | None,
+        service: str | None,
+        level: str | None,
+        environment: str | None = None,
+        host: str | None = None,
+        doc_id: str | None = None,
+    ) -> None:
         self.source = source
         self.offset = offset
         self.end = end
@@ -55,8 +77,19 @@ class Record:
         self.doc_id = doc_id or f"{source}-{offset}"
 
     def to_list(self) -> list[Any]:
-        return [self.source, self.offset, self.end, self.raw.decode(), self.ts, self.correlation_id, self.service,
-                self.level, self.environment, self.host, self.doc_id]
+        return [
+            self.source,
+            self.offset,
+            self.end,
+            self.raw.decode(),
+            self.ts,
+            self.correlation_id,
+            self.service,
+            self.level,
+            self.environment,
+            self.host,
+            self.doc_id,
+        ]
 
     @classmethod
     def from_list(cls, item: list[Any]) -> Record:
@@ -70,6 +103,7 @@ class Record:
 def _scrub(event: dict[str, Any]) -> dict[str, Any]:
     """What orjson can write: lone UTF-16 surrogates (valid JSON escapes, invalid Unicode) become U+FFFD in
     every key and string, non-finite numbers (``NaN``, ``Infinity``, ``1e400``) become null."""
+
     def fix(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
@@ -132,9 +166,16 @@ def default_format() -> LineFormat:
     return _default[0]
 
 
-def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | None = None,
-                doc_id: str | None = None, default_ts: int | None = None,
-                fmt: LineFormat | None = None) -> tuple[Record, dict[str, Any]]:
+def make_record(
+    source: str,
+    offset: int,
+    end: int,
+    line: bytes,
+    now_ms: int | None = None,
+    doc_id: str | None = None,
+    default_ts: int | None = None,
+    fmt: LineFormat | None = None,
+) -> tuple[Record, dict[str, Any]]:
     """Parse one line into a ``Record`` and its event dict: JSON objects as they are (other stacks' field names
     mapped by ``fmt``), other lines through ``fmt``'s text parsers or wrapped, never dropped; an unreadable
     ``@timestamp`` is replaced by the ingest time and flagged (see the collector README)."""
@@ -149,8 +190,9 @@ def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | N
     if type(event) is not dict:
         event = (fmt or default_format()).text_event(line)
         raw = None
-    elif ("correlation_id" not in event or "@timestamp" not in event or event.get("service").__class__ is not dict) \
-            and (fmt or default_format()).adopt(event):
+    elif (
+        "correlation_id" not in event or "@timestamp" not in event or event.get("service").__class__ is not dict
+    ) and (fmt or default_format()).adopt(event):
         raw = None
     stamp = event.get("@timestamp")
     ts = parse_timestamp_ms(stamp)
@@ -160,7 +202,8 @@ def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | N
             _keep_original(event, line)
             tags = event.get("tags")
             event["tags"] = ([*tags] if tags.__class__ is list else [] if tags is None else [tags]) + [
-                TIMESTAMP_FAILURE_TAG]
+                TIMESTAMP_FAILURE_TAG
+            ]
         event["@timestamp"] = format_timestamp(ts)
         raw = None
     if raw is None:
@@ -176,7 +219,17 @@ def make_record(source: str, offset: int, end: int, line: bytes, now_ms: int | N
     level = log.get("level") if log.__class__ is dict else event.get("log.level")
     if host.__class__ is dict:
         host_name = host.get("name")
-    record = Record(source, offset, end, raw, ts, cid if cid.__class__ is str else None,
-                    svc_name if svc_name.__class__ is str else None, level if level.__class__ is str else None,
-                    env if env.__class__ is str else None, host_name if host_name.__class__ is str else None, doc_id)
+    record = Record(
+        source,
+        offset,
+        end,
+        raw,
+        ts,
+        cid if cid.__class__ is str else None,
+        svc_name if svc_name.__class__ is str else None,
+        level if level.__class__ is str else None,
+        env if env.__class__ is str else None,
+        host_name if host_name.__class__ is str else None,
+        doc_id,
+    )
     return record, event

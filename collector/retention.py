@@ -20,8 +20,30 @@ DEFAULT_MAX_STORE_MB = 1024
 PRUNE_EVERY_S = 86_400.0
 _DAY_MS = 86_400_000
 # the only values PutRetentionPolicy accepts
-CLOUDWATCH_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-                   3288, 3653)
+CLOUDWATCH_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 def cloudwatch_days(days: int) -> int:

@@ -47,8 +47,12 @@ class DeadLetters:
         return ids
 
     def add(self, sink: str, reason: str, raw: bytes, doc_id: str | None = None, **extra: Any) -> None:
-        entry: dict[str, Any] = {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sink": sink,
-                                 "reason": reason, "id": doc_id}
+        entry: dict[str, Any] = {
+            "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "sink": sink,
+            "reason": reason,
+            "id": doc_id,
+        }
         record_id = doc_id.split("#", 1)[0] if doc_id else None
         original = None
         if record_id:

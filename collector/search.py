@@ -32,8 +32,10 @@ def _backend(backend: Any, index_prefix: str | None) -> Any:
         from corrtrace.collector.sinks.cloudwatch import CloudWatchSink
 
         return CloudWatchSink(backend)
-    raise TypeError(f"cannot search {type(backend).__name__}: pass an EmbeddedStore, an Elasticsearch client, "
-                    "an ElasticsearchSink, a CloudWatchSink or a boto3 logs client")
+    raise TypeError(
+        f"cannot search {type(backend).__name__}: pass an EmbeddedStore, an Elasticsearch client, "
+        "an ElasticsearchSink, a CloudWatchSink or a boto3 logs client"
+    )
 
 
 def parse_time(value: str | int | float | datetime | None, *, now: datetime | None = None) -> int | None:
@@ -55,9 +57,17 @@ def parse_time(value: str | int | float | datetime | None, *, now: datetime | No
     return parsed
 
 
-def search_events(correlation_id: str, *, backend: Any, since: Any = None, until: Any = None,
-                  service: str | None = None, level: str | None = None, limit: int = 10_000,
-                  index_prefix: str | None = None) -> list[dict[str, Any]]:
+def search_events(
+    correlation_id: str,
+    *,
+    backend: Any,
+    since: Any = None,
+    until: Any = None,
+    service: str | None = None,
+    level: str | None = None,
+    limit: int = 10_000,
+    index_prefix: str | None = None,
+) -> list[dict[str, Any]]:
     """The stored events of one request, sorted by ``@timestamp`` then arrival order."""
     query = SearchQuery(correlation_id, parse_time(since), parse_time(until), service, level, limit)
     return list(_backend(backend, index_prefix).search(query))
@@ -84,16 +94,18 @@ def timeline_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[st
         if service not in services:
             services.append(service)
         duration = _get(event, "event.duration")
-        rows.append({
-            "offset_ms": ts - first,
-            "service": service,
-            "level": _get(event, "log.level") or "",
-            "message": str(event.get("message", "")),
-            "status": _get(event, "http.response.status_code"),
-            "duration_ms": duration / 1e6 if isinstance(duration, int | float) else None,
-            "target": _get(event, "service.target.name"),
-            "stack": _get(event, "error.stack_trace"),
-        })
+        rows.append(
+            {
+                "offset_ms": ts - first,
+                "service": service,
+                "level": _get(event, "log.level") or "",
+                "message": str(event.get("message", "")),
+                "status": _get(event, "http.response.status_code"),
+                "duration_ms": duration / 1e6 if isinstance(duration, int | float) else None,
+                "target": _get(event, "service.target.name"),
+                "stack": _get(event, "error.stack_trace"),
+            }
+        )
     return services, rows
 
 
@@ -104,14 +116,24 @@ def timeline_table(rows: list[dict[str, Any]], *, stacks: bool = True, max_messa
     from rich.text import Text  # plain text: a message or stack holding "[...]" is not rich markup
 
     table = Table(show_edge=False, pad_edge=False)
-    for name, justify in (("+ms", "right"), ("service", "left"), ("level", "left"), ("status", "right"),
-                          ("duration", "right"), ("message", "left")):
+    for name, justify in (
+        ("+ms", "right"),
+        ("service", "left"),
+        ("level", "left"),
+        ("status", "right"),
+        ("duration", "right"),
+        ("message", "left"),
+    ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         target = f" -> {row['target']}" if row["target"] else ""
         message = str(row["message"])[:max_message] + (f"\n{row['stack']}" if stacks and row["stack"] else "")
-        table.add_row(f"{row['offset_ms']:+d}", row["service"] + target, row["level"],
-                      "" if row["status"] is None else str(row["status"]),
-                      "" if row["duration_ms"] is None else f"{row['duration_ms']:.1f} ms",
-                      Text(ANSI_SEQUENCE.sub("", message)))
+        table.add_row(
+            f"{row['offset_ms']:+d}",
+            row["service"] + target,
+            row["level"],
+            "" if row["status"] is None else str(row["status"]),
+            "" if row["duration_ms"] is None else f"{row['duration_ms']:.1f} ms",
+            Text(ANSI_SEQUENCE.sub("", message)),
+        )
     return table

@@ -16,8 +16,9 @@ from corrtrace.config import ConfigError, Directory, Positive, user_data_dir
 
 SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
 # one node URL, a YAML list of a cluster's nodes, or "a,b,c"
-UrlList = Annotated[list[str], BeforeValidator(lambda v: [u.strip() for u in v.split(",") if u.strip()]
-                                                if isinstance(v, str) else v)]
+UrlList = Annotated[
+    list[str], BeforeValidator(lambda v: [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v)
+]
 
 
 def default_data_dir() -> str:
@@ -97,15 +98,19 @@ class CollectorSettings:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"collector.{name}: expected a positive number, got {getattr(self, name)!r}")
         if self.cloudwatch_max_event_bytes < 1024 or self.cloudwatch_max_event_bytes > 1_048_576:
-            raise ConfigError("collector.cloudwatch_max_event_bytes: expected 1024..1048576 "
-                              f"(message bytes + 26), got {self.cloudwatch_max_event_bytes!r}")
+            raise ConfigError(
+                "collector.cloudwatch_max_event_bytes: expected 1024..1048576 "
+                f"(message bytes + 26), got {self.cloudwatch_max_event_bytes!r}"
+            )
         if self.es_auth not in (None, "aws_sigv4"):
             raise ConfigError(f"collector.es_auth: expected aws_sigv4 (or unset), got {self.es_auth!r}")
         if self.es_aws_service not in ("es", "aoss"):
             raise ConfigError(f"collector.es_aws_service: expected es or aoss, got {self.es_aws_service!r}")
         if self.es_auth and "elasticsearch" in self.sinks:
-            raise ConfigError("collector.es_auth: aws_sigv4 signs requests to Amazon OpenSearch Service; use the "
-                              "opensearch sink (the Elasticsearch 8 client refuses non-Elastic servers)")
+            raise ConfigError(
+                "collector.es_auth: aws_sigv4 signs requests to Amazon OpenSearch Service; use the "
+                "opensearch sink (the Elasticsearch 8 client refuses non-Elastic servers)"
+            )
         if not self.es_url:
             raise ConfigError("collector.es_url: expected a node URL or a list of them")
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
@@ -114,8 +119,9 @@ class CollectorSettings:
             try:
                 getattr(self, key).format(environment="e", service="s", host="h")
             except (KeyError, IndexError, ValueError) as exc:
-                raise ConfigError(f"collector.{key}: unknown placeholder {exc} "
-                                  "(use {environment}, {service}, {host})") from None
+                raise ConfigError(
+                    f"collector.{key}: unknown placeholder {exc} (use {{environment}}, {{service}}, {{host}})"
+                ) from None
         from corrtrace.collector.sources.config import source_specs
 
         source_specs(self)  # every format and multiline rule compiles (ConfigError naming the key otherwise)
@@ -151,28 +157,48 @@ class CollectorSettings:
         out: list[Any] = []
         for name in names:
             if name == "embedded":
-                out.append(EmbeddedStore(self.dir / "store", backoff=self.backoff(),
-                                         max_bytes=self.max_store_mb << 20 or None))
+                out.append(
+                    EmbeddedStore(self.dir / "store", backoff=self.backoff(), max_bytes=self.max_store_mb << 20 or None)
+                )
             elif name in ("elasticsearch", "opensearch"):
                 from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect
 
-                client = connect(self.es_url, api_key=self.es_api_key, username=self.es_username,
-                                 password=self.es_password, ca_certs=self.es_ca_certs,
-                                 verify_certs=self.es_verify_certs, flavor=name, timeout=self.es_timeout,
-                                 aws_sigv4=(self.es_aws_region, self.es_aws_service) if self.es_auth else None)
-                sink = ElasticsearchSink(client, prefix=self.index_prefix, dead_letters=dead, backoff=self.backoff(),
-                                         fail_on_refusal=fail_on_refusal, replicas=self.replicas)
+                client = connect(
+                    self.es_url,
+                    api_key=self.es_api_key,
+                    username=self.es_username,
+                    password=self.es_password,
+                    ca_certs=self.es_ca_certs,
+                    verify_certs=self.es_verify_certs,
+                    flavor=name,
+                    timeout=self.es_timeout,
+                    aws_sigv4=(self.es_aws_region, self.es_aws_service) if self.es_auth else None,
+                )
+                sink = ElasticsearchSink(
+                    client,
+                    prefix=self.index_prefix,
+                    dead_letters=dead,
+                    backoff=self.backoff(),
+                    fail_on_refusal=fail_on_refusal,
+                    replicas=self.replicas,
+                )
                 sink.name = name
                 out.append(sink)
             else:
                 from corrtrace.collector.sinks.cloudwatch import CloudWatchSink, logs_client
                 from corrtrace.collector.sinks.cw_batcher import CwLimits
 
-                out.append(CloudWatchSink(
-                    logs_client(self.cloudwatch_endpoint_url, self.cloudwatch_region),
-                    log_group=self.cloudwatch_log_group, log_stream=self.cloudwatch_log_stream,
-                    limits=CwLimits(max_event_bytes=self.cloudwatch_max_event_bytes), dead_letters=dead,
-                    backoff=self.backoff(), journal_path=self.dir / "cloudwatch-landed.txt",
-                    search_groups=self.cloudwatch_search_groups or None,
-                    retention_days=cloudwatch_days(days) if (days := self.retention_for("cloudwatch")) else None))
+                out.append(
+                    CloudWatchSink(
+                        logs_client(self.cloudwatch_endpoint_url, self.cloudwatch_region),
+                        log_group=self.cloudwatch_log_group,
+                        log_stream=self.cloudwatch_log_stream,
+                        limits=CwLimits(max_event_bytes=self.cloudwatch_max_event_bytes),
+                        dead_letters=dead,
+                        backoff=self.backoff(),
+                        journal_path=self.dir / "cloudwatch-landed.txt",
+                        search_groups=self.cloudwatch_search_groups or None,
+                        retention_days=cloudwatch_days(days) if (days := self.retention_for("cloudwatch")) else None,
+                    )
+                )
         return out

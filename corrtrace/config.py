@@ -124,8 +124,10 @@ def check_sections(raw: Mapping[str, Any], where: str) -> None:
 
 
 def _is_number(hint: Any) -> bool:
-    return hint in (int, float) or (typing.get_origin(hint) in (typing.Union, types.UnionType)
-                                     and any(a in (int, float) for a in typing.get_args(hint)))
+    return hint in (int, float) or (
+        typing.get_origin(hint) in (typing.Union, types.UnionType)
+        and any(a in (int, float) for a in typing.get_args(hint))
+    )
 
 
 def _constrained(hint: Any) -> Any:
@@ -161,11 +163,20 @@ def _from_env(value: str, hint: Any, where: str) -> Any:
 
 # pydantic error types -> what the user should have written
 EXPECTED = {
-    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
-    "float_parsing": "a number", "float_type": "a number", "finite_number": "a finite number",
-    "bool_parsing": "true or false", "bool_type": "true or false", "string_type": "a string",
-    "list_type": "a list", "dict_type": "a mapping", "greater_than": "a number greater than {gt}",
-    "greater_than_equal": "a number of at least {ge}", "less_than_equal": "a number of at most {le}",
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "greater_than": "a number greater than {gt}",
+    "greater_than_equal": "a number of at least {ge}",
+    "less_than_equal": "a number of at most {le}",
     "less_than": "a number less than {lt}",
 }
 
@@ -186,8 +197,11 @@ def _validate(value: Any, hint: Any, where: str, source: str = "") -> Any:
         return _adapter(hint).validate_python(value)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]
-                         if not ((isinstance(p, str) and p[:1].isupper()) or p in ("list", "dict")))
+        inner = "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}"
+            for p in error["loc"]
+            if not ((isinstance(p, str) and p[:1].isupper()) or p in ("list", "dict"))
+        )
         raise ConfigError(f"{where}{inner}: {_expected(error)}, got {value!r}{source}") from None
 
 
@@ -224,15 +238,17 @@ def load_section(
     for variable, value in env.items():
         if not variable.startswith(prefix):
             continue
-        name = variable[len(prefix):].lower()
+        name = variable[len(prefix) :].lower()
         if name in fields:
             where = f"{section}.{name}"
             kwargs[name] = _validate(_from_env(value, hints[name], where), hints[name], where, f" (from {variable})")
         elif name not in ENV_ONLY.get(section, ()):
             close = difflib.get_close_matches(name, fields, n=1)
             hint = f" (did you mean {prefix}{close[0].upper()}?)" if close else ""
-            print(f"corrtrace: warning: {variable} is not a setting of the {section} section; ignored{hint}",
-                  file=sys.stderr)
+            print(
+                f"corrtrace: warning: {variable} is not a setting of the {section} section; ignored{hint}",
+                file=sys.stderr,
+            )
     for name, value in (overrides or {}).items():
         if value is not None:
             kwargs[name] = _validate(value, hints[name], f"{section}.{name}", " (from the command line)")

@@ -175,9 +175,11 @@ class StreamPoller:
         return [str(shard["ShardId"]) for shard in shards]
 
     def _iterator(self, shard_id: str) -> str:
-        return str(self.streams.get_shard_iterator(
-            StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"])
+        return str(
+            self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        )
 
     def read(self) -> list[Record]:
         """The new records of every shard, in shard order, as Lambda's event shows them."""
@@ -245,8 +247,11 @@ class StreamPoller:
             try:
                 self._deliver(batch)
             except Exception:
-                log.exception("stream lane %d failed on a batch; its records are lost", lane,
-                              extra={"event.action": "stream-lane"})
+                log.exception(
+                    "stream lane %d failed on a batch; its records are lost",
+                    lane,
+                    extra={"event.action": "stream-lane"},
+                )
             finally:
                 self._busy[lane] = False
 
@@ -276,7 +281,10 @@ class StreamPoller:
         except Exception as exc:
             with bind_correlation_id(record_correlation_id(batch[0])):
                 log.warning(
-                    "function error on a batch of %d: %s: %s", len(batch), type(exc).__name__, exc,
+                    "function error on a batch of %d: %s: %s",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
                     extra={"event.action": "stream-batch-failed", "labels.batch_size": len(batch)},
                 )
             return 0
@@ -331,9 +339,14 @@ class StreamPoller:
                 self.stats.skipped.append({"sequence_number": seq, "correlation_id": cid})
             with bind_correlation_id(cid):
                 log.error(
-                    "stream record %s skipped: %s", seq, reason,
-                    extra={"event.action": "stream-record-skipped", "labels.sequence_number": seq,
-                           "labels.attempts": attempts},
+                    "stream record %s skipped: %s",
+                    seq,
+                    reason,
+                    extra={
+                        "event.action": "stream-record-skipped",
+                        "labels.sequence_number": seq,
+                        "labels.attempts": attempts,
+                    },
                 )
         if self.on_failure is not None:
             self.on_failure(batch, reason)
@@ -351,9 +364,11 @@ class KinesisPoller(StreamPoller):
         return [str(shard["ShardId"]) for shard in shards]
 
     def _iterator(self, shard_id: str) -> str:
-        return str(self.streams.get_shard_iterator(
-            StreamName=self._name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"])
+        return str(
+            self.streams.get_shard_iterator(StreamName=self._name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
+                "ShardIterator"
+            ]
+        )
 
     def _as_lambda_record(self, record: Record, shard_id: str) -> Record:
         arrived = record.get("ApproximateArrivalTimestamp")
@@ -410,8 +425,12 @@ class QueuePoller:
         try:
             result = self.handler({"Records": records}, LambdaContext(self.settings.function_name))
         except Exception as exc:  # nothing is deleted: every message comes back after its visibility timeout
-            log.warning("function error on a batch of %d messages: %s", len(records), type(exc).__name__,
-                        extra={"event.action": "queue-batch-failed"})
+            log.warning(
+                "function error on a batch of %d messages: %s",
+                len(records),
+                type(exc).__name__,
+                extra={"event.action": "queue-batch-failed"},
+            )
             return len(records)
         failed: set[str] = set()
         if self.settings.report_batch_item_failures and isinstance(result, dict):
@@ -421,9 +440,12 @@ class QueuePoller:
             self.stats.partial_failures += 1
         self.stats.records += len(done)
         for start in range(0, len(done), 10):
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done[start:start + 10])
-            ])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done[start : start + 10])
+                ],
+            )
         return len(records)
 
     def pending(self) -> int:
@@ -442,8 +464,12 @@ class QueuePoller:
 
     def _as_lambda_record(self, message: Record) -> Record:
         attributes = {
-            name: {"stringValue": value.get("StringValue"), "stringListValues": [], "binaryListValues": [],
-                   "dataType": value.get("DataType", "String")}
+            name: {
+                "stringValue": value.get("StringValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType", "String"),
+            }
             for name, value in (message.get("MessageAttributes") or {}).items()
         }
         return {

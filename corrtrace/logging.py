@@ -198,8 +198,14 @@ class JsonFormatter(logging.Formatter):
     def _base(self, record: logging.LogRecord) -> dict[str, Any]:
         attrs = record.__dict__
         message = record.msg if not record.args and isinstance(record.msg, str) else record.getMessage()
-        event = self._head(record.created, message, attrs.get("correlation_id"), record.levelname, record.name,
-                           attrs.get("_corrtrace_trace"))
+        event = self._head(
+            record.created,
+            message,
+            attrs.get("correlation_id"),
+            record.levelname,
+            record.name,
+            attrs.get("_corrtrace_trace"),
+        )
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _ = record.exc_info
             event["error"] = {

@@ -43,8 +43,11 @@ def build_command(out: str, as_json: bool, config: str | None) -> None:
     settings = _settings(config)
     written = write_all(out, settings)
     errors = [
-        p for path in written if path.suffix == ".json"
-        for p in validate_dashboard(json.loads(path.read_text(encoding="utf-8"))) if p.severity == "error"
+        p
+        for path in written
+        if path.suffix == ".json"
+        for p in validate_dashboard(json.loads(path.read_text(encoding="utf-8")))
+        if p.severity == "error"
     ]
     if as_json:
         click.echo(json.dumps({"written": [str(p) for p in written], "errors": [p.as_dict() for p in errors]}))
@@ -71,9 +74,11 @@ def _next_steps(out: str, settings: DashboardsSettings, config: str | None) -> s
         f"CloudWatch Logs ({settings.cw_region}, {', '.join(settings.cw_log_groups)})",
     ]
     if not _ships_to_a_search_engine(config):
-        lines.append("your collector ships to the embedded store, which Grafana cannot read: ship to Elasticsearch "
-                     f"too (collector.sinks: [embedded, elasticsearch], es_url: {settings.es_url}; or "
-                     "corrtrace collect --sink elasticsearch FILE...)")
+        lines.append(
+            "your collector ships to the embedded store, which Grafana cannot read: ship to Elasticsearch "
+            f"too (collector.sinks: [embedded, elasticsearch], es_url: {settings.es_url}; or "
+            "corrtrace collect --sink elasticsearch FILE...)"
+        )
     return "\n".join(lines)
 
 
@@ -89,16 +94,32 @@ def _ships_to_a_search_engine(config: str | None) -> bool:
 
 @dashboards.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--schemas", "schemas_dir", type=click.Path(exists=True, file_okay=False),
-              help="Folder of Grafana JSON Schemas (default: the copy vendored in the package).")
+@click.option(
+    "--schemas",
+    "schemas_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder of Grafana JSON Schemas (default: the copy vendored in the package).",
+)
 @click.option("--datasource-uid", "uids", multiple=True, help="A data source uid that exists (repeatable).")
-@click.option("--datasources", "provisioned", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A Grafana datasource provisioning YAML whose uids exist (repeatable).")
+@click.option(
+    "--datasources",
+    "provisioned",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A Grafana datasource provisioning YAML whose uids exist (repeatable).",
+)
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @config_option
-def validate_command(files: tuple[str, ...], schemas_dir: str | None, uids: tuple[str, ...],
-                     provisioned: tuple[str, ...], strict: bool, as_json: bool, config: str | None) -> None:
+def validate_command(
+    files: tuple[str, ...],
+    schemas_dir: str | None,
+    uids: tuple[str, ...],
+    provisioned: tuple[str, ...],
+    strict: bool,
+    as_json: bool,
+    config: str | None,
+) -> None:
     """Check dashboard JSON files: Grafana's schemas (dashboard, panel options, ES/CloudWatch queries) + lint."""
     from corrtrace.dashboards.provisioning import declared_uids
     from corrtrace.dashboards.validate import validate_file
@@ -139,8 +160,18 @@ def validate_command(files: tuple[str, ...], schemas_dir: str | None, uids: tupl
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @config_option
-def import_command(url: str, token: str, folder: str | None, overwrite: bool, message: str, org_id: int | None,
-                   retries: int, as_json: bool, files: tuple[str, ...], config: str | None) -> None:
+def import_command(
+    url: str,
+    token: str,
+    folder: str | None,
+    overwrite: bool,
+    message: str,
+    org_id: int | None,
+    retries: int,
+    as_json: bool,
+    files: tuple[str, ...],
+    config: str | None,
+) -> None:
     """Upload the corrtrace dashboards (or FILES) through POST /api/dashboards/db."""
     from corrtrace.dashboards.build import build_all
     from corrtrace.dashboards.grafana_api import GrafanaClient, GrafanaError
@@ -157,8 +188,9 @@ def import_command(url: str, token: str, folder: str | None, overwrite: bool, me
         sys.exit(2)
     bad = [f for f, b in zip(files, boards, strict=False) if not isinstance(b, dict) or not b.get("uid")]
     if bad:
-        click.echo(f"corrtrace dashboards import: {bad[0]}: a dashboard needs a \"uid\" (it decides create or"
-                   " update)", err=True)
+        click.echo(
+            f'corrtrace dashboards import: {bad[0]}: a dashboard needs a "uid" (it decides create or update)', err=True
+        )
         sys.exit(2)
     title = settings.folder if folder is None else folder
     results: list[dict[str, Any]] = []

@@ -41,8 +41,15 @@ def variables(settings: DashboardsSettings, *extra: panels.Variable) -> core.Tem
     )
 
 
-def dashboard(title: str, uid: str, description: str, templating: core.Templating,
-              dashboard_panels: list[core.Panel], *, refresh: str = "") -> core.Dashboard:
+def dashboard(
+    title: str,
+    uid: str,
+    description: str,
+    templating: core.Templating,
+    dashboard_panels: list[core.Panel],
+    *,
+    refresh: str = "",
+) -> core.Dashboard:
     return core.Dashboard(
         title=title,
         uid=uid,

@@ -115,18 +115,27 @@ class GrafanaClient:
                     )
             self.sleep(backoff.next_delay())
 
-    def _fail(self, response: httpx.Response, what: str, folder_uid: str | None = None,
-              permission: str = "dashboards:create and dashboards:write") -> GrafanaError:
+    def _fail(
+        self,
+        response: httpx.Response,
+        what: str,
+        folder_uid: str | None = None,
+        permission: str = "dashboards:create and dashboards:write",
+    ) -> GrafanaError:
         status = response.status_code
         detail = _detail(response)
         message = str(detail.get("message", ""))[:200]
         if status == 401:
-            text = (f"{what}: Grafana rejected the token (401 Unauthorized): use a valid service-account token"
-                    " (Administration > Service accounts > Add token), not expired or revoked")
+            text = (
+                f"{what}: Grafana rejected the token (401 Unauthorized): use a valid service-account token"
+                " (Administration > Service accounts > Add token), not expired or revoked"
+            )
         elif status == 403:
             scope = f" on folder '{folder_uid}'" if folder_uid else ""
-            text = (f"{what}: the token's service account may not do this (403 Forbidden): give it the Editor role"
-                    f" or {permission}{scope}")
+            text = (
+                f"{what}: the token's service account may not do this (403 Forbidden): give it the Editor role"
+                f" or {permission}{scope}"
+            )
         elif status == 412:
             reason = str(detail.get("status", ""))
             advice = {
@@ -158,8 +167,12 @@ class GrafanaClient:
 
         if comparable(stored) != comparable(dashboard):
             return None
-        return ImportResult(uid=str(uid), url=f"{self.base}{meta.get('url', '')}",
-                            version=int(stored.get("version", meta.get("version", 0))), status="success")
+        return ImportResult(
+            uid=str(uid),
+            url=f"{self.base}{meta.get('url', '')}",
+            version=int(stored.get("version", meta.get("version", 0))),
+            status="success",
+        )
 
     # ------------------------------------------------------------------ folders
     def ensure_folder(self, title: str, uid: str | None = None) -> str:
@@ -183,7 +196,11 @@ class GrafanaClient:
 
     # ------------------------------------------------------------------ dashboards
     def import_dashboard(
-        self, dashboard: dict[str, Any], *, folder_uid: str | None = None, overwrite: bool = False,
+        self,
+        dashboard: dict[str, Any],
+        *,
+        folder_uid: str | None = None,
+        overwrite: bool = False,
         message: str = "corrtrace dashboards import",
     ) -> ImportResult:
         """Create or update one dashboard; ``id`` is sent as null so the ``uid`` decides (portable)."""
@@ -196,8 +213,11 @@ class GrafanaClient:
             payload["folderUid"] = folder_uid
         what = f"dashboard '{dashboard.get('title', dashboard.get('uid', '?'))}'"
         response = self._request("POST", "/api/dashboards/db", json=payload, what=what)
-        if response.status_code == 412 and self.retried and _detail(response).get("status") in (
-                "name-exists", "version-mismatch"):
+        if (
+            response.status_code == 412
+            and self.retried
+            and _detail(response).get("status") in ("name-exists", "version-mismatch")
+        ):
             landed = self._landed(dashboard, what)
             if landed is not None:
                 return landed

@@ -16,10 +16,39 @@ GRID_COLUMNS = 24
 # Panel plugin ids shipped with Grafana (core panels). Case matters: ``nodeGraph``, not ``nodegraph``.
 KNOWN_PANEL_TYPES = frozenset(
     {
-        "alertlist", "annolist", "barchart", "bargauge", "candlestick", "canvas", "dashlist", "datagrid",
-        "debug", "flamegraph", "gauge", "geomap", "gettingstarted", "graph", "heatmap", "histogram", "live",
-        "logs", "news", "nodeGraph", "piechart", "row", "stat", "state-timeline", "status-history", "table",
-        "table-old", "text", "timeseries", "traces", "trend", "welcome", "xychart",
+        "alertlist",
+        "annolist",
+        "barchart",
+        "bargauge",
+        "candlestick",
+        "canvas",
+        "dashlist",
+        "datagrid",
+        "debug",
+        "flamegraph",
+        "gauge",
+        "geomap",
+        "gettingstarted",
+        "graph",
+        "heatmap",
+        "histogram",
+        "live",
+        "logs",
+        "news",
+        "nodeGraph",
+        "piechart",
+        "row",
+        "stat",
+        "state-timeline",
+        "status-history",
+        "table",
+        "table-old",
+        "text",
+        "timeseries",
+        "traces",
+        "trend",
+        "welcome",
+        "xychart",
     }
 )
 # External plugin panels are named ``<org>-<name>-panel`` by Grafana's plugin rules.
@@ -179,8 +208,9 @@ def check_variables(dashboard: dict[str, Any]) -> Iterator[Problem]:
     ref_ids: dict[str, set[str]] = {}
     for path, panel, _ in _panels(dashboard):
         targets = panel.get("targets")
-        ref_ids[json_path(path)] = {str(t.get("refId")) for t in targets if isinstance(t, dict)} if isinstance(
-            targets, list) else set()
+        ref_ids[json_path(path)] = (
+            {str(t.get("refId")) for t in targets if isinstance(t, dict)} if isinstance(targets, list) else set()
+        )
     reported: set[tuple[str, str]] = set()
     for base, node in scopes:
         for path, text in _strings(node, base):
@@ -219,8 +249,9 @@ def check_datasources(dashboard: dict[str, Any], extra_uids: Iterable[str]) -> I
             if var is None:
                 yield Problem(where, f"data source {uid!r} names no template variable", check="lint")
             elif var.get("type") != "datasource":
-                yield Problem(where, f"data source {uid!r} names a {var.get('type')} variable, not a datasource one",
-                              check="lint")
+                yield Problem(
+                    where, f"data source {uid!r} names a {var.get('type')} variable, not a datasource one", check="lint"
+                )
             elif isinstance(ref.get("type"), str) and var.get("query") not in (None, ref["type"]):
                 yield Problem(
                     where,
@@ -228,8 +259,9 @@ def check_datasources(dashboard: dict[str, Any], extra_uids: Iterable[str]) -> I
                     check="lint",
                 )
         elif uid not in known:
-            yield Problem(where, f"data source uid {uid!r} is not declared (known: {', '.join(sorted(known))})",
-                          check="lint")
+            yield Problem(
+                where, f"data source uid {uid!r} is not declared (known: {', '.join(sorted(known))})", check="lint"
+            )
 
     for path, panel, _ in _panels(dashboard):
         where = _where(path, panel)

@@ -164,8 +164,12 @@ class MathExpression:
     expression: str
 
     def to_json_data(self) -> dict[str, Any]:
-        return {"refId": self.refId, "datasource": ds("__expr__", "__expr__"), "type": "math",
-                "expression": self.expression}
+        return {
+            "refId": self.refId,
+            "datasource": ds("__expr__", "__expr__"),
+            "type": "math",
+            "expression": self.expression,
+        }
 
 
 # ---------------------------------------------------------------- CloudWatch
@@ -242,8 +246,9 @@ class NodeGraph(core.Panel):
     secondaryStatUnit = attr.ib(default="")
 
     def to_json_data(self) -> dict[str, Any]:
-        edges = {k: v for k, v in (("mainStatUnit", self.mainStatUnit), ("secondaryStatUnit",
-                                                                           self.secondaryStatUnit)) if v}
+        edges = {
+            k: v for k, v in (("mainStatUnit", self.mainStatUnit), ("secondaryStatUnit", self.secondaryStatUnit)) if v
+        }
         return self.panel_json(
             {
                 "type": NODE_GRAPH_TYPE,
@@ -333,8 +338,10 @@ class BarChartPanel(core.BarChart):
         }
         if self.xField:
             out["options"]["xField"] = self.xField
-        defaults: dict[str, Any] = {"custom": {"lineWidth": 1, "fillOpacity": 80, "gradientMode": "none"},
-                                    "color": {"mode": "palette-classic"}}
+        defaults: dict[str, Any] = {
+            "custom": {"lineWidth": 1, "fillOpacity": 80, "gradientMode": "none"},
+            "color": {"mode": "palette-classic"},
+        }
         if self.unit:
             defaults["unit"] = self.unit
         out["fieldConfig"] = {"defaults": defaults, "overrides": []}
@@ -408,8 +415,9 @@ def datasource_variable(name: str, plugin: str, default_uid: str, label: str) ->
 
 
 def textbox_variable(name: str, label: str, default: str = "", description: str = "") -> Variable:
-    return variable(name=name, query=default, type="textbox", default=default, label=label,
-                    description=description, refresh=0)
+    return variable(
+        name=name, query=default, type="textbox", default=default, label=label, description=description, refresh=0
+    )
 
 
 def dashboard_links(tag: str) -> list[core.DashboardLink]:

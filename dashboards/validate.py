@@ -109,15 +109,33 @@ def _datasource_type(ref: Any, variables: dict[str, dict[str, Any]]) -> str | No
 # The ES unions have no discriminator and, read as anyOf, any branch may accept an item (``Nested`` takes any
 # settings). Grafana itself picks the shape by ``type``: so do we, and fall back to the union for unknown types.
 ES_METRIC_DEFS = {
-    "count": "Count", "avg": "Average", "sum": "Sum", "min": "Min", "max": "Max", "extended_stats": "ExtendedStats",
-    "percentiles": "Percentiles", "cardinality": "UniqueCount", "raw_document": "RawDocument", "raw_data": "RawData",
-    "logs": "Logs", "rate": "Rate", "top_metrics": "TopMetrics", "moving_avg": "MovingAverage",
-    "moving_fn": "MovingFunction", "derivative": "Derivative", "serial_diff": "SerialDiff",
-    "cumulative_sum": "CumulativeSum", "bucket_script": "BucketScript",
+    "count": "Count",
+    "avg": "Average",
+    "sum": "Sum",
+    "min": "Min",
+    "max": "Max",
+    "extended_stats": "ExtendedStats",
+    "percentiles": "Percentiles",
+    "cardinality": "UniqueCount",
+    "raw_document": "RawDocument",
+    "raw_data": "RawData",
+    "logs": "Logs",
+    "rate": "Rate",
+    "top_metrics": "TopMetrics",
+    "moving_avg": "MovingAverage",
+    "moving_fn": "MovingFunction",
+    "derivative": "Derivative",
+    "serial_diff": "SerialDiff",
+    "cumulative_sum": "CumulativeSum",
+    "bucket_script": "BucketScript",
 }
 ES_BUCKET_DEFS = {
-    "date_histogram": "DateHistogram", "histogram": "Histogram", "terms": "Terms", "filters": "Filters",
-    "geohash_grid": "GeoHashGrid", "nested": "Nested",
+    "date_histogram": "DateHistogram",
+    "histogram": "Histogram",
+    "terms": "Terms",
+    "filters": "Filters",
+    "geohash_grid": "GeoHashGrid",
+    "nested": "Nested",
 }
 
 
@@ -130,8 +148,10 @@ def _es_target_problems(target: dict[str, Any], path: list[Any], directory: str 
     props["metrics"]["items"] = {}
     props["bucketAggs"]["items"] = {}
     yield from _errors(shell, target, path, warn_required=False)
-    for key, union, defs in (("metrics", "MetricAggregation", ES_METRIC_DEFS),
-                             ("bucketAggs", "BucketAggregation", ES_BUCKET_DEFS)):
+    for key, union, defs in (
+        ("metrics", "MetricAggregation", ES_METRIC_DEFS),
+        ("bucketAggs", "BucketAggregation", ES_BUCKET_DEFS),
+    ):
         items = target.get(key)
         for i, item in enumerate(items if isinstance(items, list) else []):
             kind = item.get("type") if isinstance(item, dict) else None
@@ -140,14 +160,19 @@ def _es_target_problems(target: dict[str, Any], path: list[Any], directory: str 
             yield from _errors(schema, item, [*path, key, i], warn_required=False)
 
 
-def _query_problems(ds_type: str, target: dict[str, Any], path: list[Any], directory: str | None
-                    ) -> Iterator[Problem]:
+def _query_problems(ds_type: str, target: dict[str, Any], path: list[Any], directory: str | None) -> Iterator[Problem]:
     if ds_type == "elasticsearch":
         yield from _es_target_problems(target, path, directory)
     elif ds_type == "__expr__":  # server-side expression: the shape is picked by its ``type``
         kind = target.get("type")
-        names = {"math": "TypeMath", "reduce": "TypeReduce", "resample": "TypeResample",
-                 "classic_conditions": "TypeClassicConditions", "threshold": "TypeThreshold", "sql": "TypeSql"}
+        names = {
+            "math": "TypeMath",
+            "reduce": "TypeReduce",
+            "resample": "TypeResample",
+            "classic_conditions": "TypeClassicConditions",
+            "threshold": "TypeThreshold",
+            "sql": "TypeSql",
+        }
         name = names.get(kind) if isinstance(kind, str) else None
         if name is None:
             yield Problem(json_path([*path, "type"]), f"{kind!r} is not an expression type ({', '.join(names)})")
@@ -159,8 +184,7 @@ def _query_problems(ds_type: str, target: dict[str, Any], path: list[Any], direc
         if name is None:
             yield Problem(json_path([*path, "queryMode"]), f"{mode!r} is not one of Metrics, Logs, Annotations")
             return
-        yield from _errors(schemas_loader.definition("cloudwatch", name, directory), target, path,
-                           warn_required=False)
+        yield from _errors(schemas_loader.definition("cloudwatch", name, directory), target, path, warn_required=False)
 
 
 def check_panel(
@@ -180,9 +204,7 @@ def check_panel(
         custom = defaults.get("custom") if isinstance(defaults, dict) else None
         if custom is not None:
             field_schema = schemas_loader.definition(stem, "FieldConfig", directory)
-            yield from _errors(
-                field_schema, custom, [*path, "fieldConfig", "defaults", "custom"], warn_required=True
-            )
+            yield from _errors(field_schema, custom, [*path, "fieldConfig", "defaults", "custom"], warn_required=True)
     targets = panel.get("targets")
     if not isinstance(targets, list):
         return
@@ -214,7 +236,7 @@ def validate_dashboard(
     for path, panel in all_panels(dashboard):
         prefix = json_path(path)
         for problem in check_panel(path, panel, variables, schemas_dir):
-            where = f"{prefix} ({panel_label(panel)}){problem.where[len(prefix):]}"
+            where = f"{prefix} ({panel_label(panel)}){problem.where[len(prefix) :]}"
             problems.append(Problem(where, problem.message, problem.severity))
     problems.extend(lint.lint(dashboard, datasource_uids=datasource_uids))
     return problems

@@ -68,8 +68,14 @@ class RecordingAlerts:
             if transition.new_state == "ALARM" and not self._acted(transition.alarm_name, now):
                 with self._lock:
                     self._fired.append(
-                        {"alarm_name": transition.alarm_name, "state": "ALARM", "kind": "alarm",
-                         "reason": transition.reason, "timestamp": now, "correlation_ids": []}
+                        {
+                            "alarm_name": transition.alarm_name,
+                            "state": "ALARM",
+                            "kind": "alarm",
+                            "reason": transition.reason,
+                            "timestamp": now,
+                            "correlation_ids": [],
+                        }
                     )
 
     def _acted(self, alarm_name: str, now: float) -> bool:

@@ -81,22 +81,44 @@ class _EsNodeOption(click.Option):
 @click.option("--slow-rate", type=float, help="Share of orders whose payment is slow (latency alert).")
 @click.option("--slow-ms", type=int, help="How slow a slow payment is, in milliseconds.")
 @click.option("--concurrency", type=int, help="Orders in flight at once.")
-@click.option("--manager-outage", "manager_outage", type=float, metavar="SECONDS",
-              help="Fault: stop the transaction manager this long once a third of the orders are done.")
+@click.option(
+    "--manager-outage",
+    "manager_outage",
+    type=float,
+    metavar="SECONDS",
+    help="Fault: stop the transaction manager this long once a third of the orders are done.",
+)
 @click.option("--workdir", type=click.Path(file_okay=False), help="Logs, DBs, mesh.json (default .corrtrace-demo).")
 @click.option("--elasticsearch", "es_url", help="Ship logs to this Elasticsearch URL instead of the embedded store.")
 @click.option("--with-elasticsearch", is_flag=True, cls=_EsNodeOption)
 @click.option("--index-prefix", help="Elasticsearch index prefix (default logs-corrtrace).")
 @click.option("--keep-running", is_flag=True, help="Leave the mesh up after the summary and print its URLs.")
-@click.option("--with-nginx", is_flag=True, default=None,
-              help="Put a real nginx (Debian's, installed when missing) in front of ui; orders go through it.")
+@click.option(
+    "--with-nginx",
+    is_flag=True,
+    default=None,
+    help="Put a real nginx (Debian's, installed when missing) in front of ui; orders go through it.",
+)
 @click.option("--config", type=click.Path(dir_okay=False), help="YAML file with a demo section.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def demo(orders: int | None, seed: int | None, decline_rate: float | None, poison_rate: float | None,
-         slow_rate: float | None, slow_ms: int | None, concurrency: int | None, manager_outage: float | None,
-         workdir: str | None,
-         es_url: str | None, with_elasticsearch: bool, index_prefix: str | None, keep_running: bool,
-         with_nginx: bool | None, config: str | None, as_json: bool) -> None:
+def demo(
+    orders: int | None,
+    seed: int | None,
+    decline_rate: float | None,
+    poison_rate: float | None,
+    slow_rate: float | None,
+    slow_ms: int | None,
+    concurrency: int | None,
+    manager_outage: float | None,
+    workdir: str | None,
+    es_url: str | None,
+    with_elasticsearch: bool,
+    index_prefix: str | None,
+    keep_running: bool,
+    with_nginx: bool | None,
+    config: str | None,
+    as_json: bool,
+) -> None:
     """Run the five-service demo mesh: orders with injected failures, rollbacks proven, MDM check."""
     from corrtrace.demo.processes import ChildFailed
     from corrtrace.demo.runner import Demo, DemoError
@@ -106,12 +128,23 @@ def demo(orders: int | None, seed: int | None, decline_rate: float | None, poiso
 
     if with_elasticsearch and not es_url:
         es_url = backend_url("ES")
-    settings = _settings(config, {
-        "orders": orders, "seed": seed, "decline_rate": decline_rate, "poison_rate": poison_rate,
-        "slow_rate": slow_rate, "slow_ms": slow_ms, "concurrency": concurrency, "workdir": workdir,
-        "elasticsearch_url": es_url, "index_prefix": index_prefix, "with_nginx": with_nginx,
-        "manager_outage_seconds": manager_outage,
-    })
+    settings = _settings(
+        config,
+        {
+            "orders": orders,
+            "seed": seed,
+            "decline_rate": decline_rate,
+            "poison_rate": poison_rate,
+            "slow_rate": slow_rate,
+            "slow_ms": slow_ms,
+            "concurrency": concurrency,
+            "workdir": workdir,
+            "elasticsearch_url": es_url,
+            "index_prefix": index_prefix,
+            "with_nginx": with_nginx,
+            "manager_outage_seconds": manager_outage,
+        },
+    )
     console = Console(stderr=as_json)
     say = console.print
     if with_elasticsearch:
@@ -130,13 +163,21 @@ def demo(orders: int | None, seed: int | None, decline_rate: float | None, poiso
             runner.start(on_step=lambda msg: None)
         # the URLs die with the demo: they are printed only with --keep-running (_keep_running)
         say(f"mesh up in {settings.workdir}: {len(runner.urls())} processes on 127.0.0.1")
-        with Progress(TextColumn("sending orders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as progress:
+        with Progress(
+            TextColumn("sending orders"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
             task = progress.add_task("orders", total=settings.orders)
             report = runner.run(on_progress=lambda _o: progress.advance(task))
-        store = (f"--backend elasticsearch --es-url {settings.elasticsearch_url} --index-prefix "
-                 f"{settings.index_prefix}" if settings.elasticsearch_url
-                 else f"--data-dir {runner.mesh.collector_dir if runner.mesh else ''}")
+        store = (
+            f"--backend elasticsearch --es-url {settings.elasticsearch_url} --index-prefix {settings.index_prefix}"
+            if settings.elasticsearch_url
+            else f"--data-dir {runner.mesh.collector_dir if runner.mesh else ''}"
+        )
         hint = f"corrtrace search {report.flow_correlation_id} {store}"
         if as_json:
             click.echo(json.dumps(report.as_dict(), default=str))
@@ -169,10 +210,12 @@ def _keep_running(runner: Any, console: Any) -> None:
     console.print("\nthe mesh keeps running (Ctrl-C stops every process):")
     for name, url in runner.urls().items():
         console.print(f"  {name:12} {url}")
-    console.print(f"  try: curl -X POST {runner.mesh.url('ui')}/orders -H 'content-type: application/json' "
-                  "-d '{\"order_id\":\"o-1\",\"sku\":\"sku-fig\",\"qty\":1,\"amount_cents\":900,"
-                  "\"card\":\"4242424242424242\",\"address\":{\"street\":\"1 Main St\",\"city\":\"Berlin\","
-                  "\"postcode\":\"10115\"}}'")
+    console.print(
+        f"  try: curl -X POST {runner.mesh.url('ui')}/orders -H 'content-type: application/json' "
+        '-d \'{"order_id":"o-1","sku":"sku-fig","qty":1,"amount_cents":900,'
+        '"card":"4242424242424242","address":{"street":"1 Main St","city":"Berlin",'
+        '"postcode":"10115"}}\''
+    )
     console.print(f"  corrtrace mdm check --mesh {runner.mesh.workdir}")
     next_check = time.monotonic() + 60
     while True:
@@ -190,11 +233,20 @@ def mdm() -> None:
 
 
 @mdm.command("check")
-@click.option("--mesh", "mesh_path", type=click.Path(), help="The demo's work directory or mesh.json "
-              "(default $CORRTRACE_DEMO_MESH or .corrtrace-demo).")
+@click.option(
+    "--mesh",
+    "mesh_path",
+    type=click.Path(),
+    help="The demo's work directory or mesh.json (default $CORRTRACE_DEMO_MESH or .corrtrace-demo).",
+)
 @click.option("--repair", is_flag=True, help="Ask the transaction manager to roll back each inconsistent request.")
-@click.option("--grace", type=float, default=0.0, show_default=True,
-              help="Leave requests younger than this many seconds alone (still in flight).")
+@click.option(
+    "--grace",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Leave requests younger than this many seconds alone (still in flight).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(mesh_path: str | None, repair: bool, grace: float, as_json: bool) -> None:
     """Compare reservations, orders, payments and shipments; report each inconsistency with its correlation ID.
@@ -211,8 +263,11 @@ def check(mesh_path: str | None, repair: bool, grace: float, as_json: bool) -> N
     try:
         report = run_check(mesh, do_repair=repair, grace_seconds=grace)
     except Exception as exc:
-        click.echo(f"corrtrace mdm check: cannot read the stores ({type(exc).__name__}: {exc}); "
-                   "is the mesh running (corrtrace demo --keep-running)?", err=True)
+        click.echo(
+            f"corrtrace mdm check: cannot read the stores ({type(exc).__name__}: {exc}); "
+            "is the mesh running (corrtrace demo --keep-running)?",
+            err=True,
+        )
         sys.exit(1)
     remaining = report.get("after_repair", report["inconsistencies"]) if repair else report["inconsistencies"]
     if as_json:

@@ -57,9 +57,7 @@ class FaultPlan:
         }
 
 
-def plan_orders(
-    count: int, *, seed: int, decline_rate: float, poison_rate: float, slow_rate: float
-) -> list[FaultPlan]:
+def plan_orders(count: int, *, seed: int, decline_rate: float, poison_rate: float, slow_rate: float) -> list[FaultPlan]:
     """The same seed and rates always give the same orders and the same faults."""
     for name, rate in (("decline_rate", decline_rate), ("poison_rate", poison_rate), ("slow_rate", slow_rate)):
         if not 0.0 <= rate <= 1.0:

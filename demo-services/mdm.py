@@ -114,16 +114,17 @@ def repair(mesh: Mesh, secret: str, found: list[Inconsistency], snap: Snapshot) 
             try:
                 for service in holders:
                     base = mesh.url(service)
-                    manager.register(
-                        cid, service, f"{base}/corrtrace/rollback/{cid}", f"{base}/corrtrace/commit/{cid}"
-                    )
+                    manager.register(cid, service, f"{base}/corrtrace/rollback/{cid}", f"{base}/corrtrace/commit/{cid}")
                 manager.rollback(cid, reason=f"mdm: {kinds}", source="mdm")
             except TxManagerError as exc:
                 log.warning("mdm could not repair: %s", exc, extra={"event.action": "mdm-repair"})
                 results.append(RepairResult(cid, False, str(exc)))
                 continue
-            log.info("mdm asked for a rollback (%s)", kinds,
-                     extra={"event.action": "mdm-repair", "labels.participants": ",".join(holders)})
+            log.info(
+                "mdm asked for a rollback (%s)",
+                kinds,
+                extra={"event.action": "mdm-repair", "labels.participants": ",".join(holders)},
+            )
             results.append(RepairResult(cid, True, f"rollback of {', '.join(holders) or 'nothing held'}"))
     manager.close()
     return results
@@ -137,8 +138,12 @@ def run_check(
     found = check(snap, grace_seconds=grace_seconds)
     for item in found:
         with bind_correlation_id(item.correlation_id):
-            log.warning("mdm inconsistency %s: %s", item.kind, item.detail,
-                        extra={"event.action": "mdm-inconsistency", "labels.kind": item.kind})
+            log.warning(
+                "mdm inconsistency %s: %s",
+                item.kind,
+                item.detail,
+                extra={"event.action": "mdm-inconsistency", "labels.kind": item.kind},
+            )
     report: dict[str, Any] = {"checked": len(snap.correlation_ids()), "inconsistencies": [i.as_dict() for i in found]}
     if do_repair and found:
         repaired = repair(mesh, mesh.secret(), found, snap)
@@ -166,6 +171,9 @@ def scheduled_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     grace = float(os.environ.get("CORRTRACE_DEMO_MDM_GRACE", "60"))
     with bind_correlation_id(str(event.get("id") or "") or None):
         report = run_check(mesh, do_repair=do_repair, grace_seconds=grace)
-        log.info("mdm scheduled check: %d inconsistencies", len(report["inconsistencies"]),
-                 extra={"event.action": "mdm-check", "labels.inconsistencies": len(report["inconsistencies"])})
+        log.info(
+            "mdm scheduled check: %d inconsistencies",
+            len(report["inconsistencies"]),
+            extra={"event.action": "mdm-check", "labels.inconsistencies": len(report["inconsistencies"])},
+        )
     return report

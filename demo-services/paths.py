@@ -27,8 +27,14 @@ def failure_reports(mesh: Mesh) -> list[dict[str, Any]]:
                 at = datetime.fromisoformat(values.get("reported_at", "").replace("Z", "+00:00")).timestamp()
             except ValueError:
                 at = 0.0
-            found.append({"correlation_id": values.get("correlation_id", ""), "action": values.get("action", ""),
-                          "source": values.get("source", ""), "reported_at": at})
+            found.append(
+                {
+                    "correlation_id": values.get("correlation_id", ""),
+                    "action": values.get("action", ""),
+                    "source": values.get("source", ""),
+                    "reported_at": at,
+                }
+            )
     return found
 
 
@@ -60,11 +66,16 @@ def rollback_paths(
                 continue
             if tx.get("action") != "rollback":
                 continue
-            rows.append({
-                "correlation_id": outcome.correlation_id, "order_id": outcome.plan.order_id,
-                "fault": "outage" if outcome.outage else outcome.plan.fault, "path": path_of(tx, reported),
-                "triggers": tx.get("triggers", 0), "state": tx.get("state"),
-            })
+            rows.append(
+                {
+                    "correlation_id": outcome.correlation_id,
+                    "order_id": outcome.plan.order_id,
+                    "fault": "outage" if outcome.outage else outcome.plan.fault,
+                    "path": path_of(tx, reported),
+                    "triggers": tx.get("triggers", 0),
+                    "state": tx.get("state"),
+                }
+            )
     return rows
 
 

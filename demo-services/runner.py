@@ -33,7 +33,16 @@ from corrtrace.demo.verify import OrderOutcome, Verification, settled, verify
 from corrtrace.ids import new_uuid7
 
 START_ORDER = (
-    "txmanager", "trigger", "catalog", "checkout", "payment", "ui", "shipping", "aggregation", "alerts", "pipeline",
+    "txmanager",
+    "trigger",
+    "catalog",
+    "checkout",
+    "payment",
+    "ui",
+    "shipping",
+    "aggregation",
+    "alerts",
+    "pipeline",
 )
 HEALTH_PATH = {"txmanager": "/healthz"}
 AGGREGATED_KINDS = ("order-committed", "payment-captured", "shipment-created")
@@ -80,8 +89,7 @@ class DemoReport:
 
     @property
     def passed(self) -> bool:
-        return (self.verification.passed and not self.mdm.get("inconsistencies")
-                and not self.manager_outage.get("error"))
+        return self.verification.passed and not self.mdm.get("inconsistencies") and not self.manager_outage.get("error")
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -181,8 +189,13 @@ class Demo:
 
     def _start_nginx(self, mesh: Mesh, env: dict[str, str]) -> None:
         """Debian's nginx in the foreground under the supervisor, with corrtrace's snippets, in front of ui."""
-        nginx_env = {**env, "NGINX_PORT": str(mesh.ports["nginx"]), "NGINX_UPSTREAM": f"127.0.0.1:{mesh.ports['ui']}",
-                     "NGINX_DIR": str(self.workdir / "nginx"), "NGINX_ACCESS_LOG": str(mesh.nginx_access_log)}
+        nginx_env = {
+            **env,
+            "NGINX_PORT": str(mesh.ports["nginx"]),
+            "NGINX_UPSTREAM": f"127.0.0.1:{mesh.ports['ui']}",
+            "NGINX_DIR": str(self.workdir / "nginx"),
+            "NGINX_ACCESS_LOG": str(mesh.nginx_access_log),
+        }
         child = self.supervisor.start("nginx", ["bash", str(nginx_script()), "run"], nginx_env)
         self.supervisor.wait_healthy(child, mesh.url("nginx") + "/health", timeout=180.0)  # may apt-get first
 

@@ -73,8 +73,11 @@ class Runtime:
         except TxManagerError as exc:
             if exc.status is not None and exc.status < 500:
                 raise
-            self.log.warning("cannot register with the transaction manager (%s); refusing the request", exc.status,
-                             extra={"event.action": "register", "event.outcome": "failure"})
+            self.log.warning(
+                "cannot register with the transaction manager (%s); refusing the request",
+                exc.status,
+                extra={"event.action": "register", "event.outcome": "failure"},
+            )
             raise ManagerUnavailable(str(exc)) from None
 
     def publish(self, kind: str, correlation_id: str, order_id: str, **extra: Any) -> None:

@@ -21,7 +21,14 @@ from corrtrace.demo.settings import SECRET_ENV, Mesh
 from corrtrace import logging as ctlog
 
 QUIET_LOGGERS = (
-    "werkzeug", "httpx", "httpcore", "botocore", "urllib3", "uvicorn.access", "elastic_transport", "elasticsearch",
+    "werkzeug",
+    "httpx",
+    "httpcore",
+    "botocore",
+    "urllib3",
+    "uvicorn.access",
+    "elastic_transport",
+    "elasticsearch",
 )
 ASGI_APPS = {
     "ui": "corrtrace.demo.ui.app",
@@ -42,7 +49,12 @@ def _run_asgi(app: Any, port: int) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="auto",
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="auto",
         timeout_graceful_shutdown=2,
     )
     uvicorn.Server(config).run()

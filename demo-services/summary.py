@@ -18,9 +18,12 @@ def flow_table(events: list[dict[str, Any]]) -> Table:
 
 
 # injected kind -> (noun, what its failure means)
-INJECTED = {"decline": ("declined card", "payment refused"), "poison": ("poison order", "shipping raised"),
-            "slow": ("slow order", "slower than the latency threshold"),
-            "outage": ("order in the manager outage", "could not register")}
+INJECTED = {
+    "decline": ("declined card", "payment refused"),
+    "poison": ("poison order", "shipping raised"),
+    "slow": ("slow order", "slower than the latency threshold"),
+    "outage": ("order in the manager outage", "could not register"),
+}
 
 
 def injected_outcomes(report: DemoReport) -> str:
@@ -48,17 +51,27 @@ def rollback_table(rows: list[dict[str, Any]]) -> Table:
 def summary_rows(report: DemoReport) -> list[tuple[str, str]]:
     """The report's headline rows, (label, text), for the table on a terminal or plain lines elsewhere."""
     v = report.verification
-    rows = [("orders", f"{report.orders} sent: {report.ok} succeeded, {report.failed} failed"),
-            ("injected", injected_outcomes(report)),
-            ("rollbacks", f"{v.rolled_back_verified} of {v.failed_orders} failed requests rolled back exactly once "
-                          "in catalog, checkout and payment (checked in each service's database)")]
+    rows = [
+        ("orders", f"{report.orders} sent: {report.ok} succeeded, {report.failed} failed"),
+        ("injected", injected_outcomes(report)),
+        (
+            "rollbacks",
+            f"{v.rolled_back_verified} of {v.failed_orders} failed requests rolled back exactly once "
+            "in catalog, checkout and payment (checked in each service's database)",
+        ),
+    ]
     alerts = sorted({str(a.get("alert") or a.get("alarm_name")) for a in report.alerts})
     rows.append(("alerts fired", ", ".join(alerts) or "none"))
     jam = report.shipping
     if jam:
-        rows.append(("shipping stream", f"{jam.get('invocations', 0)} invocations, {jam.get('retries', 0)} retries, "
-                                        f"{jam.get('bisects', 0)} bisects, {len(jam.get('skipped', []))} poison "
-                                        f"records skipped, longest jam {jam.get('longest_jam_seconds', 0)} s"))
+        rows.append(
+            (
+                "shipping stream",
+                f"{jam.get('invocations', 0)} invocations, {jam.get('retries', 0)} retries, "
+                f"{jam.get('bisects', 0)} bisects, {len(jam.get('skipped', []))} poison "
+                f"records skipped, longest jam {jam.get('longest_jam_seconds', 0)} s",
+            )
+        )
     if report.aggregation:
         rows.append(("aggregation", ", ".join(f"{k}: {n}" for k, n in sorted(report.aggregation.items()))))
     if report.rollbacks:
@@ -66,9 +79,14 @@ def summary_rows(report: DemoReport) -> list[tuple[str, str]]:
         rows.append(("rollbacks triggered by", counts))
     if report.manager_outage:
         out = report.manager_outage
-        rows.append(("manager outage", f"stopped for {out['down_for']} s: {out['orders_failed']} orders failed (could "
-                                       f"not register), {out['failures_reported_while_down']} failure records written "
-                                       "while it was down" + (f"; {out['error']}" if out["error"] else "")))
+        rows.append(
+            (
+                "manager outage",
+                f"stopped for {out['down_for']} s: {out['orders_failed']} orders failed (could "
+                f"not register), {out['failures_reported_while_down']} failure records written "
+                "while it was down" + (f"; {out['error']}" if out["error"] else ""),
+            )
+        )
     found = report.mdm.get("inconsistencies", [])
     rows.append(("MDM check", f"{report.mdm.get('checked', 0)} requests checked, {len(found)} inconsistencies"))
     if report.dashboards:
@@ -87,8 +105,10 @@ def plain_flow(events: list[dict[str, Any]]) -> list[str]:
         target = f"->{row['target']}" if row["target"] else ""
         status = "" if row["status"] is None else f" {row['status']}"
         took = "" if row["duration_ms"] is None else f" {row['duration_ms']:.1f}ms"
-        lines.append(f"  {row['offset_ms']:+d}ms {row['service']}{target} {row['level']}{status}{took}: "
-                     f"{str(row['message'])[:100]}")
+        lines.append(
+            f"  {row['offset_ms']:+d}ms {row['service']}{target} {row['level']}{status}{took}: "
+            f"{str(row['message'])[:100]}"
+        )
     return lines
 
 
@@ -110,9 +130,13 @@ def print_report(console: Console, report: DemoReport, search_hint: str) -> None
     if report.rollbacks:
         if plain:
             for row in report.rollbacks:
-                console.print(f"rollback {row['order_id']} ({row['fault']}): {row['path']}, "
-                              f"{row['triggers']} trigger(s), {row['state']}", markup=False, highlight=False,
-                              soft_wrap=True)
+                console.print(
+                    f"rollback {row['order_id']} ({row['fault']}): {row['path']}, "
+                    f"{row['triggers']} trigger(s), {row['state']}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
         else:
             console.print(rollback_table(report.rollbacks))
     for problem in v.problems[:20]:
@@ -127,5 +151,8 @@ def print_report(console: Console, report: DemoReport, search_hint: str) -> None
         else:
             console.print(flow_table(report.flow))
     verdict = "[green]PASSED[/green]" if report.passed else "[red]FAILED[/red]"
-    console.print(f"\n{verdict}: every failed request rolled back everywhere and MDM clean"
-                  if report.passed else f"\n{verdict}: see the problems above")
+    console.print(
+        f"\n{verdict}: every failed request rolled back everywhere and MDM clean"
+        if report.passed
+        else f"\n{verdict}: see the problems above"
+    )

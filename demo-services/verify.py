@@ -52,8 +52,10 @@ def _outage_issues(r: Any, o: Any, c: Any, s: Any) -> list[str]:
         issues.append(f"catalog reservation {(r['status'], r['rollbacks'])}, expected released once")
     if o is not None and (o["status"] != "rolled_back" or int(o["rollbacks"]) != 1):
         issues.append(f"checkout order {(o['status'], o['rollbacks'])}, expected rolled_back once")
-    if c is not None and not (c["status"] == "declined" and c["rollbacks"] == 0) and (
-        c["status"] != "refunded" or c["rollbacks"] != 1
+    if (
+        c is not None
+        and not (c["status"] == "declined" and c["rollbacks"] == 0)
+        and (c["status"] != "refunded" or c["rollbacks"] != 1)
     ):
         issues.append(f"payment {(c['status'], c['rollbacks'])}, expected declined or refunded once")
     if s is not None:

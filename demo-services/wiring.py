@@ -81,8 +81,10 @@ def manager_client(manager_url: str, secret: str, *, patient: bool = False) -> A
     """``patient``: retry for ~15 s (a manager restarting), for callers with nothing else to fall back on."""
     from corrtrace.txmanager import TxManagerClient
 
-    return TxManagerClient(manager_url, secret, retries=6, backoff=0.25) if patient else TxManagerClient(
-        manager_url, secret
+    return (
+        TxManagerClient(manager_url, secret, retries=6, backoff=0.25)
+        if patient
+        else TxManagerClient(manager_url, secret)
     )
 
 

@@ -86,8 +86,19 @@ class HeaderForms:
     """How the ID header and the two CORS headers are spelled in one protocol: ASGI carries lower-case bytes,
     WSGI text in any case. One set of forms per middleware, built once."""
 
-    __slots__ = ("allow_origin", "comma", "display", "emit", "expose", "expose_emit", "lengths", "own", "sep",
-                 "special", "star")
+    __slots__ = (
+        "allow_origin",
+        "comma",
+        "display",
+        "emit",
+        "expose",
+        "expose_emit",
+        "lengths",
+        "own",
+        "sep",
+        "special",
+        "star",
+    )
 
     def __init__(self, header_name: str, *, binary: bool) -> None:
         def form(text: str) -> Any:
@@ -146,8 +157,20 @@ def _with_id_careful(
 class HttpMiddleware:
     """What both HTTP adapters (ASGI and WSGI) derive from the settings the same way."""
 
-    __slots__ = ("_echo", "_expose", "_log", "_observed", "_reader", "_rewrite", "_skip_exact", "_skip_prefixes",
-                 "_tracer", "app", "errors", "settings")
+    __slots__ = (
+        "_echo",
+        "_expose",
+        "_log",
+        "_observed",
+        "_reader",
+        "_rewrite",
+        "_skip_exact",
+        "_skip_prefixes",
+        "_tracer",
+        "app",
+        "errors",
+        "settings",
+    )
 
     def __init__(self, app: Any, settings: CorrelationSettings) -> None:
         import logging
@@ -223,8 +246,11 @@ def log_access(
     path = cap(path)
     duration = time.perf_counter_ns() - start
     fields: dict[str, Any] = {
-        "event": {"dataset": "corrtrace.access", "duration": duration,
-                  "outcome": "failure" if error is not None or status >= 500 else "success"},
+        "event": {
+            "dataset": "corrtrace.access",
+            "duration": duration,
+            "outcome": "failure" if error is not None or status >= 500 else "success",
+        },
         "http": {"request": {"method": method}, "response": {"status_code": status}},
         "url": {"path": path},
     }

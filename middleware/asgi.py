@@ -64,8 +64,9 @@ class CorrelationIdMiddleware(HttpMiddleware):
                 status = message.get("status", 101)
                 if self._echo:
                     try:
-                        message["headers"] = with_id_header(message.get("headers") or (), echo, self._forms,
-                                                            self._expose)
+                        message["headers"] = with_id_header(
+                            message.get("headers") or (), echo, self._forms, self._expose
+                        )
                     except Exception as exc:
                         self.errors.report("echo-header", exc)
             await send(message)
@@ -124,13 +125,20 @@ class CorrelationIdMiddleware(HttpMiddleware):
             self.errors.report("send-500", exc)
 
     def _access(
-        self, log: logging.Logger, scope: Scope, cid: str, status: int, error: Exception | None, start: int,
+        self,
+        log: logging.Logger,
+        scope: Scope,
+        cid: str,
+        status: int,
+        error: Exception | None,
+        start: int,
         rejected: str | None,
     ) -> None:
         try:
             client = scope.get("client")
             method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
-            log_access(log, cid, method, scope.get("path", ""), status, error, start,
-                       client[0] if client else None, rejected)
+            log_access(
+                log, cid, method, scope.get("path", ""), status, error, start, client[0] if client else None, rejected
+            )
         except Exception as exc:
             self.errors.report("access-log", exc)

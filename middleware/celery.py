@@ -56,11 +56,15 @@ class _Binder:
             labels: dict[str, Any] = {"celery_task": name, "celery_task_id": task_id}
             if accepted.excerpt is not None:
                 labels["rejected_correlation_id"] = accepted.excerpt
-                _log.warning("celery task %s carried an invalid correlation ID; generated a fresh one", name,
-                             extra={"labels": labels})
+                _log.warning(
+                    "celery task %s carried an invalid correlation ID; generated a fresh one",
+                    name,
+                    extra={"labels": labels},
+                )
             else:
-                _log.info("celery task %s started without a correlation ID; generated one", name,
-                          extra={"labels": labels})
+                _log.info(
+                    "celery task %s started without a correlation ID; generated one", name, extra={"labels": labels}
+                )
 
     def postrun(self, task_id: str | None = None, **_: Any) -> None:
         if task_id is None:
@@ -100,4 +104,3 @@ def install(app: Celery, settings: CorrelationSettings | None = None) -> None:
     signals.before_task_publish.connect(binder.publish, weak=False, dispatch_uid=f"corrtrace-publish-{id(app)}")
     signals.task_prerun.connect(prerun, weak=False, dispatch_uid=f"corrtrace-prerun-{id(app)}")
     signals.task_postrun.connect(postrun, weak=False, dispatch_uid=f"corrtrace-postrun-{id(app)}")
-

@@ -117,7 +117,16 @@ class CorrelationIdMiddleware(HttpMiddleware):
         try:
             log, _ = self._observers(request.path)
             if log is not None:
-                log_access(log, cid, request.method or "", request.path, response.status_code,
-                           getattr(request, _ERROR_ATTR, None), start, request.META.get("REMOTE_ADDR"), rejected)
+                log_access(
+                    log,
+                    cid,
+                    request.method or "",
+                    request.path,
+                    response.status_code,
+                    getattr(request, _ERROR_ATTR, None),
+                    start,
+                    request.META.get("REMOTE_ADDR"),
+                    rejected,
+                )
         except Exception as exc:
             self.errors.report("access-log", exc)

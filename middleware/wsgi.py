@@ -130,9 +130,17 @@ class _Request:
         try:
             if self.log is not None:
                 environ = self.environ
-                log_access(self.log, self.found.value, environ.get("REQUEST_METHOD", "GET"),
-                           environ.get("PATH_INFO", ""), status, self.error, self.start,
-                           environ.get("REMOTE_ADDR"), self.found.excerpt)
+                log_access(
+                    self.log,
+                    self.found.value,
+                    environ.get("REQUEST_METHOD", "GET"),
+                    environ.get("PATH_INFO", ""),
+                    status,
+                    self.error,
+                    self.start,
+                    environ.get("REMOTE_ADDR"),
+                    self.found.excerpt,
+                )
         except Exception as exc:
             self.mw.errors.report("access-log", exc)
         finally:

@@ -84,9 +84,7 @@ def aws(moto_url: str) -> Callable[[str], Any]:
     """``aws("sqs")`` -> a real boto3 client talking HTTP to the moto server."""
     import boto3
 
-    session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    )
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
 
     def client(service: str) -> Any:
         return session.client(service, endpoint_url=moto_url)

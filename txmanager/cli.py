@@ -50,8 +50,12 @@ def txmanager() -> None:
 @click.option("--host", default=None, help="Listen address (default: txmanager.host).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default: txmanager.port).")
 @click.option("--log-level", default="INFO", show_default=True)
-@click.option("--follow-failures", is_flag=True, help="Also read the failure channel and trigger from it "
-              "(the local stand-in for the Lambda trigger; see follow-failures).")
+@click.option(
+    "--follow-failures",
+    is_flag=True,
+    help="Also read the failure channel and trigger from it "
+    "(the local stand-in for the Lambda trigger; see follow-failures).",
+)
 def serve(config_path: str | None, host: str | None, port: int | None, log_level: str, follow_failures: bool) -> None:
     """Run the manager's HTTP API with uvicorn; unfinished rollbacks resume at start."""
     import threading
@@ -128,8 +132,11 @@ def follow_failures(config_path: str | None, log_level: str) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"corrtrace txmanager: following {settings.failure_channel} {settings.failure_target} "
-               f"for {settings.resolved_manager_url}", err=True)
+    click.echo(
+        f"corrtrace txmanager: following {settings.failure_channel} {settings.failure_target} "
+        f"for {settings.resolved_manager_url}",
+        err=True,
+    )
     follower.run(stop)
 
 
@@ -151,8 +158,11 @@ def init(config_path: str | None, as_json: bool) -> None:
     try:
         channel = create_resources(settings)
     except (BotoCoreError, ClientError) as exc:
-        click.echo(f"corrtrace txmanager init: cannot create the failure channel {settings.failure_channel} "
-                   f"{settings.failure_target}: {exc}", err=True)
+        click.echo(
+            f"corrtrace txmanager init: cannot create the failure channel {settings.failure_channel} "
+            f"{settings.failure_target}: {exc}",
+            err=True,
+        )
         sys.exit(1)
     _emit({"table": settings.table_name, "created": created, "failure_channel": channel}, as_json)
 
@@ -223,9 +233,12 @@ def _trigger_command(action: str) -> click.Command:
         retry_failed: bool,
         as_json: bool,
     ) -> None:
-        _emit(_client_call(
-            config_path, url, action, correlation_id, reason=reason, source=source, retry_failed=retry_failed
-        ), as_json)
+        _emit(
+            _client_call(
+                config_path, url, action, correlation_id, reason=reason, source=source, retry_failed=retry_failed
+            ),
+            as_json,
+        )
 
     return trigger
 

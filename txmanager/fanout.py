@@ -241,9 +241,7 @@ class FanOut:
         final = TxState.FAILED if failed else TxState.UNKNOWN if unknown else DONE_STATE[tx.action]
         parked = [p.service for p in participants if p.parked]
         keep = bool(parked) or bool(failed and self.notifier.topic_arn and not tx.notified)
-        finished = await asyncio.to_thread(
-            self.store.finish, tx.correlation_id, tx.action, final, keep_unfinished=keep
-        )
+        finished = await asyncio.to_thread(self.store.finish, tx.correlation_id, tx.action, final, keep_unfinished=keep)
         if finished is not None:
             outcome = "failure" if failed else "unknown" if unknown else "success"
             eventlog.outcome(

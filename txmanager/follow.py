@@ -45,8 +45,9 @@ def build_follower(
     poller = poller or poller_settings()
     channel = settings.failure_channel
     if channel == "dynamodb":
-        return StreamPoller(aws_client(settings, "dynamodbstreams"), stream_arn(settings), handler, poller,
-                            region=settings.region)
+        return StreamPoller(
+            aws_client(settings, "dynamodbstreams"), stream_arn(settings), handler, poller, region=settings.region
+        )
     if channel == "kinesis":
         kinesis = aws_client(settings, "kinesis")
         summary = kinesis.describe_stream_summary(StreamName=settings.failure_target)["StreamDescriptionSummary"]

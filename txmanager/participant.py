@@ -240,9 +240,7 @@ class _Endpoint:
         return key
 
     def failed(self, action: str, correlation_id: str) -> tuple[int, dict[str, Any]]:
-        log.exception(
-            "%s callback failed", action, extra={"correlation_id": correlation_id, "event.action": action}
-        )
+        log.exception("%s callback failed", action, extra={"correlation_id": correlation_id, "event.action": action})
         return 500, {"error": f"{action} failed", "correlation_id": correlation_id}
 
     @staticmethod

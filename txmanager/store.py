@@ -309,9 +309,7 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------------------------------
     def get(self, correlation_id: str) -> Transaction | None:
-        item = self.client.get_item(TableName=self.table, Key=_tx_key(correlation_id), ConsistentRead=True).get(
-            "Item"
-        )
+        item = self.client.get_item(TableName=self.table, Key=_tx_key(correlation_id), ConsistentRead=True).get("Item")
         return Transaction.from_item(item) if item else None
 
     def _must_get(self, correlation_id: str) -> Transaction:
@@ -334,9 +332,8 @@ class Store:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :p)" if prefix else ""),
-            "ExpressionAttributeValues": {":pk": {"S": f"TX#{correlation_id}"}} | (
-                {":p": {"S": prefix}} if prefix else {}
-            ),
+            "ExpressionAttributeValues": {":pk": {"S": f"TX#{correlation_id}"}}
+            | ({":p": {"S": prefix}} if prefix else {}),
             "ConsistentRead": True,
         }
         for page in self._pages(kwargs):
@@ -348,9 +345,9 @@ class Store:
         return tx, sorted(found, key=lambda p: (p.seq, p.service))
 
     def participant(self, correlation_id: str, service: str) -> Participant | None:
-        item = self.client.get_item(
-            TableName=self.table, Key=_p_key(correlation_id, service), ConsistentRead=True
-        ).get("Item")
+        item = self.client.get_item(TableName=self.table, Key=_p_key(correlation_id, service), ConsistentRead=True).get(
+            "Item"
+        )
         return Participant.from_item(item) if item else None
 
     def _pages(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -532,6 +529,7 @@ class Store:
     def retry_failed(self, correlation_id: str) -> list[str]:
         """Put participants that failed (or whose outcome is unknown) back to pending with a fresh attempt budget,
         and let a new final failure be notified again."""
+
         def reset_one(p: Participant) -> Any:
             return self.client.update_item(
                 TableName=self.table,

@@ -82,7 +82,8 @@ class FailureTrigger:
                 eventlog.note(
                     record.correlation_id,
                     f"failure record {record.identifier} not taken now ({exc}); it will be retried",
-                    level=logging.WARNING, record_source=batch.source,
+                    level=logging.WARNING,
+                    record_source=batch.source,
                 )
                 batch.fail(record)
                 if lane is not None:
@@ -111,8 +112,9 @@ class FailureTrigger:
         except TxManagerError as exc:
             if exc.status is None or exc.status >= 500 or exc.status in RETRY_STATUS:
                 if exc.status in (401, 403):
-                    eventlog.note(report.correlation_id, f"the manager refused the trigger's call: {exc}",
-                                level=logging.ERROR)
+                    eventlog.note(
+                        report.correlation_id, f"the manager refused the trigger's call: {exc}", level=logging.ERROR
+                    )
                 cause = type(exc.__cause__).__name__ if exc.__cause__ else "no answer"
                 raise Retry(f"HTTP {exc.status}" if exc.status else f"manager unreachable: {cause}") from None
             raise Refused(f"the manager refused the {report.action} for good: {exc}") from None
@@ -120,7 +122,8 @@ class FailureTrigger:
             report.correlation_id,
             f"failure record from {safe_excerpt(report.source, 60)}: {report.action} "
             f"{'started' if result.get('started') else 'already requested'}",
-            report_id=report.report_id, reason=safe_excerpt(report.reason, 120) or None,
+            report_id=report.report_id,
+            reason=safe_excerpt(report.reason, 120) or None,
         )
 
     # --- the on-failure queue and the queue's backoff ---------------------------------------------------------
@@ -129,8 +132,9 @@ class FailureTrigger:
         raw = json.dumps(dict(record.raw), default=str)
         if len(raw) > MAX_DEAD_LETTER_BYTES:
             raw = json.dumps({"truncated": True, "excerpt": raw[:1000]})
-        body = json.dumps({"error": why, "event_source": record.source, "identifier": record.identifier,
-                           "record": json.loads(raw)})
+        body = json.dumps(
+            {"error": why, "event_source": record.source, "identifier": record.identifier, "record": json.loads(raw)}
+        )
         try:
             self.sqs.send_message(QueueUrl=self._queue(self.settings.failure_dlq), MessageBody=body)
         except Exception as exc:
@@ -139,7 +143,8 @@ class FailureTrigger:
             record.correlation_id,
             f"failure record {safe_excerpt(record.identifier, 80)} sent to the on-failure queue "
             f"{self.settings.failure_dlq}: {why}",
-            level=logging.ERROR, record_source=record.source,
+            level=logging.ERROR,
+            record_source=record.source,
         )
 
     def _back_off(self, record: ev.BatchRecord) -> None:
@@ -150,9 +155,10 @@ class FailureTrigger:
             received = max(1, int(attributes.get("ApproximateReceiveCount", 1)))
             arn = str(record.raw.get("eventSourceARN", ""))
             _, _, _, _, account, name = arn.split(":", 5)
-            url = self._queue_urls.get(arn) or self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
-                "QueueUrl"
-            ]
+            url = (
+                self._queue_urls.get(arn)
+                or self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            )
             self._queue_urls[arn] = url
             self.sqs.change_message_visibility(
                 QueueUrl=url,

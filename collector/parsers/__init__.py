@@ -42,9 +42,15 @@ class LineFormat:
 
     __slots__ = ("id_aliases", "name", "parsers", "service", "service_aliases")
 
-    def __init__(self, name: str = "auto", parsers: Sequence[TextParser] = (), *, service: str | None = None,
-                 id_aliases: Sequence[str] = DEFAULT_ID_ALIASES,
-                 service_aliases: Sequence[str] = DEFAULT_SERVICE_ALIASES) -> None:
+    def __init__(
+        self,
+        name: str = "auto",
+        parsers: Sequence[TextParser] = (),
+        *,
+        service: str | None = None,
+        id_aliases: Sequence[str] = DEFAULT_ID_ALIASES,
+        service_aliases: Sequence[str] = DEFAULT_SERVICE_ALIASES,
+    ) -> None:
         self.name = name
         self.parsers = tuple(parsers)
         self.service = service
@@ -138,9 +144,14 @@ class LineFormat:
         return False
 
 
-def build_format(spec: str | None = "auto", *, service: str | None = None, time_format: str | None = None,
-                 id_aliases: Sequence[str] = DEFAULT_ID_ALIASES,
-                 service_aliases: Sequence[str] = DEFAULT_SERVICE_ALIASES) -> LineFormat:
+def build_format(
+    spec: str | None = "auto",
+    *,
+    service: str | None = None,
+    time_format: str | None = None,
+    id_aliases: Sequence[str] = DEFAULT_ID_ALIASES,
+    service_aliases: Sequence[str] = DEFAULT_SERVICE_ALIASES,
+) -> LineFormat:
     """``auto`` (every built-in, in order), ``json`` (none), a built-in name, or a user regular expression with
     named groups. Raises ``FormatError`` with a one-line reason."""
     name = (spec or "auto").strip()
@@ -158,5 +169,13 @@ def build_format(spec: str | None = "auto", *, service: str | None = None, time_
 
 AUTO = build_format()
 
-__all__ = ["AUTO", "DEFAULT_ID_ALIASES", "DEFAULT_SERVICE_ALIASES", "FORMAT_NAMES", "FormatError", "JoinedLines",
-           "LineFormat", "build_format"]
+__all__ = [
+    "AUTO",
+    "DEFAULT_ID_ALIASES",
+    "DEFAULT_SERVICE_ALIASES",
+    "FORMAT_NAMES",
+    "FormatError",
+    "JoinedLines",
+    "LineFormat",
+    "build_format",
+]

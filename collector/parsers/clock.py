@@ -8,8 +8,12 @@ from __future__ import annotations
 import calendar
 from datetime import datetime
 
-_MONTHS = {name: i for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-                                             "Nov", "Dec"), start=1)}
+_MONTHS = {
+    name: i
+    for i, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
+    )
+}
 _cache: dict[str, int | None] = {}
 
 

@@ -22,21 +22,27 @@ TextParser = Callable[[str], "dict[str, Any] | None"]
 # 09-02-2015 15:03:24 ui-svc INFO [uuid-123] message
 TALK = re.compile(r"(\d\d-\d\d-\d{4}) (\d\d:\d\d:\d\d)(?:[.,](\d{1,6}))? ([^\s\[\]]+) ([A-Za-z]+) \[([^\]\s]*)\] ?(.*)")
 # 2024-01-15 10:23:45,123 [http-nio-8080-exec-1] INFO  com.example.Orders - [uuid-123] message
-LOGBACK = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[,.](\d{1,9}))? \[([^\]]*)\] +"
-                     r"(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL) +(\S+) +- +\[([^\]\s]*)\] ?(.*)")
+LOGBACK = re.compile(
+    r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[,.](\d{1,9}))? \[([^\]]*)\] +"
+    r"(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL) +(\S+) +- +\[([^\]\s]*)\] ?(.*)"
+)
 # nginx combined + the id (quoted or not) + optionally $request_time $msec (deploy/nginx/corrtrace.conf)
-NGINX = re.compile(r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
-                   r'(?: "?([^"\s]*)"?)?(?: (\d{1,9}(?:\.\d{1,6})?) (\d{1,11}(?:\.\d{1,6})?))?\s*$')
+NGINX = re.compile(
+    r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
+    r'(?: "?([^"\s]*)"?)?(?: (\d{1,9}(?:\.\d{1,6})?) (\d{1,11}(?:\.\d{1,6})?))?\s*$'
+)
 # logfmt: key=value or key="quoted \" value", separated by whitespace (the grammar, as a regular expression:
 # ``\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+``). Read by ``logfmt_fields`` in one pass.
 LOGFMT_MAX_PAIRS = 256
 _QUOTED = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*')  # a quoted value's inside: every backslash escapes one character
 
-_LOGFMT_ROLE = {**dict.fromkeys(("time", "ts", "timestamp", "t", "@timestamp"), "time"),
-                **dict.fromkeys(("level", "lvl", "severity", "loglevel", "at"), "level"),
-                **dict.fromkeys(("msg", "message"), "message"),
-                **dict.fromkeys(("service", "service.name", "app", "svc"), "service"),
-                "correlation_id": "correlation_id"}
+_LOGFMT_ROLE = {
+    **dict.fromkeys(("time", "ts", "timestamp", "t", "@timestamp"), "time"),
+    **dict.fromkeys(("level", "lvl", "severity", "loglevel", "at"), "level"),
+    **dict.fromkeys(("msg", "message"), "message"),
+    **dict.fromkeys(("service", "service.name", "app", "svc"), "service"),
+    "correlation_id": "correlation_id",
+}
 _ESCAPES = re.compile(r"\\(.)")
 
 
@@ -86,11 +92,14 @@ def nginx(line: str) -> dict[str, Any] | None:
     code = int(status)
     method, _, rest = request.partition(" ")
     target, _, version = rest.partition(" ")
-    event: dict[str, Any] = {"message": f"{request} {status}", "log": {"level": "ERROR" if code >= 500 else "INFO"},
-                             "http": {"request": {"method": method},
-                                      "response": {"status_code": code, "body": {"bytes": int(size)}}},
-                             "url": {"original": target, "path": target.partition("?")[0]},
-                             "source": {"address": addr}, "event": {"dataset": "nginx.access"}}
+    event: dict[str, Any] = {
+        "message": f"{request} {status}",
+        "log": {"level": "ERROR" if code >= 500 else "INFO"},
+        "http": {"request": {"method": method}, "response": {"status_code": code, "body": {"bytes": int(size)}}},
+        "url": {"original": target, "path": target.partition("?")[0]},
+        "source": {"address": addr},
+        "event": {"dataset": "nginx.access"},
+    }
     if ms is not None:
         event["@timestamp"] = format_timestamp(ms)
     if cid and cid != "-" and is_valid(cid):
@@ -146,7 +155,7 @@ def logfmt_fields(line: str) -> dict[str, str] | None:
                 run -= 1
             if (end - 1 - run) % 2 == 0:
                 break
-        value = line[quote + 1:end]
+        value = line[quote + 1 : end]
         if "\\" in value:
             if "\n" in value and _QUOTED.fullmatch(value) is None:  # a backslash cannot escape a line break
                 return None
@@ -187,8 +196,9 @@ def logfmt(line: str) -> dict[str, Any] | None:
             continue
         del fields[key]
     if fields:
-        event["labels"] = {k.replace(".", "_"): v for k, v in fields.items()} if any("." in k for k in fields) \
-            else fields
+        event["labels"] = (
+            {k.replace(".", "_"): v for k, v in fields.items()} if any("." in k for k in fields) else fields
+        )
     return event
 
 

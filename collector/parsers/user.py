@@ -31,12 +31,16 @@ class UserFormat:
             self.regex = re2.compile(pattern, options)
         except re2.error as exc:
             reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-            raise FormatError(f"{pattern[:60]!r} is not a built-in format ({', '.join(FORMAT_NAMES)}) "
-                              f"nor a valid regular expression: {reason}") from None
+            raise FormatError(
+                f"{pattern[:60]!r} is not a built-in format ({', '.join(FORMAT_NAMES)}) "
+                f"nor a valid regular expression: {reason}"
+            ) from None
         self.groups = list(self.regex.groupindex)
         if not self.groups:
-            raise FormatError(f"{pattern[:60]!r} is not a built-in format ({', '.join(FORMAT_NAMES)}) "
-                              "and has no named group like (?P<correlation_id>...)")
+            raise FormatError(
+                f"{pattern[:60]!r} is not a built-in format ({', '.join(FORMAT_NAMES)}) "
+                "and has no named group like (?P<correlation_id>...)"
+            )
         self.pattern = pattern
         self.time_format = time_format
 

@@ -33,8 +33,16 @@ from corrtrace.collector.sinks.cw_batcher import window_reason as _window_reason
 from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 log = logging.getLogger("corrtrace.collector.cloudwatch")
-_RETRY_CODES = frozenset({"ThrottlingException", "ServiceUnavailableException", "InternalFailure",
-                          "RequestLimitExceeded", "LimitExceededException", "OperationAbortedException"})
+_RETRY_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "OperationAbortedException",
+    }
+)
 
 
 class LandedJournal:
@@ -77,10 +85,15 @@ def logs_client(endpoint_url: str | None = None, region: str | None = None) -> A
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30,
-                    max_pool_connections=4)
-    return boto3.client("logs", endpoint_url=endpoint_url, region_name=region or os.environ.get(
-        "AWS_DEFAULT_REGION", "us-east-1"), config=config)
+    config = Config(
+        retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30, max_pool_connections=4
+    )
+    return boto3.client(
+        "logs",
+        endpoint_url=endpoint_url,
+        region_name=region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        config=config,
+    )
 
 
 class CloudWatchSink:
@@ -91,11 +104,20 @@ class CloudWatchSink:
     idempotent = False
     max_in_flight = 1  # a stream's events go in order
 
-    def __init__(self, client: Any, *, log_group: str = "/corrtrace/{environment}",
-                 log_stream: str = "{service}/{host}", limits: CwLimits | None = None,
-                 dead_letters: DeadLetters | None = None, backoff: Backoff | None = None,
-                 journal_path: str | os.PathLike[str] | None = None, search_groups: list[str] | None = None,
-                 clock: Any = None, retention_days: int | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        log_group: str = "/corrtrace/{environment}",
+        log_stream: str = "{service}/{host}",
+        limits: CwLimits | None = None,
+        dead_letters: DeadLetters | None = None,
+        backoff: Backoff | None = None,
+        journal_path: str | os.PathLike[str] | None = None,
+        search_groups: list[str] | None = None,
+        clock: Any = None,
+        retention_days: int | None = None,
+    ) -> None:
         self.client = client
         self.retention_days = retention_days
         self.log_group = log_group
@@ -113,8 +135,11 @@ class CloudWatchSink:
         self._retention_checked: set[str] = set()
 
     def _route(self, r: Record) -> tuple[str, str]:
-        fields = {"environment": r.environment or "default", "service": r.service or "unknown",
-                  "host": r.host or "unknown"}
+        fields = {
+            "environment": r.environment or "default",
+            "service": r.service or "unknown",
+            "host": r.host or "unknown",
+        }
         return self.log_group.format(**fields), self.log_stream.format(**fields).replace(":", "_")
 
     def deliver(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
@@ -128,9 +153,17 @@ class CloudWatchSink:
                 self.stats.dead_lettered += 1
                 continue
             text = r.raw.decode()
-            parts = [text] if _event_size(text) <= self.limits.max_event_bytes else split_message(
-                text, correlation_id=r.correlation_id, event_id=r.doc_id, timestamp_text=format_timestamp(r.ts),
-                limits=self.limits)
+            parts = (
+                [text]
+                if _event_size(text) <= self.limits.max_event_bytes
+                else split_message(
+                    text,
+                    correlation_id=r.correlation_id,
+                    event_id=r.doc_id,
+                    timestamp_text=format_timestamp(r.ts),
+                    limits=self.limits,
+                )
+            )
             target = streams.setdefault(self._route(r), [])
             for i, part in enumerate(parts):
                 key = r.doc_id if len(parts) == 1 else f"{r.doc_id}#{i + 1}"
@@ -172,8 +205,7 @@ class CloudWatchSink:
                         if backoff.attempt in (0, 5) or backoff.attempt % 20 == 0:
                             log.warning("CloudWatch %s on %s/%s, retrying with backoff", code, group, stream)
                     else:
-                        log.error("CloudWatch refused PutLogEvents (%s: %s); fix the setup, retrying slowly",
-                                  code, exc)
+                        log.error("CloudWatch refused PutLogEvents (%s: %s); fix the setup, retrying slowly", code, exc)
                     backoff.wait(stop)
                     continue
             except NoCredentialsError as exc:
@@ -213,8 +245,9 @@ class CloudWatchSink:
         self.fills.append(batch_fill(batch, self.limits))
         self.journal.add(keys)
 
-    def _invalid(self, group: str, stream: str, batch: list[CwEvent], stop: threading.Event | None,
-                 reason: str) -> None:
+    def _invalid(
+        self, group: str, stream: str, batch: list[CwEvent], stop: threading.Event | None, reason: str
+    ) -> None:
         """InvalidParameterException: split and try the halves; a single event that still fails is dead-lettered."""
         if len(batch) == 1:
             key, _ = batch[0].key
@@ -228,8 +261,10 @@ class CloudWatchSink:
     def _create(self, group: str, stream: str) -> None:
         from botocore.exceptions import ClientError
 
-        for call, kwargs in ((self.client.create_log_group, {"logGroupName": group}),
-                             (self.client.create_log_stream, {"logGroupName": group, "logStreamName": stream})):
+        for call, kwargs in (
+            (self.client.create_log_group, {"logGroupName": group}),
+            (self.client.create_log_stream, {"logGroupName": group, "logStreamName": stream}),
+        ):
             try:
                 call(**kwargs)
             except ClientError as exc:
@@ -250,10 +285,15 @@ class CloudWatchSink:
         found = self.client.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
         days = next((g.get("retentionInDays") for g in found if g["logGroupName"] == group), None)
         if days != self.retention_days:
-            log.warning("log group %s exists with retention %s; corrtrace would set %d days (left unchanged: "
-                        "aws logs put-retention-policy --log-group-name %s --retention-in-days %d)", group,
-                        f"{days} days" if days else "never expire", self.retention_days, group,
-                        self.retention_days)
+            log.warning(
+                "log group %s exists with retention %s; corrtrace would set %d days (left unchanged: "
+                "aws logs put-retention-policy --log-group-name %s --retention-in-days %d)",
+                group,
+                f"{days} days" if days else "never expire",
+                self.retention_days,
+                group,
+                self.retention_days,
+            )
 
     # -- search ------------------------------------------------------------------------------------------------
     def groups(self) -> list[str]:

@@ -60,8 +60,14 @@ def window_reason(timestamp: int, now_ms: int, limits: CwLimits = CwLimits()) ->
     return None
 
 
-def split_message(message: str, *, correlation_id: str | None, event_id: str, timestamp_text: str | None,
-                  limits: CwLimits = CwLimits()) -> list[str]:
+def split_message(
+    message: str,
+    *,
+    correlation_id: str | None,
+    event_id: str,
+    timestamp_text: str | None,
+    limits: CwLimits = CwLimits(),
+) -> list[str]:
     """``message`` itself when it fits; else JSON parts ``{"correlation_id", "@timestamp", "message",
     "corrtrace": {"part": i, "parts": n, "id": event_id}}`` whose ``message`` values concatenate to the original."""
     if not message:
@@ -71,8 +77,14 @@ def split_message(message: str, *, correlation_id: str | None, event_id: str, ti
     budget = limits.max_event_bytes - EVENT_OVERHEAD
 
     def envelope(chunk: str, part: int, parts: int) -> str:
-        return orjson.dumps({"correlation_id": correlation_id, "@timestamp": timestamp_text, "message": chunk,
-                             "corrtrace": {"part": part, "parts": parts, "id": event_id}}).decode()
+        return orjson.dumps(
+            {
+                "correlation_id": correlation_id,
+                "@timestamp": timestamp_text,
+                "message": chunk,
+                "corrtrace": {"part": part, "parts": parts, "id": event_id},
+            }
+        ).decode()
 
     empty = len(envelope("", 99_999, 99_999).encode())
     if empty >= budget:
@@ -82,7 +94,7 @@ def split_message(message: str, *, correlation_id: str | None, event_id: str, ti
     while pos < len(message):
         take = min(len(message) - pos, budget - empty)
         while True:
-            chunk = message[pos:pos + take]
+            chunk = message[pos : pos + take]
             size = len(envelope(chunk, 99_999, 99_999).encode())
             if size <= budget:
                 break
@@ -100,8 +112,11 @@ def plan_batches(events: Iterable[CwEvent], limits: CwLimits = CwLimits()) -> It
     for event in ordered:
         if event.size > limits.max_event_bytes:
             raise ValueError("split events over max_event_bytes before batching")
-        if batch and (len(batch) >= limits.max_events or size + event.size > limits.max_batch_bytes
-                      or event.timestamp - batch[0].timestamp > limits.max_span_ms):
+        if batch and (
+            len(batch) >= limits.max_events
+            or size + event.size > limits.max_batch_bytes
+            or event.timestamp - batch[0].timestamp > limits.max_span_ms
+        ):
             yield batch
             batch, size = [], 0
         batch.append(event)

@@ -22,10 +22,29 @@ from corrtrace.errors import PermanentError, TransientError
 
 log = logging.getLogger("corrtrace.collector.elasticsearch")
 DEFAULT_PREFIX = "logs-corrtrace"
-_KEYWORDS = ("correlation_id", "trace.id", "span.id", "transaction.id", "service.name", "service.version",
-             "service.environment", "service.target.name", "log.level", "log.logger", "event.outcome",
-             "event.dataset", "event.action", "host.name", "http.request.id", "http.request.method", "url.path",
-             "client.address", "faas.name", "faas.execution", "error.type")
+_KEYWORDS = (
+    "correlation_id",
+    "trace.id",
+    "span.id",
+    "transaction.id",
+    "service.name",
+    "service.version",
+    "service.environment",
+    "service.target.name",
+    "log.level",
+    "log.logger",
+    "event.outcome",
+    "event.dataset",
+    "event.action",
+    "host.name",
+    "http.request.id",
+    "http.request.method",
+    "url.path",
+    "client.address",
+    "faas.name",
+    "faas.execution",
+    "error.type",
+)
 # Elasticsearch-only index settings (8.13+) that OpenSearch rejects as "unknown setting" (HTTP 400)
 _ES_ONLY_SETTINGS = frozenset({"index.mapping.total_fields.ignore_dynamic_beyond_limit"})
 
@@ -38,8 +57,9 @@ def _nested(dotted: str, leaf: dict[str, Any], into: dict[str, Any]) -> None:
     node[name] = leaf
 
 
-def template_body(prefix: str = DEFAULT_PREFIX, *, field_limit: int = 1000, shards: int = 1,
-                  replicas: int = 0) -> dict[str, Any]:
+def template_body(
+    prefix: str = DEFAULT_PREFIX, *, field_limit: int = 1000, shards: int = 1, replicas: int = 0
+) -> dict[str, Any]:
     """The index template for ``<prefix>-*``: explicit types for the contract's fields, dynamic for the rest."""
     props: dict[str, Any] = {
         "@timestamp": {"type": "date"},
@@ -71,10 +91,14 @@ def template_body(prefix: str = DEFAULT_PREFIX, *, field_limit: int = 1000, shar
             "mappings": {
                 "dynamic": True,
                 "dynamic_templates": [
-                    {"labels": {"path_match": "labels.*", "match_mapping_type": "string",
-                                "mapping": {"type": "keyword", "ignore_above": 1024}}},
-                    {"strings": {"match_mapping_type": "string",
-                                 "mapping": {"type": "keyword", "ignore_above": 1024}}},
+                    {
+                        "labels": {
+                            "path_match": "labels.*",
+                            "match_mapping_type": "string",
+                            "mapping": {"type": "keyword", "ignore_above": 1024},
+                        }
+                    },
+                    {"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}},
                 ],
                 "properties": props,
             },
@@ -120,21 +144,24 @@ class ElasticsearchClient:
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
 
     def bulk(self, body: bytes) -> dict[str, Any]:
-        resp = self._call(self.client.bulk, operations=body,
-                          filter_path="errors,items.*.status,items.*.error.type,items.*.error.reason")
+        resp = self._call(
+            self.client.bulk,
+            operations=body,
+            filter_path="errors,items.*.status,items.*.error.type,items.*.error.reason",
+        )
         return dict(resp.body)
 
     def put_template(self, name: str, body: dict[str, Any]) -> None:
         self._call(self.client.indices.put_index_template, name=name, **body)
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = self._call(self.client.search, index=index, ignore_unavailable=True, allow_no_indices=True,
-                          **body)
+        resp = self._call(self.client.search, index=index, ignore_unavailable=True, allow_no_indices=True, **body)
         return dict(resp.body)
 
     def index_names(self, pattern: str) -> list[str]:
-        rows = self._call(self.client.cat.indices, index=pattern, format="json", h="index",
-                          expand_wildcards="open,closed")
+        rows = self._call(
+            self.client.cat.indices, index=pattern, format="json", h="index", expand_wildcards="open,closed"
+        )
         return [row["index"] for row in rows.body]
 
     def delete_indices(self, names: list[str]) -> None:
@@ -162,8 +189,13 @@ class OpenSearchClient:
             raise PermanentError(f"HTTP {status}: {exc}") from exc
 
     def bulk(self, body: bytes) -> dict[str, Any]:
-        return dict(self._call(self.client.bulk, body=body, params={
-            "filter_path": "errors,items.*.status,items.*.error.type,items.*.error.reason"}))
+        return dict(
+            self._call(
+                self.client.bulk,
+                body=body,
+                params={"filter_path": "errors,items.*.status,items.*.error.type,items.*.error.reason"},
+            )
+        )
 
     def put_template(self, name: str, body: dict[str, Any]) -> None:
         settings = {k: v for k, v in body["template"]["settings"].items() if k not in _ES_ONLY_SETTINGS}
@@ -171,12 +203,21 @@ class OpenSearchClient:
         self._call(self.client.indices.put_index_template, name=name, body=body)
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call(self.client.search, index=index, body=body,
-                               params={"ignore_unavailable": "true", "allow_no_indices": "true"}))
+        return dict(
+            self._call(
+                self.client.search,
+                index=index,
+                body=body,
+                params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+            )
+        )
 
     def index_names(self, pattern: str) -> list[str]:
-        rows = self._call(self.client.cat.indices, index=pattern, params={
-            "format": "json", "h": "index", "expand_wildcards": "open,closed"})
+        rows = self._call(
+            self.client.cat.indices,
+            index=pattern,
+            params={"format": "json", "h": "index", "expand_wildcards": "open,closed"},
+        )
         return [row["index"] for row in rows]
 
     def delete_indices(self, names: list[str]) -> None:
@@ -198,10 +239,18 @@ def ensure_index_template(es: Any, prefix: str = DEFAULT_PREFIX, **options: Any)
     return body
 
 
-def connect(url: str | Sequence[str], *, api_key: str | None = None, username: str | None = None,
-            password: str | None = None, ca_certs: str | None = None, verify_certs: bool = True,
-            timeout: float = 30.0, flavor: str = "elasticsearch",
-            aws_sigv4: tuple[str | None, str] | None = None) -> Any:
+def connect(
+    url: str | Sequence[str],
+    *,
+    api_key: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ca_certs: str | None = None,
+    verify_certs: bool = True,
+    timeout: float = 30.0,
+    flavor: str = "elasticsearch",
+    aws_sigv4: tuple[str | None, str] | None = None,
+) -> Any:
     """A client for ``url`` (one node URL, or a list of a cluster's nodes): API key or basic auth, TLS verified
     by default (``ca_certs`` for a private CA). With several nodes a request that cannot reach one is sent to
     the next at once, and each lost node is logged once (collector/sinks/nodes.py). ``aws_sigv4`` = (region,
@@ -223,8 +272,15 @@ def connect(url: str | Sequence[str], *, api_key: str | None = None, username: s
             auth["http_auth"] = (username, password or "")
         if api_key:
             auth["headers"] = {"Authorization": f"ApiKey {api_key}"}
-        return OpenSearch(urls, ca_certs=ca_certs, verify_certs=verify_certs, timeout=timeout,
-                          max_retries=len(urls) - 1, **failover, **auth)
+        return OpenSearch(
+            urls,
+            ca_certs=ca_certs,
+            verify_certs=verify_certs,
+            timeout=timeout,
+            max_retries=len(urls) - 1,
+            **failover,
+            **auth,
+        )
     from elasticsearch import Elasticsearch
 
     if len(urls) > 1:
@@ -234,10 +290,19 @@ def connect(url: str | Sequence[str], *, api_key: str | None = None, username: s
         auth["api_key"] = api_key
     elif username:
         auth["basic_auth"] = (username, password or "")
-    tls: dict[str, Any] = ({"ca_certs": ca_certs, "verify_certs": verify_certs}
-                           if any(u.startswith("https") for u in urls) else {})
-    return Elasticsearch(urls, request_timeout=timeout, max_retries=len(urls) - 1, retry_on_timeout=False,
-                         serializers=_serializers(), **failover, **auth, **tls)
+    tls: dict[str, Any] = (
+        {"ca_certs": ca_certs, "verify_certs": verify_certs} if any(u.startswith("https") for u in urls) else {}
+    )
+    return Elasticsearch(
+        urls,
+        request_timeout=timeout,
+        max_retries=len(urls) - 1,
+        retry_on_timeout=False,
+        serializers=_serializers(),
+        **failover,
+        **auth,
+        **tls,
+    )
 
 
 def _serializers() -> dict[str, Any]:
@@ -265,8 +330,9 @@ def sigv4_auth(region: str | None, service: str = "es") -> Any:
     session = botocore.session.Session()
     credentials = session.get_credentials()
     if credentials is None:
-        raise ConfigError("collector.es_auth: aws_sigv4 found no AWS credentials (environment, profile, container or "
-                             "instance role)")
+        raise ConfigError(
+            "collector.es_auth: aws_sigv4 found no AWS credentials (environment, profile, container or instance role)"
+        )
     region = region or session.get_config_variable("region")
     if not region:
         raise ConfigError("collector.es_aws_region: aws_sigv4 needs a region (or AWS_REGION)")
@@ -285,9 +351,19 @@ class ElasticsearchSink:
     call_limits: CallLimits | None = None  # bulk bodies are cut by ``max_body_bytes`` here, whatever the batch
     max_in_flight = 4
 
-    def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, dead_letters: DeadLetters | None = None,
-                 backoff: Backoff | None = None, max_body_bytes: int = 20 << 20, install_template: bool = True,
-                 max_attempts: int | None = None, fail_on_refusal: bool = False, replicas: int = 0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        dead_letters: DeadLetters | None = None,
+        backoff: Backoff | None = None,
+        max_body_bytes: int = 20 << 20,
+        install_template: bool = True,
+        max_attempts: int | None = None,
+        fail_on_refusal: bool = False,
+        replicas: int = 0,
+    ) -> None:
         self.client = _adapt(client)
         self.replicas = replicas
         self.fail_on_refusal = fail_on_refusal
@@ -323,7 +399,10 @@ class ElasticsearchSink:
 
     def action_line(self, record: Record) -> bytes:
         return b'{"create":{"_index":"%s-%s","_id":"%s"}}\n' % (
-            self._index_prefix_bytes, day_of(record.ts).encode(), record.doc_id.encode())
+            self._index_prefix_bytes,
+            day_of(record.ts).encode(),
+            record.doc_id.encode(),
+        )
 
     def build_body(self, records: Sequence[Record]) -> bytes:
         """The NDJSON ``_bulk`` body: action line + the stored raw line, for each record."""
@@ -335,7 +414,9 @@ class ElasticsearchSink:
             head = heads.get(day)
             if head is None:
                 head = heads[day] = b'{"create":{"_index":"%s-%s","_id":"' % (
-                    self._index_prefix_bytes, day_of(r.ts).encode())
+                    self._index_prefix_bytes,
+                    day_of(r.ts).encode(),
+                )
             add(head)
             add(r.doc_id.encode())
             add(b'"}}\n')
@@ -433,8 +514,12 @@ class ElasticsearchSink:
             filters.append({"range": {"@timestamp": rng}})
         if query.service is not None:
             filters.append({"term": {"service.name": query.service}})
-        body = {"query": {"bool": {"filter": filters}}, "size": min(query.limit, 10_000),
-                "sort": [{"@timestamp": "asc"}], "seq_no_primary_term": False}
+        body = {
+            "query": {"bool": {"filter": filters}},
+            "size": min(query.limit, 10_000),
+            "sort": [{"@timestamp": "asc"}],
+            "seq_no_primary_term": False,
+        }
         resp = self.client.search(f"{self.prefix}-*", body)
         hits = resp.get("hits", {}).get("hits", [])
         out = []
@@ -457,7 +542,7 @@ class ElasticsearchSink:
         names = expired_indices(self.client.index_names(f"{self.prefix}-*"), self.prefix, days, now_ms)
         if not dry_run:
             for start in range(0, len(names), 50):  # short URLs: 50 names per DELETE
-                self.client.delete_indices(names[start:start + 50])
+                self.client.delete_indices(names[start : start + 50])
         return names
 
     def committed(self, offsets: dict[str, int]) -> None:

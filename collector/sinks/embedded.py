@@ -47,9 +47,11 @@ def store_file(path: str | os.PathLike[str]) -> Path:
 
 
 def _damaged_store(target: Path, exc: Exception) -> StateError:
-    return StateError(f"{target}: the embedded store is damaged ({exc}); move it away (its lines are still in the "
-                      "source files: delete the checkpoint.json beside it to ship them again) or recover what it "
-                      f"holds with: sqlite3 {target} .recover")
+    return StateError(
+        f"{target}: the embedded store is damaged ({exc}); move it away (its lines are still in the "
+        "source files: delete the checkpoint.json beside it to ship them again) or recover what it "
+        f"holds with: sqlite3 {target} .recover"
+    )
 
 
 class EmbeddedStore:
@@ -62,8 +64,14 @@ class EmbeddedStore:
     max_in_flight = 1  # one SQLite writer
     dead_letters: DeadLetters | None = None  # refuses nothing: a record it cannot encode is the pipeline's poison
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0,
-                 backoff: Backoff | None = None, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 30.0,
+        backoff: Backoff | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
         target = store_file(path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -145,8 +153,9 @@ class EmbeddedStore:
     def used_bytes(self) -> int:
         """Bytes the events occupy (pages in use; freed pages are reused, so the file stops growing here)."""
         with self._lock:
-            pages, free, size = (self._db.execute(f"PRAGMA {p}").fetchone()[0]
-                                 for p in ("page_count", "freelist_count", "page_size"))
+            pages, free, size = (
+                self._db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count", "page_size")
+            )
         return int((pages - free) * size)
 
     def prune(self, days: int, *, dry_run: bool = False, now_ms: int | None = None) -> list[str]:
@@ -166,8 +175,9 @@ class EmbeddedStore:
                 if not total or dry_run:
                     break
                 # the oldest tenth at a time, by time then arrival
-                over += self._delete("seq IN (SELECT seq FROM events ORDER BY ts, seq LIMIT ?)",
-                                     max(1, total // 10), dry_run)
+                over += self._delete(
+                    "seq IN (SELECT seq FROM events ORDER BY ts, seq LIMIT ?)", max(1, total // 10), dry_run
+                )
             if over:
                 removed.append(f"{over} oldest events to stay under {self.max_bytes / 2**20:.0f} MB")
         for what in removed:

@@ -34,10 +34,12 @@ def records_from(payload: dict[str, Any]) -> list[Record]:
     stream = payload.get("logStream", "")
     out = []
     for item in payload.get("logEvents", []):
-        record, doc = make_record("cwl", 0, 0, item["message"].encode(), doc_id=f"cwl-{item['id']}",
-                                  default_ts=int(item["timestamp"]))
+        record, doc = make_record(
+            "cwl", 0, 0, item["message"].encode(), doc_id=f"cwl-{item['id']}", default_ts=int(item["timestamp"])
+        )
         doc.setdefault("aws", {}).setdefault("cloudwatch", {}).update(
-            {"log_group": group, "log_stream": stream, "event_id": item["id"]})
+            {"log_group": group, "log_stream": stream, "event_id": item["id"]}
+        )
         record.raw = orjson.dumps(doc)
         out.append(record)
     return out
@@ -48,14 +50,22 @@ def _default_sink() -> ElasticsearchSink:
     if _sink is None:
         env = os.environ
         url = env.get("CORRTRACE_COLLECTOR_ES_URL") or env.get("ES_URL") or "http://127.0.0.1:9200"
-        client = connect(url, api_key=env.get("CORRTRACE_COLLECTOR_ES_API_KEY"),
-                         username=env.get("CORRTRACE_COLLECTOR_ES_USERNAME"),
-                         password=env.get("CORRTRACE_COLLECTOR_ES_PASSWORD"),
-                         ca_certs=env.get("CORRTRACE_COLLECTOR_ES_CA_CERTS"))
-        _sink = ElasticsearchSink(client, prefix=env.get("CORRTRACE_COLLECTOR_INDEX_PREFIX", DEFAULT_PREFIX),
-                                  dead_letters=DeadLetters(env.get("CORRTRACE_COLLECTOR_DEAD_LETTER_PATH",
-                                                                   "/tmp/corrtrace-dead-letters.jsonl")),
-                                  backoff=Backoff(0.2, 5.0), max_attempts=8)
+        client = connect(
+            url,
+            api_key=env.get("CORRTRACE_COLLECTOR_ES_API_KEY"),
+            username=env.get("CORRTRACE_COLLECTOR_ES_USERNAME"),
+            password=env.get("CORRTRACE_COLLECTOR_ES_PASSWORD"),
+            ca_certs=env.get("CORRTRACE_COLLECTOR_ES_CA_CERTS"),
+        )
+        _sink = ElasticsearchSink(
+            client,
+            prefix=env.get("CORRTRACE_COLLECTOR_INDEX_PREFIX", DEFAULT_PREFIX),
+            dead_letters=DeadLetters(
+                env.get("CORRTRACE_COLLECTOR_DEAD_LETTER_PATH", "/tmp/corrtrace-dead-letters.jsonl")
+            ),
+            backoff=Backoff(0.2, 5.0),
+            max_attempts=8,
+        )
     return _sink
 
 

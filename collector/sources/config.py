@@ -32,9 +32,13 @@ def _spec(where: str, patterns: list[str], item: dict[str, Any], settings: Any, 
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(SOURCE_KEYS)})")
     try:
-        fmt = build_format(fmt_override or item.get("format") or settings.format, service=item.get("service"),
-                           time_format=item.get("time_format"), id_aliases=settings.id_aliases,
-                           service_aliases=settings.service_aliases)
+        fmt = build_format(
+            fmt_override or item.get("format") or settings.format,
+            service=item.get("service"),
+            time_format=item.get("time_format"),
+            id_aliases=settings.id_aliases,
+            service_aliases=settings.service_aliases,
+        )
     except FormatError as exc:
         raise ConfigError(f"{where}.format: {exc}") from None
     try:
@@ -44,8 +48,9 @@ def _spec(where: str, patterns: list[str], item: dict[str, Any], settings: Any, 
     return SourceSpec(patterns, fmt, rules)
 
 
-def source_specs(settings: Any, files: tuple[str, ...] | list[str] = (), fmt_override: str | None = None
-                 ) -> list[SourceSpec]:
+def source_specs(
+    settings: Any, files: tuple[str, ...] | list[str] = (), fmt_override: str | None = None
+) -> list[SourceSpec]:
     """FILE arguments (if any) else ``paths`` and ``sources``; raises ``ConfigError`` with a one-line reason."""
     if files:
         return [_spec("--format", list(files), {}, settings, fmt_override)]
@@ -62,8 +67,14 @@ def stdin_spec(settings: Any, fmt_override: str | None = None) -> SourceSpec:
     return _spec("collector.format", [], {}, settings, fmt_override)
 
 
-def build_sources(settings: Any, checkpoint: Checkpoint, *, files: tuple[str, ...] | list[str] = (),
-                  use_stdin: bool = False, fmt_override: str | None = None) -> list[Any]:
+def build_sources(
+    settings: Any,
+    checkpoint: Checkpoint,
+    *,
+    files: tuple[str, ...] | list[str] = (),
+    use_stdin: bool = False,
+    fmt_override: str | None = None,
+) -> list[Any]:
     """One ``FileTail`` per declared path (wrapped by ``Multiline`` when it has rules), then stdin if asked."""
     from corrtrace.collector.sources.stdin import StreamSource
     from corrtrace.collector.sources.tail import FileTail
@@ -82,6 +93,11 @@ def wrap(source: Any, spec: SourceSpec, settings: Any) -> Any:
     if not spec.rules:
         source.fmt = spec.fmt
         return source
-    return Multiline(source, spec.rules, max_lines=settings.multiline_max_lines,
-                     max_bytes=settings.multiline_max_bytes, flush_timeout=settings.multiline_flush_timeout,
-                     fmt=spec.fmt)
+    return Multiline(
+        source,
+        spec.rules,
+        max_lines=settings.multiline_max_lines,
+        max_bytes=settings.multiline_max_bytes,
+        flush_timeout=settings.multiline_flush_timeout,
+        fmt=spec.fmt,
+    )

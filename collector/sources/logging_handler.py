@@ -28,9 +28,18 @@ from corrtrace.logging import CorrelationFilter, JsonFormatter
 class ShippingHandler(logging.Handler):
     """``logging.getLogger().addHandler(ShippingHandler([EmbeddedStore(dir)], service="api"))``."""
 
-    def __init__(self, sinks: Sequence[Sink], *, service: str | None = None, level: int = logging.NOTSET,
-                 queue_size: int = 10_000, spill_dir: str | os.PathLike[str] | None = None,
-                 disk_budget: int = 64 << 20, batch_size: int = 2_000, flush_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        service: str | None = None,
+        level: int = logging.NOTSET,
+        queue_size: int = 10_000,
+        spill_dir: str | os.PathLike[str] | None = None,
+        disk_budget: int = 64 << 20,
+        batch_size: int = 2_000,
+        flush_interval: float = 0.2,
+    ) -> None:
         super().__init__(level)
         self.sinks = sorted(sinks, key=lambda s: not s.idempotent)
         self.setFormatter(JsonFormatter(service))
@@ -39,8 +48,9 @@ class ShippingHandler(logging.Handler):
         if spill_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="corrtrace-handler-")
             spill_dir = self._tmp.name
-        self.buffer = DiskBuffer(spill_dir, memory_items=queue_size, max_bytes=disk_budget, policy="drop_oldest",
-                                 resume=True)
+        self.buffer = DiskBuffer(
+            spill_dir, memory_items=queue_size, max_bytes=disk_budget, policy="drop_oldest", resume=True
+        )
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.identity = f"h{uuid.uuid4().hex[:15]}"
@@ -77,8 +87,9 @@ class ShippingHandler(logging.Handler):
             self._last_report = now
             new = self.buffer.dropped - self._reported_drops
             self._reported_drops = self.buffer.dropped
-            sys.stderr.write(f"corrtrace: log disk budget used up; dropped the {new} oldest lines "
-                             f"({self.buffer.dropped} in total)\n")
+            sys.stderr.write(
+                f"corrtrace: log disk budget used up; dropped the {new} oldest lines ({self.buffer.dropped} in total)\n"
+            )
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -40,8 +40,10 @@ class Rule(Protocol):
     def continues(self, record: _Open, line: bytes) -> bool: ...
 
 
-_PY_CHAIN = (b"During handling of the above exception, another exception occurred:",
-             b"The above exception was the direct cause of the following exception:")
+_PY_CHAIN = (
+    b"During handling of the above exception, another exception occurred:",
+    b"The above exception was the direct cause of the following exception:",
+)
 
 
 class PythonRule:
@@ -60,8 +62,10 @@ class PythonRule:
 
 
 _JAVA_FRAME = re.compile(rb"[ \t]*(?:at [^ \t]|\.\.\. \d+ (?:more|common frames omitted)|Caused by: |Suppressed: )")
-_JAVA_HEADER = re.compile(rb"(?:Exception in thread \"|(?:[A-Za-z_$][\w$]*\.)+[\w$]*"
-                          rb"(?:Exception|Error|Throwable)(?::|$))")
+_JAVA_HEADER = re.compile(
+    rb"(?:Exception in thread \"|(?:[A-Za-z_$][\w$]*\.)+[\w$]*"
+    rb"(?:Exception|Error|Throwable)(?::|$))"
+)
 
 
 class JavaRule:
@@ -88,6 +92,7 @@ class PatternRule:
         if self.match not in ("after", "before"):
             raise ValueError(f"multiline.match: expected after or before, got {self.match!r}")
         import re2
+
         options = re2.Options()
         options.log_errors = False
         try:
@@ -122,8 +127,16 @@ def build_rules(spec: Any) -> list[Rule]:
 class Multiline:
     """Wraps a source (``FileTail``, ``StreamSource``); the same ``read``/``at_eof``/``paths``/``close``."""
 
-    def __init__(self, inner: Any, rules: Sequence[Rule] = (PythonRule(), JavaRule()), *, max_lines: int = 500,
-                 max_bytes: int = 65_536, flush_timeout: float = 2.0, fmt: LineFormat | None = None) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        rules: Sequence[Rule] = (PythonRule(), JavaRule()),
+        *,
+        max_lines: int = 500,
+        max_bytes: int = 65_536,
+        flush_timeout: float = 2.0,
+        fmt: LineFormat | None = None,
+    ) -> None:
         self.inner = inner
         self.rules = tuple(rules)
         self.max_lines = max_lines

@@ -63,8 +63,16 @@ class FileTail:
 
     fmt: LineFormat | None = None
 
-    def __init__(self, patterns: list[str], checkpoint: Checkpoint, *, start_at_end: bool = False,
-                 scan_interval: float = 0.25, close_inactive: float = 5.0, max_line_bytes: int = 16 << 20) -> None:
+    def __init__(
+        self,
+        patterns: list[str],
+        checkpoint: Checkpoint,
+        *,
+        start_at_end: bool = False,
+        scan_interval: float = 0.25,
+        close_inactive: float = 5.0,
+        max_line_bytes: int = 16 << 20,
+    ) -> None:
         self.patterns = patterns
         self.checkpoint = checkpoint
         self.start_at_end = start_at_end
@@ -142,8 +150,11 @@ class FileTail:
     def _watched(self, path: str) -> bool:
         """``path`` is (or was, before a rotation renamed it) one of the files the patterns name."""
         directory, name = os.path.split(path)
-        return any(fnmatch.fnmatch(path, pattern) or (os.path.dirname(pattern) == directory and name.startswith(
-            _literal_head(os.path.basename(pattern)))) for pattern in self.patterns)
+        return any(
+            fnmatch.fnmatch(path, pattern)
+            or (os.path.dirname(pattern) == directory and name.startswith(_literal_head(os.path.basename(pattern))))
+            for pattern in self.patterns
+        )
 
     def _unseen_rotations(self, known: dict[tuple[int, int], str]) -> dict[tuple[int, int], str]:
         """Files named like a live file (``app.log.2``) that the checkpoint never saw although they changed
@@ -231,8 +242,12 @@ class FileTail:
             if saved is None:
                 self.checkpoint.register(fp, r.offset, r.path, (r.dev, r.ino))
         if r.offset > size:  # the same first line, but shorter than what was read: truncated and rewritten
-            log.warning("%s is shorter (%d bytes) than its checkpoint (%d): it was truncated, reading it from the "
-                        "start", r.path, size, r.offset)
+            log.warning(
+                "%s is shorter (%d bytes) than its checkpoint (%d): it was truncated, reading it from the start",
+                r.path,
+                size,
+                r.offset,
+            )
             r.offset = 0
 
     def _check_truncation(self, r: _Reader) -> tuple[tuple[int, int], str] | None:
@@ -267,7 +282,7 @@ class FileTail:
             self._close_inactive()
             return out
         self._rr = (self._rr + 1) % len(readers)
-        for r in readers[self._rr:] + readers[: self._rr]:
+        for r in readers[self._rr :] + readers[: self._rr]:
             if len(out) >= max_lines or budget <= 0:
                 break
             budget -= self._read_one(r, out, max_lines, budget, final)

@@ -28,7 +28,10 @@ def build(rt: Runtime) -> Any:
             log.warning("reservation refused: %s", exc, extra={"event.action": "reserve", "event.outcome": "failure"})
             return jsonify({"error": "out-of-stock", "detail": str(exc)}), 409
         log.info(
-            "reserved %s x %s for %s", body["qty"], body["sku"], body["order_id"],
+            "reserved %s x %s for %s",
+            body["qty"],
+            body["sku"],
+            body["order_id"],
             extra={"event.action": "reserve", "event.outcome": "success", "labels.order_id": body["order_id"]},
         )
         return jsonify({"status": status}), 201
@@ -48,7 +51,8 @@ def build(rt: Runtime) -> Any:
     def on_rollback(cid: str, payload: dict[str, Any]) -> dict[str, Any]:
         applied = store.release(cid)
         log.info(
-            "reservation %s", "released" if applied else "already released or unknown",
+            "reservation %s",
+            "released" if applied else "already released or unknown",
             extra={"event.action": "rollback-applied", "labels.applied": applied},
         )
         return {"applied": applied}

@@ -23,7 +23,8 @@ def build(rt: Runtime) -> Any:
         rt.register(cid)
         created = orders.stage(cid, body)
         log.info(
-            "order %s staged", body["order_id"],
+            "order %s staged",
+            body["order_id"],
             extra={"event.action": "stage-order", "event.outcome": "success", "labels.order_id": body["order_id"]},
         )
         return JSONResponse({"status": "staged", "created": created}, status_code=201)
@@ -33,8 +34,11 @@ def build(rt: Runtime) -> Any:
         """Payment is authorised: mark the order placed; its stream record is what shipping ships."""
         cid = wiring.current_id()
         placed = orders.place(cid)
-        log.info("order %s placed", body.get("order_id"),
-                 extra={"event.action": "place-order", "event.outcome": "success" if placed else "unknown"})
+        log.info(
+            "order %s placed",
+            body.get("order_id"),
+            extra={"event.action": "place-order", "event.outcome": "success" if placed else "unknown"},
+        )
         return JSONResponse({"status": "placed" if placed else "unchanged"}, status_code=200 if placed else 409)
 
     @app.get("/health")
@@ -47,8 +51,11 @@ def build(rt: Runtime) -> Any:
 
     def on_rollback(cid: str, payload: dict[str, Any]) -> dict[str, Any]:
         applied = orders.rollback(cid)
-        log.info("order %s", "cancelled" if applied else "already cancelled or unknown",
-                 extra={"event.action": "rollback-applied", "labels.applied": applied})
+        log.info(
+            "order %s",
+            "cancelled" if applied else "already cancelled or unknown",
+            extra={"event.action": "rollback-applied", "labels.applied": applied},
+        )
         return {"applied": applied}
 
     def on_commit(cid: str, payload: dict[str, Any]) -> dict[str, Any]:

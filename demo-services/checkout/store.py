@@ -82,8 +82,12 @@ class OrdersTable:
             correlation_id,
             "SET #s = :committed, commits = commits + :one",
             "#s IN (:staged, :placed)",
-            {":committed": {"S": "committed"}, ":staged": {"S": "staged"}, ":placed": {"S": "placed"},
-             ":one": {"N": "1"}},
+            {
+                ":committed": {"S": "committed"},
+                ":staged": {"S": "staged"},
+                ":placed": {"S": "placed"},
+                ":one": {"N": "1"},
+            },
         )
 
     def rollback(self, correlation_id: str) -> bool:

@@ -27,15 +27,23 @@ def build(rt: Runtime) -> Any:
         except gateway.Declined as exc:
             store.record(cid, order_id, amount, "declined")
             log.warning(
-                "payment declined for %s: %s", order_id, exc,
-                extra={"event.action": "charge", "event.outcome": "failure", "labels.order_id": order_id,
-                       "labels.reason": "declined"},
+                "payment declined for %s: %s",
+                order_id,
+                exc,
+                extra={
+                    "event.action": "charge",
+                    "event.outcome": "failure",
+                    "labels.order_id": order_id,
+                    "labels.reason": "declined",
+                },
             )
             return JSONResponse({"status": "declined", "detail": str(exc)}, status_code=402)
         rt.register(cid)
         status = store.record(cid, order_id, amount, "charged")
         log.info(
-            "charged %d cents for %s", amount, order_id,
+            "charged %d cents for %s",
+            amount,
+            order_id,
             extra={"event.action": "charge", "event.outcome": "success", "labels.order_id": order_id},
         )
         return JSONResponse({"status": status, "auth": auth}, status_code=201)
@@ -50,8 +58,11 @@ def build(rt: Runtime) -> Any:
 
     def on_rollback(cid: str, payload: dict[str, Any]) -> dict[str, Any]:
         applied = store.refund(cid)
-        log.info("charge %s", "refunded" if applied else "not refundable (none, declined or refunded)",
-                 extra={"event.action": "rollback-applied", "labels.applied": applied})
+        log.info(
+            "charge %s",
+            "refunded" if applied else "not refundable (none, declined or refunded)",
+            extra={"event.action": "rollback-applied", "labels.applied": applied},
+        )
         return {"applied": applied}
 
     def on_commit(cid: str, payload: dict[str, Any]) -> dict[str, Any]:

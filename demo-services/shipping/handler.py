@@ -49,13 +49,25 @@ def make_handler(
                     if store.ship(str(order["correlation_id"]), str(order["order_id"]), label):
                         publish("shipment-created", str(order["correlation_id"]), str(order["order_id"]))
                     commit(str(order["correlation_id"]))
-                    log.info("shipped %s", order["order_id"],
-                             extra={"event.action": "ship", "event.outcome": "success",
-                                    "labels.order_id": order["order_id"]})
+                    log.info(
+                        "shipped %s",
+                        order["order_id"],
+                        extra={
+                            "event.action": "ship",
+                            "event.outcome": "success",
+                            "labels.order_id": order["order_id"],
+                        },
+                    )
                 except Exception:
-                    log.exception("shipping failed for order %s", order["order_id"],
-                                  extra={"event.action": "ship", "event.outcome": "failure",
-                                         "labels.order_id": order["order_id"]})
+                    log.exception(
+                        "shipping failed for order %s",
+                        order["order_id"],
+                        extra={
+                            "event.action": "ship",
+                            "event.outcome": "failure",
+                            "labels.order_id": order["order_id"],
+                        },
+                    )
                     failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
         return {"batchItemFailures": failures}
 

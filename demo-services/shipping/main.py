@@ -41,6 +41,7 @@ def build_poller(rt: Runtime) -> StreamPoller:
         parallelization_factor=demo.stream_parallelization,
         function_name="shipping",
     )
+
     def commit(cid: str) -> None:
         """Shipped: the whole request is done, so every participant may make its staged work final. Written to
         the manager's channel like a failure (action ``commit``): a manager down for a moment loses nothing."""

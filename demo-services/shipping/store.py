@@ -22,9 +22,7 @@ class ShippingStore(SqliteStore):
                 "ON CONFLICT(correlation_id) DO UPDATE SET deliveries = deliveries + 1",
                 (correlation_id, order_id, label, time.time()),
             )
-            row = cur.execute(
-                "SELECT deliveries FROM shipments WHERE correlation_id = ?", (correlation_id,)
-            ).fetchone()
+            row = cur.execute("SELECT deliveries FROM shipments WHERE correlation_id = ?", (correlation_id,)).fetchone()
             return bool(row["deliveries"] == 1)
 
 

@@ -42,9 +42,15 @@ def build(rt: Runtime) -> Any:
 
     def fail(cid: str, status: int, reason: str, order_id: str, detail: str) -> JSONResponse:
         log.warning(
-            "order %s failed (%s): reporting it for rollback", order_id, reason,
-            extra={"event.action": "place-order", "event.outcome": "failure", "labels.reason": reason,
-                   "labels.order_id": order_id},
+            "order %s failed (%s): reporting it for rollback",
+            order_id,
+            reason,
+            extra={
+                "event.action": "place-order",
+                "event.outcome": "failure",
+                "labels.reason": reason,
+                "labels.order_id": order_id,
+            },
         )
         try:
             rt.failures.report(cid, reason)
@@ -82,7 +88,8 @@ def build(rt: Runtime) -> Any:
         except httpx.HTTPError as exc:
             return fail(cid, 502, "upstream-error", order_id, f"{type(exc).__name__}: {exc}")
         log.info(
-            "order %s placed", order_id,
+            "order %s placed",
+            order_id,
             extra={"event.action": "place-order", "event.outcome": "success", "labels.order_id": order_id},
         )
         return JSONResponse({"status": "placed", "correlation_id": cid}, status_code=201)

@@ -51,8 +51,16 @@ def test_restart_does_not_fire_a_second_alarm_for_the_same_breach(tmp_path: Path
     assert forgetful[0].previous_state != ALARM and len(forgetful[0].correlation_ids) == 4
 
 
-@pytest.mark.parametrize("content", [b"", b"[]", b"{not json", b'{"version": 99, "alarms": {}}',
-                                     b'{"version": 1, "alarms": {"business-failures": {"state": "BOGUS"}}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"[]",
+        b"{not json",
+        b'{"version": 99, "alarms": {}}',
+        b'{"version": 1, "alarms": {"business-failures": {"state": "BOGUS"}}}',
+    ],
+)
 def test_damaged_state_file_is_one_warning_and_a_fresh_start(
     tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:

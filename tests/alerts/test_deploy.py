@@ -123,8 +123,14 @@ def test_deploy_removes_what_the_file_no_longer_holds_and_only_that(aws: Any, tm
         metricTransformations=[{"metricName": "TeamErrors", "metricNamespace": "corrtrace", "metricValue": "1"}],
     )
     cw.put_metric_alarm(
-        AlarmName="team-alarm", MetricName="TeamErrors", Namespace="corrtrace", Statistic="Sum", Period=60,
-        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmName="team-alarm",
+        MetricName="TeamErrors",
+        Namespace="corrtrace",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
     kept = [a for a in everything if a.name == "errors-and-exceptions"]
     assert len(kept) == 1
@@ -143,10 +149,22 @@ def test_deploy_removes_what_the_file_no_longer_holds_and_only_that(aws: Any, tm
     assert len(logs.describe_metric_filters(logGroupName="/corrtrace/test")["metricFilters"]) == 5  # dry run
 
     file = tmp_path / "alerts.yaml"
-    file.write_text(yaml.safe_dump({"alerts": [{"name": "errors-and-exceptions", "pattern": "?ERROR ?Exception",
-                                                "log_groups": ["/corrtrace/test"],
-                                                "metric": {"namespace": "corrtrace", "name": "Errors"},
-                                                "alarm": {"threshold": 1}, "actions": ["txmanager"]}]}))
+    file.write_text(
+        yaml.safe_dump(
+            {
+                "alerts": [
+                    {
+                        "name": "errors-and-exceptions",
+                        "pattern": "?ERROR ?Exception",
+                        "log_groups": ["/corrtrace/test"],
+                        "metric": {"namespace": "corrtrace", "name": "Errors"},
+                        "alarm": {"threshold": 1},
+                        "actions": ["txmanager"],
+                    }
+                ]
+            }
+        )
+    )
     dry = CliRunner().invoke(alerts_cli, ["deploy", "--file", str(file), "--handler-arn", arn, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "- alarm high-latency" in dry.output and "to delete (dry run, nothing written)" in dry.output

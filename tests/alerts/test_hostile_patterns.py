@@ -151,8 +151,18 @@ def test_linear_engine_agrees_with_the_reference_on_short_events(body: str, even
 
 @pytest.mark.parametrize(
     ("body", "literal"),
-    [("ERR5\\d\\d", "ERR5"), ("ab?c", "a"), ("a+bc", "bc"), ("x{0,2}yz", "yz"), ("[abc]def", "def"),
-     ("a\\:b", "a:b"), ("a|bcd", ""), ("^start.*end$", "start"), ("x{,3}", ""), ("\\x41bc", "bc")],
+    [
+        ("ERR5\\d\\d", "ERR5"),
+        ("ab?c", "a"),
+        ("a+bc", "bc"),
+        ("x{0,2}yz", "yz"),
+        ("[abc]def", "def"),
+        ("a\\:b", "a:b"),
+        ("a|bcd", ""),
+        ("^start.*end$", "start"),
+        ("x{,3}", ""),
+        ("\\x41bc", "bc"),
+    ],
 )
 def test_required_literal_is_what_every_match_contains(body: str, literal: str) -> None:
     """The pre-filter in front of RE2: a line without this text cannot match, so RE2 never runs on it."""

@@ -15,8 +15,12 @@ def all_messages(logs: Any) -> list[str]:
     for group in logs.describe_log_groups()["logGroups"]:
         name = group["logGroupName"]
         for stream in logs.describe_log_streams(logGroupName=name)["logStreams"]:
-            kwargs: dict[str, Any] = {"logGroupName": name, "logStreamName": stream["logStreamName"],
-                                      "startFromHead": True, "limit": 10_000}
+            kwargs: dict[str, Any] = {
+                "logGroupName": name,
+                "logStreamName": stream["logStreamName"],
+                "startFromHead": True,
+                "limit": 10_000,
+            }
             while True:
                 resp = logs.get_log_events(**kwargs)
                 out += [e["message"] for e in resp["events"]]
@@ -26,8 +30,9 @@ def all_messages(logs: Any) -> list[str]:
     return out
 
 
-def throttle_puts(pattern: tuple[str, ...] = ("ThrottlingException", "ThrottlingException", "",
-                                              "ServiceUnavailableException", "")):
+def throttle_puts(
+    pattern: tuple[str, ...] = ("ThrottlingException", "ThrottlingException", "", "ServiceUnavailableException", ""),
+):
     """A proxy hook: PutLogEvents calls answer the codes of ``pattern`` in turn ("" = forward to moto)."""
 
     def hook(proxy: FaultProxy, method: str, path: str, headers: dict[str, str], body: bytes):
@@ -40,7 +45,10 @@ def throttle_puts(pattern: tuple[str, ...] = ("ThrottlingException", "Throttling
             return None
         proxy.state[code] = proxy.state.get(code, 0) + 1
         status = 503 if code == "ServiceUnavailableException" else 400
-        return status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "proxy"}, orjson.dumps(
-            {"__type": code, "message": "Rate exceeded" if status == 400 else "Service unavailable"})
+        return (
+            status,
+            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "proxy"},
+            orjson.dumps({"__type": code, "message": "Rate exceeded" if status == 400 else "Service unavailable"}),
+        )
 
     return hook

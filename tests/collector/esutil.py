@@ -15,9 +15,10 @@ def stored(es: Any, prefix: str) -> list[tuple[str, int]]:
     from elasticsearch.helpers import scan
 
     es.indices.refresh(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-    return [(hit["_id"], int(hit["_source"]["labels"]["seq"]))
-            for hit in scan(es, index=f"{prefix}-*", query={"query": {"match_all": {}}}, size=5000,
-                            _source=["labels.seq"])]
+    return [
+        (hit["_id"], int(hit["_source"]["labels"]["seq"]))
+        for hit in scan(es, index=f"{prefix}-*", query={"query": {"match_all": {}}}, size=5000, _source=["labels.seq"])
+    ]
 
 
 def exactly_once(pairs: list[tuple[str, int]], total: int) -> None:
@@ -49,16 +50,27 @@ def reject_some_items(every: int = 5, times: int = 2):
             return None
         real: list[Any] = []
         errors = True
-        out_headers = {"Content-Type": "application/vnd.elasticsearch+json;compatible-with=8",
-                       "X-Elastic-Product": "Elasticsearch"}
+        out_headers = {
+            "Content-Type": "application/vnd.elasticsearch+json;compatible-with=8",
+            "X-Elastic-Product": "Elasticsearch",
+        }
         if keep:
             _, out_headers, data = proxy.forward(method, path, headers, b"".join(keep))
             real = orjson.loads(data).get("items", [])
         items, it = [], iter(real)
         for n in range(len(pairs)):
             if n in injected:
-                items.append({"create": {"status": 429, "error": {
-                    "type": "es_rejected_execution_exception", "reason": "rejected execution (injected by proxy)"}}})
+                items.append(
+                    {
+                        "create": {
+                            "status": 429,
+                            "error": {
+                                "type": "es_rejected_execution_exception",
+                                "reason": "rejected execution (injected by proxy)",
+                            },
+                        }
+                    }
+                )
             else:
                 items.append(next(it))
         proxy.state["injected"] = proxy.state.get("injected", 0) + len(injected)

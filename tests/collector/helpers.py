@@ -15,8 +15,16 @@ def iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
-def event(seq: int, *, cid: str | None = None, service: str = "api", level: str = "INFO", pad: int = 0,
-          ts: int | None = None, **extra: object) -> dict[str, object]:
+def event(
+    seq: int,
+    *,
+    cid: str | None = None,
+    service: str = "api",
+    level: str = "INFO",
+    pad: int = 0,
+    ts: int | None = None,
+    **extra: object,
+) -> dict[str, object]:
     doc: dict[str, object] = {
         "@timestamp": iso(ts if ts is not None else BASE_MS + seq),
         "message": f"line {seq}" + ("x" * pad),

@@ -24,8 +24,10 @@ from botocore.credentials import Credentials
 from tests.collector.faultproxy import FaultProxy
 
 OS_URL = os.environ.get("OS_URL", "http://127.0.0.1:9201")
-_AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-                   r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})")
+_AUTH = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+    r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})"
+)
 
 
 class Issuer:
@@ -46,8 +48,12 @@ class Issuer:
         access_key, secret, token = f"ASIA{secrets.token_hex(8).upper()}", secrets.token_hex(20), secrets.token_hex(24)
         self.add(access_key, secret, token)
         expiry = datetime.now(UTC) + timedelta(minutes=15, seconds=1)
-        return {"AccessKeyId": access_key, "SecretAccessKey": secret, "Token": token,
-                "Expiration": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return {
+            "AccessKeyId": access_key,
+            "SecretAccessKey": secret,
+            "Token": token,
+            "Expiration": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
 
     def lookup(self, access_key: str) -> tuple[str, str | None] | None:
         with self.lock:
@@ -91,14 +97,20 @@ def verifying_proxy(upstream: str, issuer: Issuer, region: str, service: str = "
         if lower.get("x-amz-content-sha256", digest) != digest:
             return deny(proxy, "the provided x-amz-content-sha256 header does not match the body")
         stamp = lower.get("x-amz-date", "")
-        if not stamp.startswith(day) or abs(time.time() - datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(
-                tzinfo=UTC).timestamp()) > 300:
+        if (
+            not stamp.startswith(day)
+            or abs(time.time() - datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()) > 300
+        ):
             return deny(proxy, "signature expired or x-amz-date missing")
         names = signed.split(";")
         if "host" not in names:
             return deny(proxy, "host is not signed")
-        request = AWSRequest(method=method, url=f"http://{lower['host']}{path}", data=body,
-                             headers={n: lower[n] for n in names if n in lower})
+        request = AWSRequest(
+            method=method,
+            url=f"http://{lower['host']}{path}",
+            data=body,
+            headers={n: lower[n] for n in names if n in lower},
+        )
         request.context["timestamp"] = stamp
         auth = SigV4Auth(Credentials(access_key, secret, token), service, region)
         canonical = auth.canonical_request(request)
@@ -112,14 +124,21 @@ def verifying_proxy(upstream: str, issuer: Issuer, region: str, service: str = "
     return FaultProxy(upstream, hook)
 
 
-def signed_headers(url: str, body: bytes, access_key: str, secret: str, token: str | None, region: str,
-                   method: str = "POST", service: str = "es") -> dict[str, str]:
+def signed_headers(
+    url: str,
+    body: bytes,
+    access_key: str,
+    secret: str,
+    token: str | None,
+    region: str,
+    method: str = "POST",
+    service: str = "es",
+) -> dict[str, str]:
     """Headers of a request signed by botocore (for the tests that hand-craft good and bad requests)."""
     request = AWSRequest(method=method, url=url, data=body, headers={"Content-Type": "application/x-ndjson"})
     request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest()
     SigV4Auth(Credentials(access_key, secret, token), service, region).add_auth(request)
     return dict(request.headers.items())
-
 
 
 @contextmanager

@@ -21,7 +21,7 @@ NOW = 1_800_000_000_000
 
 messages = st.one_of(
     st.text(min_size=1, max_size=300),
-    st.text(alphabet="é€𝄞\"\\\n\x01a", min_size=1, max_size=2000),
+    st.text(alphabet='é€𝄞"\\\n\x01a', min_size=1, max_size=2000),
     st.integers(min_value=1, max_value=400_000).map(lambda n: "a" * n),
     st.integers(min_value=1, max_value=120_000).map(lambda n: "€" * n),  # 3 bytes per character
 )
@@ -57,10 +57,13 @@ def test_batches_never_exceed_a_limit_and_lose_nothing(draws: list[tuple[int, st
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3 * DAY_MS), st.integers(1, 600)), min_size=1, max_size=30_000),
-       st.sampled_from([(10_000, 1_048_576), (50, 1_048_576), (10_000, 4_000)]))
-def test_many_small_events_respect_count_bytes_and_span(draws: list[tuple[int, int]],
-                                                        limits_pair: tuple[int, int]) -> None:
+@given(
+    st.lists(st.tuples(st.integers(0, 3 * DAY_MS), st.integers(1, 600)), min_size=1, max_size=30_000),
+    st.sampled_from([(10_000, 1_048_576), (50, 1_048_576), (10_000, 4_000)]),
+)
+def test_many_small_events_respect_count_bytes_and_span(
+    draws: list[tuple[int, int]], limits_pair: tuple[int, int]
+) -> None:
     limits = CwLimits(max_events=limits_pair[0], max_batch_bytes=limits_pair[1], max_event_bytes=2_000)
     events = [CwEvent(NOW - ts, "m" * size, size + 26) for ts, size in draws]
     batches = list(plan_batches(events, limits))

@@ -81,8 +81,7 @@ class _SlowSink:
 def test_handler_never_blocks_spills_to_disk_and_delivers_everything(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "store")
     sink = _SlowSink(store)
-    handler = ShippingHandler([sink], service="api", queue_size=100, spill_dir=tmp_path / "spill",
-                              batch_size=500)
+    handler = ShippingHandler([sink], service="api", queue_size=100, spill_dir=tmp_path / "spill", batch_size=500)
     logger = logging.getLogger("test.handler")
     logger.propagate = False
     logger.addHandler(handler)

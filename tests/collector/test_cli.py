@@ -35,9 +35,19 @@ def shipped(tmp_path: Path, es_url: str, index_prefix: str, moto_url: str) -> di
     path = tmp_path / "app.log"
     _write_requests(path)
     config = tmp_path / "collector.yaml"
-    config.write_text(yaml.safe_dump({"collector": {
-        "data_dir": str(tmp_path / "data"), "sinks": ["embedded", "elasticsearch", "cloudwatch"],
-        "es_url": es_url, "index_prefix": index_prefix, "cloudwatch_endpoint_url": moto_url}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "data_dir": str(tmp_path / "data"),
+                    "sinks": ["embedded", "elasticsearch", "cloudwatch"],
+                    "es_url": es_url,
+                    "index_prefix": index_prefix,
+                    "cloudwatch_endpoint_url": moto_url,
+                }
+            }
+        )
+    )
     result = _run(["collect", "--config", str(config), "--once", "--json", str(path)])
     assert result.exit_code == 0, result.output
     stats = orjson.loads(result.output.strip().splitlines()[-1])
@@ -55,10 +65,12 @@ def test_search_returns_exactly_one_requests_lines(shipped: dict[str, Any], back
     events = orjson.loads(result.output)
     assert [e["labels"]["seq"] for e in events] == list(range(1, 90, 3))
     assert {e["correlation_id"] for e in events} == {"req-1"}
-    filtered = _run(["search", "req-1", "--config", str(shipped["config"]), "--backend", backend, "--json",
-                     "--service", "orders"])
-    assert [e["labels"]["seq"] for e in orjson.loads(filtered.output)] == [s for s in range(1, 90, 3)
-                                                                           if (s // 3) % 3 == 1]
+    filtered = _run(
+        ["search", "req-1", "--config", str(shipped["config"]), "--backend", backend, "--json", "--service", "orders"]
+    )
+    assert [e["labels"]["seq"] for e in orjson.loads(filtered.output)] == [
+        s for s in range(1, 90, 3) if (s // 3) % 3 == 1
+    ]
 
 
 def test_search_timeline_output(shipped: dict[str, Any]) -> None:
@@ -133,15 +145,29 @@ def test_collect_once_stops_on_refused_credentials_and_loses_nothing(
 
     def refuse_bulk(proxy: Any, method: str, path_: str, headers: dict[str, str], body: bytes) -> Any:
         if "_bulk" in path_:
-            return 401, {"Content-Type": "application/json", "X-Elastic-Product": "Elasticsearch"}, (
-                b'{"error":{"type":"security_exception","reason":"unable to authenticate"},"status":401}')
+            return (
+                401,
+                {"Content-Type": "application/json", "X-Elastic-Product": "Elasticsearch"},
+                (b'{"error":{"type":"security_exception","reason":"unable to authenticate"},"status":401}'),
+            )
         return None
 
     def config(url: str) -> Path:
         file = tmp_path / "collector.yaml"
-        file.write_text(yaml.safe_dump({"collector": {
-            "data_dir": str(tmp_path / "data"), "sinks": ["elasticsearch"], "es_url": url,
-            "index_prefix": index_prefix, "backoff_initial": 0.01, "backoff_max": 0.05}}))
+        file.write_text(
+            yaml.safe_dump(
+                {
+                    "collector": {
+                        "data_dir": str(tmp_path / "data"),
+                        "sinks": ["elasticsearch"],
+                        "es_url": url,
+                        "index_prefix": index_prefix,
+                        "backoff_initial": 0.01,
+                        "backoff_max": 0.05,
+                    }
+                }
+            )
+        )
         return file
 
     with FaultProxy(es_url, refuse_bulk) as proxy:

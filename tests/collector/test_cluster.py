@@ -45,8 +45,7 @@ RESTART_TIMEOUT = 600  # a node restart on 2 loaded cores has taken 80 s; the sc
 
 
 def services(*args: str, timeout: float = RESTART_TIMEOUT + 60) -> subprocess.CompletedProcess[str]:
-    run = subprocess.run([str(ROOT / "scripts" / "services"), *args], capture_output=True, text=True,
-                         timeout=timeout)
+    run = subprocess.run([str(ROOT / "scripts" / "services"), *args], capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, f"scripts/services {' '.join(args)}: {run.stdout[-1500:]}{run.stderr[-1500:]}"
     return run
 
@@ -118,11 +117,26 @@ def cluster() -> Iterator[None]:
 
 def collector_config(tmp_path: Path, name: str, prefix: str, paths: list[str], **extra: Any) -> Path:
     config = tmp_path / f"{name}.yaml"
-    config.write_text(yaml.safe_dump({"collector": {
-        "sinks": ["elasticsearch"], "es_url": list(NODES.values()), "index_prefix": prefix,
-        "data_dir": str(tmp_path / f"data-{name}"), "paths": paths, "batch_max_events": 5000,
-        "flush_interval": 0.2, "backoff_initial": 0.2, "backoff_max": 2.0, "es_timeout": 120.0,
-        "retention_days": 0, **extra}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "sinks": ["elasticsearch"],
+                    "es_url": list(NODES.values()),
+                    "index_prefix": prefix,
+                    "data_dir": str(tmp_path / f"data-{name}"),
+                    "paths": paths,
+                    "batch_max_events": 5000,
+                    "flush_interval": 0.2,
+                    "backoff_initial": 0.2,
+                    "backoff_max": 2.0,
+                    "es_timeout": 120.0,
+                    "retention_days": 0,
+                    **extra,
+                }
+            }
+        )
+    )
     return config
 
 
@@ -150,8 +164,11 @@ def outage(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     stderr = tmp_path / "collector.err"
     bounds = [sum(PARTS[:i]) for i in range(len(PARTS) + 1)]
     with open(stderr, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config)],
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     restart: subprocess.Popen[bytes] | None = None
     seen: list[int] = []
     try:
@@ -159,20 +176,28 @@ def outage(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         # 1. part 1 ships; a non-master node holding a copy of the index dies mid-ship
         write_lines(app, range(bounds[0], bounds[1]))
         wait_for(lambda: count(first_master, pattern) >= 5_000, "the first documents")
-        data_node = min(wait_for(lambda: holders(first_master, pattern) - {first_master},
-                                 "a copy of the index on a node that is not the master"))
+        data_node = min(
+            wait_for(
+                lambda: holders(first_master, pattern) - {first_master},
+                "a copy of the index on a node that is not the master",
+            )
+        )
         seen.append(count(first_master, pattern))
         services("kill", "es-cluster", str(data_node))
         write_lines(app, range(bounds[1], bounds[2]))
         alive = [n for n in NODES if n != data_node]
         wait_for(lambda: health(alive[0], 2), f"the cluster without node-{data_node}")
         # 2. part 2 ships while the node restarts and rejoins
-        restart = subprocess.Popen([str(ROOT / "scripts" / "services"), "start", "es-cluster", str(data_node)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        restart = subprocess.Popen(
+            [str(ROOT / "scripts" / "services"), "start", "es-cluster", str(data_node)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         write_lines(app, range(bounds[2], bounds[3]))
         assert restart.wait(timeout=RESTART_TIMEOUT + 60) == 0, f"node-{data_node} did not restart"
-        wait_for(lambda: health(first_master, 3, "green"), f"node-{data_node} back and every replica recovered",
-                 timeout=300)
+        wait_for(
+            lambda: health(first_master, 3, "green"), f"node-{data_node} back and every replica recovered", timeout=300
+        )
         # 3. part 3 ships; the elected master dies mid-ship
         old_master = master(first_master)
         done_before = count(old_master, pattern)
@@ -191,8 +216,12 @@ def outage(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
         with Elasticsearch([NODES[n] for n in survivors], request_timeout=120) as es:
             pairs = stored(es, prefix)
-        search = subprocess.run([sys.executable, "-m", "corrtrace.cli", "search", "req-7", "--config", str(config),
-                                 "--json"], capture_output=True, text=True, timeout=300)
+        search = subprocess.run(
+            [sys.executable, "-m", "corrtrace.cli", "search", "req-7", "--config", str(config), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     except BaseException:
         print(f"collector's stderr (tail):\n{stderr.read_text()[-6000:]}")  # shown with the failure
         raise
@@ -234,8 +263,12 @@ def test_a_restarted_node_rejoins_and_the_next_run_ships_to_it(outage: Outage, t
     write_lines(app, range(3000))
     config = collector_config(tmp_path, "next", prefix, [], index_replicas=2)  # a copy on every node
     assert _client_requests(node) == 0  # nothing but this test's probes has talked to it since it restarted
-    run = subprocess.run([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once",
-                          str(app)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once", str(app)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "lost search node" not in run.stderr
     assert _client_requests(node) > 0  # the collector sent requests to the restarted node

@@ -30,8 +30,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_collect_and_search_meet_in_the_user_data_dir_from_any_directory(home: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collect_and_search_meet_in_the_user_data_dir_from_any_directory(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     log = home / "app.log"
     log.write_bytes(orjson.dumps({"correlation_id": "one-1", "service": {"name": "api"}, "message": ANSI}) + b"\n")
     code, out = run(["collect", "--once", str(log)])

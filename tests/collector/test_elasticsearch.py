@@ -36,8 +36,9 @@ FAST = Backoff(0.02, 0.3)
 def test_index_template_maps_the_contract_fields(es: Any, index_prefix: str, tmp_path: Path) -> None:
     ensure_index_template(es, prefix=index_prefix)
     path = tmp_path / "a.log"
-    write_lines(path, range(3), trace={"id": "t" * 32}, span={"id": "s" * 16},
-                event={"outcome": "success", "duration": 1500})
+    write_lines(
+        path, range(3), trace={"id": "t" * 32}, span={"id": "s" * 16}, event={"outcome": "success", "duration": 1500}
+    )
     ship_files([path], [ElasticsearchSink(es, prefix=index_prefix)])
     mapping = next(iter(es.indices.get_mapping(index=f"{index_prefix}-*").body.values()))["mappings"]
     props = mapping["properties"]
@@ -64,13 +65,24 @@ def test_reshipping_never_duplicates(es: Any, index_prefix: str, tmp_path: Path)
     exactly_once(stored(es, index_prefix), 2000)
 
 
-def test_item_429s_are_retried_and_a_mapping_error_is_dead_lettered(es: Any, es_url: str, index_prefix: str,
-                                                                   tmp_path: Path) -> None:
+def test_item_429s_are_retried_and_a_mapping_error_is_dead_lettered(
+    es: Any, es_url: str, index_prefix: str, tmp_path: Path
+) -> None:
     path = tmp_path / "a.log"
     write_lines(path, range(3000))
     with open(path, "ab") as fh:  # a real mapping error: event.duration is a long
-        fh.write(orjson.dumps({"@timestamp": "2026-01-01T00:00:00.000Z", "message": "bad", "correlation_id": "x",
-                               "event": {"duration": "not-a-number"}, "labels": {"seq": -1}}) + b"\n")
+        fh.write(
+            orjson.dumps(
+                {
+                    "@timestamp": "2026-01-01T00:00:00.000Z",
+                    "message": "bad",
+                    "correlation_id": "x",
+                    "event": {"duration": "not-a-number"},
+                    "labels": {"seq": -1},
+                }
+            )
+            + b"\n"
+        )
     dead = DeadLetters(tmp_path / "dead.jsonl")
     with FaultProxy(es_url, reject_some_items(every=5, times=2)) as proxy:
         client = Elasticsearch(proxy.url, request_timeout=30)
@@ -85,16 +97,25 @@ def test_item_429s_are_retried_and_a_mapping_error_is_dead_lettered(es: Any, es_
     assert letters[0]["status"] == 400 and orjson.loads(letters[0]["event"])["message"] == "bad"
 
 
-def test_elasticsearch_down_mid_stream_loses_nothing_and_keeps_order(es: Any, es_url: str, index_prefix: str,
-                                                                     tmp_path: Path) -> None:
+def test_elasticsearch_down_mid_stream_loses_nothing_and_keeps_order(
+    es: Any, es_url: str, index_prefix: str, tmp_path: Path
+) -> None:
     total = 20_000
     log_path = tmp_path / "app.log"
     log_path.write_bytes(line(0))
     store = EmbeddedStore(tmp_path / "store")  # records delivery order
     with FaultProxy(es_url) as proxy:
         sink = ElasticsearchSink(Elasticsearch(proxy.url, request_timeout=10), prefix=index_prefix, backoff=FAST)
-        pipeline = Pipeline([], [sink, store], data_dir=tmp_path / "data", batch_max_events=500,
-                            flush_interval=0.05, idle_sleep=0.01, memory_batches=2, buffer_max_bytes=400_000)
+        pipeline = Pipeline(
+            [],
+            [sink, store],
+            data_dir=tmp_path / "data",
+            batch_max_events=500,
+            flush_interval=0.05,
+            idle_sleep=0.01,
+            memory_batches=2,
+            buffer_max_bytes=400_000,
+        )
         pipeline.sources.append(FileTail([str(log_path)], pipeline.checkpoint, scan_interval=0.05))
         pipeline.start()
 
@@ -129,14 +150,14 @@ def test_elasticsearch_down_mid_stream_loses_nothing_and_keeps_order(es: Any, es
     assert [orjson.loads(r[0])["labels"]["seq"] for r in rows] == list(range(total))  # in order per stream
 
 
-def test_search_returns_one_requests_lines_like_the_embedded_store(es: Any, index_prefix: str,
-                                                                     tmp_path: Path) -> None:
+def test_search_returns_one_requests_lines_like_the_embedded_store(es: Any, index_prefix: str, tmp_path: Path) -> None:
     path = tmp_path / "a.log"
     services = ["gateway", "orders", "payment"]
     with open(path, "wb") as fh:
         for i in range(300):
-            fh.write(line(i, cid=f"req-{i % 3}", service=services[(i // 3) % 3],
-                          level="ERROR" if i % 7 == 0 else "INFO"))
+            fh.write(
+                line(i, cid=f"req-{i % 3}", service=services[(i // 3) % 3], level="ERROR" if i % 7 == 0 else "INFO")
+            )
     store = EmbeddedStore(tmp_path / "store")
     ship_files([path], [ElasticsearchSink(es, prefix=index_prefix), store])
     es.indices.refresh(index=f"{index_prefix}-*")
@@ -151,9 +172,14 @@ def test_search_returns_one_requests_lines_like_the_embedded_store(es: Any, inde
 
 
 def _subscription_event(group: str, messages: list[tuple[str, int, str]]) -> dict[str, Any]:
-    payload = {"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": group, "logStream": "s1",
-               "subscriptionFilters": ["corrtrace"],
-               "logEvents": [{"id": i, "timestamp": ts, "message": m} for i, ts, m in messages]}
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": group,
+        "logStream": "s1",
+        "subscriptionFilters": ["corrtrace"],
+        "logEvents": [{"id": i, "timestamp": ts, "message": m} for i, ts, m in messages],
+    }
     return {"awslogs": {"data": base64.b64encode(gzip.compress(orjson.dumps(payload))).decode()}}
 
 
@@ -161,8 +187,14 @@ def test_cloudwatch_subscription_lambda_indexes_each_event_once(es: Any, index_p
     sink = ElasticsearchSink(es, prefix=index_prefix, dead_letters=DeadLetters(tmp_path / "dead.jsonl"))
     real = orjson.loads((AWS_EVENTS / "cloudWatchLogEvent.json").read_bytes())
     assert cloudwatch_subscription.handler(real, None, sink=sink) == {"received": 2, "acknowledged": 2}
-    messages = [(f"3700000000000000000000000000000000000000000000000000{i:04d}", BASE_MS + i,
-                 line(i, cid="req-lambda").decode().strip()) for i in range(20)]
+    messages = [
+        (
+            f"3700000000000000000000000000000000000000000000000000{i:04d}",
+            BASE_MS + i,
+            line(i, cid="req-lambda").decode().strip(),
+        )
+        for i in range(20)
+    ]
     event = _subscription_event("/corrtrace/test", messages)
     assert cloudwatch_subscription.handler(event, None, sink=sink)["received"] == 20
     cloudwatch_subscription.handler(event, None, sink=sink)  # Lambda retried the invocation
@@ -176,8 +208,9 @@ def test_cloudwatch_subscription_lambda_indexes_each_event_once(es: Any, index_p
     assert plain[0]["_source"]["@timestamp"] == "2015-08-24T19:03:07.000Z"
 
 
-def test_opensearch_client_uses_the_same_small_interface(es_url: str, es: Any, index_prefix: str,
-                                                         tmp_path: Path) -> None:
+def test_opensearch_client_uses_the_same_small_interface(
+    es_url: str, es: Any, index_prefix: str, tmp_path: Path
+) -> None:
     """opensearch-py behind the same interface (run against the Elasticsearch node: same bulk/search API)."""
     from opensearchpy import OpenSearch
 

@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 from corrtrace.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
-NGINX_LINE = ('127.0.0.1 - - [30/Nov/2026:12:00:00 +0000] "GET /api/products?page=2 HTTP/1.1" 502 157 "-" '
-              '"curl/7.88.1" "01J9ZK3Q8X-edge-1" 0.012 1796040000.250')
+NGINX_LINE = (
+    '127.0.0.1 - - [30/Nov/2026:12:00:00 +0000] "GET /api/products?page=2 HTTP/1.1" 502 157 "-" '
+    '"curl/7.88.1" "01J9ZK3Q8X-edge-1" 0.012 1796040000.250'
+)
 
 
 def event_of(line: str | bytes, fmt: Any = None) -> dict[str, Any]:
@@ -37,8 +39,13 @@ def _run(args: list[str], **kwargs: Any) -> Any:
 
 def test_the_talks_format_fills_the_ecs_fields() -> None:
     event = event_of("09-02-2015 15:03:26 checkout-svc ERROR [uuid-123] card declined")
-    assert event == {"@timestamp": "2015-02-09T15:03:26.000Z", "log": {"level": "ERROR"}, "message": "card declined",
-                     "correlation_id": "uuid-123", "service": {"name": "checkout-svc"}}
+    assert event == {
+        "@timestamp": "2015-02-09T15:03:26.000Z",
+        "log": {"level": "ERROR"},
+        "message": "card declined",
+        "correlation_id": "uuid-123",
+        "service": {"name": "checkout-svc"},
+    }
 
 
 def test_logfmt_lines_from_the_documented_formats() -> None:
@@ -56,10 +63,14 @@ def test_logfmt_lines_from_the_documented_formats() -> None:
 
 
 def test_logback_lines_and_an_empty_mdc() -> None:
-    first, second, empty = (event_of(line, build_format("logback", service="shipping-java"))
-                            for line in (FIXTURES / "logback.log").read_text().splitlines())
-    assert first["correlation_id"] == "01J9ZK3Q8X-java-1" and first["log"] == {"level": "ERROR",
-                                                                             "logger": "com.example.Checkout"}
+    first, second, empty = (
+        event_of(line, build_format("logback", service="shipping-java"))
+        for line in (FIXTURES / "logback.log").read_text().splitlines()
+    )
+    assert first["correlation_id"] == "01J9ZK3Q8X-java-1" and first["log"] == {
+        "level": "ERROR",
+        "logger": "com.example.Checkout",
+    }
     assert first["@timestamp"] == "2026-11-30T12:00:30.307Z" and first["process"]["thread"]["name"] == "main"
     assert second["service"] == {"name": "shipping-java"} and second["message"] == "shipment booked"
     assert "correlation_id" not in empty and empty["log"]["level"] == "WARN"
@@ -83,8 +94,10 @@ def test_nginx_combined_with_the_id_appended() -> None:
 
 def test_a_line_no_format_matches_is_kept_as_before() -> None:
     assert event_of("something happened", build_format("auto")) == {
-        "message": "something happened", "log": {"original": "something happened"},
-        "@timestamp": "1970-01-01T00:00:00.000Z"}
+        "message": "something happened",
+        "log": {"original": "something happened"},
+        "@timestamp": "1970-01-01T00:00:00.000Z",
+    }
     talk = "09-02-2015 15:03:24 ui-svc INFO [uuid-123] hello"
     assert "correlation_id" not in event_of(talk, build_format("json"))  # json: no text parser
     assert "correlation_id" not in event_of(talk, build_format("nginx"))  # only the declared one
@@ -96,8 +109,10 @@ def test_other_stacks_json_field_names_are_mapped_and_kept() -> None:
     assert event["correlation_id"] == "c-node-1" and event["correlationId"] == "c-node-1"
     assert event["service"] == {"name": "orders-node"} and event["app"] == "orders-node"
     assert event["@timestamp"] == "2025-11-30T12:00:00.123Z" and event["message"] == "order placed"
-    logstash = (b'{"@timestamp":"2026-11-30T12:00:00.000Z","message":"hi","logger_name":"c.e.Api",'
-                b'"level":"WARN","x_correlation_id":"c-java-9"}')
+    logstash = (
+        b'{"@timestamp":"2026-11-30T12:00:00.000Z","message":"hi","logger_name":"c.e.Api",'
+        b'"level":"WARN","x_correlation_id":"c-java-9"}'
+    )
     event = event_of(logstash)
     assert event["correlation_id"] == "c-java-9" and event["service"] == {"name": "c.e.Api"}
     assert event["log"] == {"level": "WARN"}
@@ -114,23 +129,44 @@ def test_other_stacks_json_field_names_are_mapped_and_kept() -> None:
 
 
 def test_a_user_regex_format_with_a_time_format() -> None:
-    fmt = build_format(r"(?P<timestamp>\S+ \S+) \| (?P<level>\w+) \| (?P<correlation_id>[\w-]+) \| "
-                       r"(?P<message>.*?) \| took=(?P<took>\d+)", service="billing", time_format="%d/%m/%Y %H:%M:%S")
+    fmt = build_format(
+        r"(?P<timestamp>\S+ \S+) \| (?P<level>\w+) \| (?P<correlation_id>[\w-]+) \| "
+        r"(?P<message>.*?) \| took=(?P<took>\d+)",
+        service="billing",
+        time_format="%d/%m/%Y %H:%M:%S",
+    )
     event = event_of("30/11/2026 12:00:05 | warn | req-77 | slow charge | took=950", fmt)
-    assert event == {"@timestamp": "2026-11-30T12:00:05.000Z", "log": {"level": "WARN"}, "correlation_id": "req-77",
-                     "message": "slow charge", "labels": {"took": "950"}, "service": {"name": "billing"}}
+    assert event == {
+        "@timestamp": "2026-11-30T12:00:05.000Z",
+        "log": {"level": "WARN"},
+        "correlation_id": "req-77",
+        "message": "slow charge",
+        "labels": {"took": "950"},
+        "service": {"name": "billing"},
+    }
     assert event_of("no match", fmt)["message"] == "no match"
 
 
-@pytest.mark.parametrize(("fmt", "reason"), [
-    ("(?P<correlation_id>[a-z", "nor a valid regular expression"),
-    (r"(\w+) (\w+)", "has no named group"),
-    (r"(?P<correlation_id>\w+)\1", "nor a valid regular expression"),  # backreferences: not linear, refused
-])
+@pytest.mark.parametrize(
+    ("fmt", "reason"),
+    [
+        ("(?P<correlation_id>[a-z", "nor a valid regular expression"),
+        (r"(\w+) (\w+)", "has no named group"),
+        (r"(?P<correlation_id>\w+)\1", "nor a valid regular expression"),  # backreferences: not linear, refused
+    ],
+)
 def test_a_bad_user_format_is_one_clear_line_at_start_up(tmp_path: Path, fmt: str, reason: str) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"collector": {"data_dir": str(tmp_path / "d"),
-                                                    "sources": [{"path": str(tmp_path / "a.log"), "format": fmt}]}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "data_dir": str(tmp_path / "d"),
+                    "sources": [{"path": str(tmp_path / "a.log"), "format": fmt}],
+                }
+            }
+        )
+    )
     result = _run(["collect", "--config", str(config), "--once"])
     assert result.exit_code == 2
     assert result.output.startswith("corrtrace: collector.sources[0].format: ") and reason in result.output
@@ -145,12 +181,22 @@ def test_parse_test_prints_what_a_line_becomes() -> None:
     talk, edge = (orjson.loads(line) for line in result.output.splitlines())
     assert talk["correlation_id"] == "uuid-123" and talk["service"]["name"] == "ui-svc"
     assert edge["http"]["response"]["status_code"] == 502
-    result = _run(["parse-test", "--format", "logback", "--service", "checkout-java",
-                   (FIXTURES / "logback.log").read_text().splitlines()[0] + "\\njava.lang.IllegalStateException: x"
-                   "\\n\\tat Checkout.charge(Checkout.java:10)"])
+    result = _run(
+        [
+            "parse-test",
+            "--format",
+            "logback",
+            "--service",
+            "checkout-java",
+            (FIXTURES / "logback.log").read_text().splitlines()[0] + "\\njava.lang.IllegalStateException: x"
+            "\\n\\tat Checkout.charge(Checkout.java:10)",
+        ]
+    )
     joined = orjson.loads(result.output)
-    assert joined["message"].splitlines()[1:] == ["java.lang.IllegalStateException: x",
-                                                  "\tat Checkout.charge(Checkout.java:10)"]
+    assert joined["message"].splitlines()[1:] == [
+        "java.lang.IllegalStateException: x",
+        "\tat Checkout.charge(Checkout.java:10)",
+    ]
     assert joined["log"]["flags"] == ["multiline"] and joined["service"]["name"] == "checkout-java"
 
 
@@ -160,23 +206,40 @@ def test_collect_format_option_and_per_source_formats(tmp_path: Path) -> None:
     (tmp_path / "ui.log").write_text(f"30-11-2026 12:00:00.100 ui-svc INFO [{cid}] GET /checkout\n")
     (tmp_path / "pay.log").write_text(f"time=2026-11-30T12:00:00.200Z level=info msg=charged correlation_id={cid}\n")
     (tmp_path / "ship.log").write_text(f"2026-11-30 12:00:00,300 [exec-1] INFO  c.e.Ship - [{cid}] booked\n")
-    (tmp_path / "node.log").write_text('{"time":"2026-11-30T12:00:00.400Z","msg":"stock reserved",'
-                                       f'"correlationId":"{cid}","app":"stock-node"}}\n')
+    (tmp_path / "node.log").write_text(
+        f'{{"time":"2026-11-30T12:00:00.400Z","msg":"stock reserved","correlationId":"{cid}","app":"stock-node"}}\n'
+    )
     (tmp_path / "custom.log").write_text(f"12:00:00.500|audit|{cid}|recorded\n")
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"collector": {"data_dir": str(tmp_path / "data"), "sources": [
-        {"path": str(tmp_path / "ui.log")}, {"path": str(tmp_path / "pay.log"), "service": "payment-go"},
-        {"path": str(tmp_path / "ship.log"), "format": "logback", "service": "shipping-java"},
-        {"path": str(tmp_path / "node.log")},
-        {"path": str(tmp_path / "custom.log"), "service": "audit",
-         "format": r"(?P<clock>[\d:.]+)\|(?P<kind>\w+)\|(?P<correlation_id>[\w-]+)\|(?P<message>.*)"}]}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "data_dir": str(tmp_path / "data"),
+                    "sources": [
+                        {"path": str(tmp_path / "ui.log")},
+                        {"path": str(tmp_path / "pay.log"), "service": "payment-go"},
+                        {"path": str(tmp_path / "ship.log"), "format": "logback", "service": "shipping-java"},
+                        {"path": str(tmp_path / "node.log")},
+                        {
+                            "path": str(tmp_path / "custom.log"),
+                            "service": "audit",
+                            "format": r"(?P<clock>[\d:.]+)\|(?P<kind>\w+)\|(?P<correlation_id>[\w-]+)\|(?P<message>.*)",
+                        },
+                    ],
+                }
+            }
+        )
+    )
     assert _run(["collect", "--config", str(config), "--once"]).exit_code == 0
     found = orjson.loads(_run(["search", cid, "--data-dir", str(tmp_path / "data"), "--json"]).stdout)
     assert [e["service"]["name"] for e in found] == ["ui-svc", "payment-go", "shipping-java", "stock-node", "audit"]
     # --format for a one-off run: the same talk line read as json stays opaque
     other = tmp_path / "other"
-    assert _run(["collect", "--once", "--format", "json", "--data-dir", str(other), str(tmp_path / "ui.log")]
-                ).exit_code == 0
+    assert (
+        _run(["collect", "--once", "--format", "json", "--data-dir", str(other), str(tmp_path / "ui.log")]).exit_code
+        == 0
+    )
     opaque = _run(["search", cid, "--data-dir", str(other), "--json"])
     assert opaque.exit_code == 1 and "no lines" in opaque.output
 
@@ -187,9 +250,13 @@ LOGFMT_PAIR = re.compile(r'([^\s="]+)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s"]*))(?
 LOGFMT_LINE = re.compile(r'\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+')
 PATTERNS = {"talk": TALK, "logback": LOGBACK, "nginx": NGINX, "logfmt_pair": LOGFMT_PAIR, "logfmt_line": LOGFMT_LINE}
 # the characters each pattern's quantifiers and delimiters care about: hostile input is made of them
-ALPHABETS = {"talk": "0123456789-: [] aZ.,\t", "logback": "0123456789-: [] INFOab-.,T\t",
-             "nginx": '0123456789 -[]"/.:aZ\\', "logfmt_pair": 'ab=" \\\t.',
-             "logfmt_line": 'ab=" \\\t.'}
+ALPHABETS = {
+    "talk": "0123456789-: [] aZ.,\t",
+    "logback": "0123456789-: [] INFOab-.,T\t",
+    "nginx": '0123456789 -[]"/.:aZ\\',
+    "logfmt_pair": 'ab=" \\\t.',
+    "logfmt_line": 'ab=" \\\t.',
+}
 SIZE = 64_000
 
 
@@ -199,8 +266,18 @@ def test_builtin_patterns_are_linear_and_agree_with_re2(name: str, data: Any) ->
     """64 KB of a repeated fragment built from the pattern's own delimiters matches (or fails) in milliseconds:
     a backtracking pattern takes seconds to hours here. RE2 (linear by construction) gives the same groups."""
     fragment = data.draw(st.text(alphabet=ALPHABETS[name], min_size=1, max_size=12))
-    prefix = data.draw(st.sampled_from(["", "09-02-2015 15:03:24 ", "2024-01-15 10:23:45,123 [", '1.2.3.4 - - [',
-                                        "09-02-2015 15:03:24 svc INFO [", 'k="']))
+    prefix = data.draw(
+        st.sampled_from(
+            [
+                "",
+                "09-02-2015 15:03:24 ",
+                "2024-01-15 10:23:45,123 [",
+                "1.2.3.4 - - [",
+                "09-02-2015 15:03:24 svc INFO [",
+                'k="',
+            ]
+        )
+    )
     text = prefix + fragment * (SIZE // len(fragment))
     pattern = PATTERNS[name]
     started = time.perf_counter()
@@ -225,14 +302,37 @@ def test_logfmt_is_linear_on_hostile_input(fragment: str) -> None:
 def _reference_fields(text: str) -> dict[str, str] | None:
     if LOGFMT_LINE.fullmatch(text) is None:
         return None
-    return {key: (re.sub(r"\\(.)", r"\1", quoted) if "\\" in quoted else quoted) or bare
-            for key, quoted, bare in LOGFMT_PAIR.findall(text)[:LOGFMT_MAX_PAIRS]}
+    return {
+        key: (re.sub(r"\\(.)", r"\1", quoted) if "\\" in quoted else quoted) or bare
+        for key, quoted, bare in LOGFMT_PAIR.findall(text)[:LOGFMT_MAX_PAIRS]
+    }
 
 
 @settings(max_examples=400, deadline=None)
-@given(text=st.text(alphabet='ab=" \\\t\n.\u00a0', max_size=40) | st.lists(
-    st.sampled_from(['a=1', 'b="x y"', 'c="q\\"d"', 'k=""', '  ', '\t', 'e=', '"', '\\', 'x=a=b', 'f="\\\\"',
-                     'g="\\\n"', '=v', 'h']), max_size=12).map("".join))
+@given(
+    text=st.text(alphabet='ab=" \\\t\n.\u00a0', max_size=40)
+    | st.lists(
+        st.sampled_from(
+            [
+                "a=1",
+                'b="x y"',
+                'c="q\\"d"',
+                'k=""',
+                "  ",
+                "\t",
+                "e=",
+                '"',
+                "\\",
+                "x=a=b",
+                'f="\\\\"',
+                'g="\\\n"',
+                "=v",
+                "h",
+            ]
+        ),
+        max_size=12,
+    ).map("".join)
+)
 def test_logfmt_fields_read_exactly_the_grammar(text: str) -> None:
     """One pass gives what the grammar's regular expressions give: the same lines refused, the same pairs."""
     assert logfmt_fields(text) == _reference_fields(text)

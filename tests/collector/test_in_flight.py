@@ -25,8 +25,9 @@ def _offset(checkpoint: Path) -> int:
     return max((v["offset"] for v in orjson.loads(checkpoint.read_bytes())["sources"].values()), default=0)
 
 
-def test_two_bulks_in_flight_and_the_checkpoint_waits_for_the_first(es: Any, es_url: str, index_prefix: str,
-                                                                    tmp_path: Path) -> None:
+def test_two_bulks_in_flight_and_the_checkpoint_waits_for_the_first(
+    es: Any, es_url: str, index_prefix: str, tmp_path: Path
+) -> None:
     """The first batch's bulk is held until another one has been answered: with ``workers: 2`` the next batch
     is sent meanwhile, and the checkpoint does not move until the first batch is stored."""
     total = 3_000

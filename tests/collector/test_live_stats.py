@@ -34,13 +34,16 @@ def _read_for(fd: int, seconds: float, until: bytes | None = None) -> bytes:
 
 def test_live_line_on_a_terminal_and_periodic_stats(tmp_path: Path) -> None:
     log = tmp_path / "svc.log"
-    log.write_bytes(b"".join(orjson.dumps({"message": f"m{i}", "correlation_id": f"c{i % 7}"}) + b"\n"
-                             for i in range(500)))
+    log.write_bytes(
+        b"".join(orjson.dumps({"message": f"m{i}", "correlation_id": f"c{i % 7}"}) + b"\n" for i in range(500))
+    )
     primary, secondary = pty.openpty()
     env = {**os.environ, "CORRTRACE_COLLECTOR_STATS_INTERVAL": "0.5"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "corrtrace.cli", "collect", str(log), "--data-dir", str(tmp_path / "data")],
-        stdout=subprocess.DEVNULL, stderr=secondary, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        env=env,
     )
     os.close(secondary)
     try:
@@ -53,8 +56,11 @@ def test_live_line_on_a_terminal_and_periodic_stats(tmp_path: Path) -> None:
         os.close(primary)
     text = (seen + rest).decode("utf-8", "replace")
     assert "\rcorrtrace collect: 500 shipped" in text  # the live line, rewritten in place on a terminal
-    stats = [orjson.loads(line[line.index("{"):]) for line in text.replace("\r", "\n").splitlines()
-             if '"collector stats"' in line]
+    stats = [
+        orjson.loads(line[line.index("{") :])
+        for line in text.replace("\r", "\n").splitlines()
+        if '"collector stats"' in line
+    ]
     assert stats, text[-2000:]
     assert stats[-1]["labels"]["shipped"] == 500 and stats[-1]["labels"]["read"] == 500
     assert '"collector stopped"' in text

@@ -79,8 +79,9 @@ def test_a_real_python_traceback_is_one_record_with_the_requests_id(tmp_path: Pa
         logged, traceback = _search(data, cid)
         assert logged["message"] == "charging card"
         text = traceback["message"]
-        assert text.startswith("Traceback (most recent call last):") and text.endswith("RuntimeError: payment failed "
-                                                                                       "for A-17")
+        assert text.startswith("Traceback (most recent call last):") and text.endswith(
+            "RuntimeError: payment failed for A-17"
+        )
         assert "KeyError: 'A-17'" in text and "The above exception was the direct cause" in text
         assert text.count("Traceback (most recent call last):") == 2 and 'File "<string>", line' in text
         assert traceback["log"]["flags"] == ["multiline"]
@@ -103,8 +104,16 @@ def test_a_java_stack_trace_under_a_logback_line_is_one_record_with_its_id(tmp_p
     log.write_bytes(line(1, cid="01J9ZK3Q8X-other") + captured + line(2, cid="01J9ZK3Q8X-other"))
     data = tmp_path / "data"
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"collector": {"data_dir": str(data), "sources": [
-        {"path": str(log), "format": "logback", "service": "checkout-java"}]}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "data_dir": str(data),
+                    "sources": [{"path": str(log), "format": "logback", "service": "checkout-java"}],
+                }
+            }
+        )
+    )
     _collect("--config", str(config))
     (record,) = _search(data, "01J9ZK3Q8X-java-1")
     lines = record["message"].splitlines()
@@ -117,22 +126,28 @@ def test_a_java_stack_trace_under_a_logback_line_is_one_record_with_its_id(tmp_p
 
 def test_a_user_rule_like_filebeats_pattern_negate_match(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
-    log.write_text("[2026-11-30 12:00:00] start\n  detail one\nmore detail\n[2026-11-30 12:00:01] next\n"
-                   "single\n")
+    log.write_text("[2026-11-30 12:00:00] start\n  detail one\nmore detail\n[2026-11-30 12:00:01] next\nsingle\n")
     after = Multiline(FileTail([str(log)], Checkpoint(None)), build_rules({"pattern": r"^\[", "negate": True}))
     assert [r[3].decode() for r in _read_all(after)] == [
-        "[2026-11-30 12:00:00] start\n  detail one\nmore detail", "[2026-11-30 12:00:01] next\nsingle"]
+        "[2026-11-30 12:00:00] start\n  detail one\nmore detail",
+        "[2026-11-30 12:00:01] next\nsingle",
+    ]
     log.write_text("first \\\ncontinued \\\nends\nalone\n")
-    before = Multiline(FileTail([str(log)], Checkpoint(None)),
-                       [PatternRule(r"\\$", negate=False, match="before")])
+    before = Multiline(FileTail([str(log)], Checkpoint(None)), [PatternRule(r"\\$", negate=False, match="before")])
     assert [r[3].decode() for r in _read_all(before)] == ["first \\\ncontinued \\\nends", "alone"]
 
 
 def test_json_lines_are_never_joined_and_a_record_is_capped(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     frames = "".join(f'  File "x.py", line {i}, in f{i}\n    f{i + 1}()\n' for i in range(40))
-    log.write_bytes(b"Traceback (most recent call last):\n" + frames.encode() + b"ValueError: deep\n"
-                    + line(1) + b"    indented but after a JSON line\n" + line(2))
+    log.write_bytes(
+        b"Traceback (most recent call last):\n"
+        + frames.encode()
+        + b"ValueError: deep\n"
+        + line(1)
+        + b"    indented but after a JSON line\n"
+        + line(2)
+    )
     source = Multiline(FileTail([str(log)], Checkpoint(None)), [PythonRule(), JavaRule()], max_lines=10)
     got = _read_all(source)
     assert [len(r[3].splitlines()) for r in got] == [10, 1, 1, 1]
@@ -144,8 +159,10 @@ def test_json_lines_are_never_joined_and_a_record_is_capped(tmp_path: Path) -> N
 
 def test_the_last_record_of_a_quiet_file_is_flushed_after_the_timeout(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
-    log.write_bytes(line(1, cid="01J9ZK3Q8X-quiet") + b"Traceback (most recent call last):\n  File \"a.py\"\n"
-                    b"ZeroDivisionError: division by zero\n")
+    log.write_bytes(
+        line(1, cid="01J9ZK3Q8X-quiet") + b'Traceback (most recent call last):\n  File "a.py"\n'
+        b"ZeroDivisionError: division by zero\n"
+    )
     store = EmbeddedStore(tmp_path / "store")
     pipeline = Pipeline([], [store], data_dir=tmp_path / "data", flush_interval=0.05)
     pipeline.sources.append(Multiline(FileTail([str(log)], pipeline.checkpoint), flush_timeout=0.3))
@@ -178,11 +195,25 @@ def test_sigkill_inside_a_multiline_record_rereads_it_whole(tmp_path: Path) -> N
     log.write_bytes(first + head)
     data = tmp_path / "data"
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"collector": {"paths": [str(log)], "data_dir": str(data),
-                                                    "flush_interval": 0.05, "multiline_flush_timeout": 120}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "paths": [str(log)],
+                    "data_dir": str(data),
+                    "flush_interval": 0.05,
+                    "multiline_flush_timeout": 120,
+                }
+            }
+        )
+    )
     with open(tmp_path / "collector.out", "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config)],
-                                stdout=out, stderr=out, env=dict(os.environ))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config)],
+            stdout=out,
+            stderr=out,
+            env=dict(os.environ),
+        )
         try:
             deadline = time.monotonic() + 60
             while _checkpoint_offset(data / "checkpoint.json") < len(first) and time.monotonic() < deadline:
@@ -207,8 +238,7 @@ def test_a_record_rotated_away_mid_way_is_finished_from_the_renamed_file(tmp_pat
     writer.flush()
     store = EmbeddedStore(tmp_path / "store")
     pipeline = Pipeline([], [store], data_dir=tmp_path / "data", flush_interval=0.05)
-    pipeline.sources.append(Multiline(FileTail([str(log)], pipeline.checkpoint, scan_interval=0.05),
-                                      flush_timeout=1.0))
+    pipeline.sources.append(Multiline(FileTail([str(log)], pipeline.checkpoint, scan_interval=0.05), flush_timeout=1.0))
     pipeline.start()
     try:
         deadline = time.monotonic() + 20
@@ -221,8 +251,12 @@ def test_a_record_rotated_away_mid_way_is_finished_from_the_renamed_file(tmp_pat
         while len(search_events("01J9ZK3Q8X-rot", backend=store)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         found = search_events("01J9ZK3Q8X-rot", backend=store)
-        assert found[1]["message"].splitlines() == ["Traceback (most recent call last):", '  File "svc.py", line 3',
-                                                    "    work()", "OSError: disk on fire"]
+        assert found[1]["message"].splitlines() == [
+            "Traceback (most recent call last):",
+            '  File "svc.py", line 3',
+            "    work()",
+            "OSError: disk on fire",
+        ]
         while not search_events("01J9ZK3Q8X-rot2", backend=store) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(search_events("01J9ZK3Q8X-rot2", backend=store)) == 1

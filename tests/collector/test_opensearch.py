@@ -45,8 +45,11 @@ def os_url() -> str:
         info = httpx.get(OS_URL + "/", timeout=5.0).raise_for_status().json()
         httpx.get(OS_URL + "/_cluster/health?wait_for_status=yellow&timeout=30s", timeout=35.0).raise_for_status()
     except httpx.HTTPError as exc:
-        pytest.fail(f"OpenSearch is not reachable at {OS_URL} ({exc}); start it with: "
-                    "scripts/opensearch/os.sh start (or scripts/services up)", pytrace=False)
+        pytest.fail(
+            f"OpenSearch is not reachable at {OS_URL} ({exc}); start it with: "
+            "scripts/opensearch/os.sh start (or scripts/services up)",
+            pytrace=False,
+        )
     if info.get("version", {}).get("distribution") != "opensearch":
         pytest.fail(f"{OS_URL} is not OpenSearch ({info.get('version')}); set OS_URL", pytrace=False)
     return OS_URL
@@ -89,8 +92,12 @@ def _stored(client: Any, prefix: str) -> Counter[int]:
     from opensearchpy.helpers import scan
 
     client.indices.refresh(index=f"{prefix}-*")
-    return Counter(int(hit["_source"]["labels"]["seq"]) for hit in scan(
-        client, index=f"{prefix}-*", query={"query": {"match_all": {}}}, size=1000, _source=["labels.seq"]))
+    return Counter(
+        int(hit["_source"]["labels"]["seq"])
+        for hit in scan(
+            client, index=f"{prefix}-*", query={"query": {"match_all": {}}}, size=1000, _source=["labels.seq"]
+        )
+    )
 
 
 def _exactly_once(client: Any, prefix: str) -> None:
@@ -142,8 +149,9 @@ def test_reshipping_and_a_checkpoint_reset_never_duplicate(opensearch: Any, os_p
     _exactly_once(opensearch, os_prefix)
 
 
-def _lose_first_bulk_reply(proxy: FaultProxy, method: str, path: str, headers: dict[str, str],
-                           body: bytes) -> tuple[int, dict[str, str], bytes] | None:
+def _lose_first_bulk_reply(
+    proxy: FaultProxy, method: str, path: str, headers: dict[str, str], body: bytes
+) -> tuple[int, dict[str, str], bytes] | None:
     """The bulk reaches OpenSearch and is stored, but the client gets a 502 instead of the reply."""
     if "_bulk" not in path or proxy.state.get("lost"):
         return None
@@ -152,8 +160,9 @@ def _lose_first_bulk_reply(proxy: FaultProxy, method: str, path: str, headers: d
     return 502, {"Content-Type": "text/plain"}, b"bad gateway (reply lost by the test proxy)"
 
 
-def test_a_lost_bulk_reply_is_retried_without_duplicates(opensearch: Any, os_url: str, os_prefix: str,
-                                                         tmp_path: Path) -> None:
+def test_a_lost_bulk_reply_is_retried_without_duplicates(
+    opensearch: Any, os_url: str, os_prefix: str, tmp_path: Path
+) -> None:
     path = tmp_path / "a.log"
     _write(path)
     ensure_index_template(opensearch, prefix=os_prefix)
@@ -169,8 +178,9 @@ def _reject_some_items_as_opensearch(every: int, times: int) -> Any:
     """esutil's item-429 hook, answering with OpenSearch's content type (opensearch-py refuses Elastic's)."""
     hook = reject_some_items(every=every, times=times)
 
-    def wrapped(proxy: FaultProxy, method: str, path: str, headers: dict[str, str],
-                body: bytes) -> tuple[int, dict[str, str], bytes] | None:
+    def wrapped(
+        proxy: FaultProxy, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes] | None:
         answer = hook(proxy, method, path, headers, body)
         if answer is None:
             return None
@@ -191,8 +201,9 @@ def test_item_429s_are_retried_alone(opensearch: Any, os_url: str, os_prefix: st
     _exactly_once(opensearch, os_prefix)
 
 
-def test_search_returns_exactly_one_requests_lines_sorted_by_timestamp(opensearch: Any, os_prefix: str,
-                                                                         tmp_path: Path) -> None:
+def test_search_returns_exactly_one_requests_lines_sorted_by_timestamp(
+    opensearch: Any, os_prefix: str, tmp_path: Path
+) -> None:
     path = tmp_path / "a.log"
     events = _write(path)
     store = EmbeddedStore(tmp_path / "store")
@@ -208,8 +219,9 @@ def test_search_returns_exactly_one_requests_lines_sorted_by_timestamp(opensearc
     assert found == search_events("req-7", backend=store)  # same answer as the embedded store
     only = search_events("req-7", backend=opensearch, index_prefix=os_prefix, service="payment")
     assert only and seqs_of(only) == _expected(events, "req-7", "payment")
-    window = search_events("req-7", backend=opensearch, index_prefix=os_prefix, since=BASE_MS + 1000,
-                           until=BASE_MS + 2500)
+    window = search_events(
+        "req-7", backend=opensearch, index_prefix=os_prefix, since=BASE_MS + 1000, until=BASE_MS + 2500
+    )
     assert seqs_of(window) == [s for s in want if 1000 <= _timestamp(s) - BASE_MS <= 2500]
     assert search_events("req-404", backend=opensearch, index_prefix=os_prefix) == []
 
@@ -222,8 +234,18 @@ def test_cli_collect_and_search_with_the_opensearch_backend(os_url: str, os_pref
     path = tmp_path / "app.log"
     events = _write(path)
     config = tmp_path / "collector.yaml"
-    config.write_text(yaml.safe_dump({"collector": {
-        "data_dir": str(tmp_path / "data"), "sinks": ["opensearch"], "es_url": os_url, "index_prefix": os_prefix}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "data_dir": str(tmp_path / "data"),
+                    "sinks": ["opensearch"],
+                    "es_url": os_url,
+                    "index_prefix": os_prefix,
+                }
+            }
+        )
+    )
     result = _run(["collect", "--config", str(config), "--once", "--json", str(path)])
     assert result.exit_code == 0, result.output
     stats = orjson.loads(result.output.strip().splitlines()[-1])

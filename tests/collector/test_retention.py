@@ -30,8 +30,13 @@ NOW_MS = int(time.time() * 1000)
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "corrtrace.cli", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "corrtrace.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _days_ago(n: int) -> str:
@@ -39,8 +44,16 @@ def _days_ago(n: int) -> str:
 
 
 def test_expired_indices_match_only_the_own_daily_names() -> None:
-    names = ["logs-a-2020.01.01", "logs-a-2020.13.01", "logs-a-archive", "logs-a-b-2020.01.01", "logs-ab-2020.01.01",
-             f"logs-a-{_days_ago(0)}", f"logs-a-{_days_ago(3)}", f"logs-a-{_days_ago(2)}"]
+    names = [
+        "logs-a-2020.01.01",
+        "logs-a-2020.13.01",
+        "logs-a-archive",
+        "logs-a-b-2020.01.01",
+        "logs-ab-2020.01.01",
+        f"logs-a-{_days_ago(0)}",
+        f"logs-a-{_days_ago(3)}",
+        f"logs-a-{_days_ago(2)}",
+    ]
     # an index is old when its whole day ended more than `days` days ago
     assert expired_indices(names, "logs-a", 2) == ["logs-a-2020.01.01", f"logs-a-{_days_ago(3)}"]
     assert expired_indices(names, "logs-a", 0) == []
@@ -48,18 +61,26 @@ def test_expired_indices_match_only_the_own_daily_names() -> None:
 
 
 @pytest.mark.parametrize("flavor", ["elasticsearch", "opensearch"])
-def test_prune_deletes_only_its_own_old_daily_indices(flavor: str, es_url: str, index_prefix: str,
-                                                      tmp_path: Path) -> None:
+def test_prune_deletes_only_its_own_old_daily_indices(
+    flavor: str, es_url: str, index_prefix: str, tmp_path: Path
+) -> None:
     url = es_url if flavor == "elasticsearch" else os.environ.get("OS_URL", "http://127.0.0.1:9201")
     old = [f"{index_prefix}-{_days_ago(31)}"]
-    kept = [f"{index_prefix}-{_days_ago(29)}", f"{index_prefix}-archive", f"{index_prefix}-other-{_days_ago(400)}",
-            f"{index_prefix}x-{_days_ago(400)}"]
+    kept = [
+        f"{index_prefix}-{_days_ago(29)}",
+        f"{index_prefix}-archive",
+        f"{index_prefix}-other-{_days_ago(400)}",
+        f"{index_prefix}x-{_days_ago(400)}",
+    ]
     try:
         for name in old + kept:
             httpx.put(f"{url}/{name}", json={"settings": {"number_of_replicas": 0}}, timeout=60).raise_for_status()
         config = tmp_path / "c.yaml"
-        config.write_text(yaml.safe_dump({"collector": {"sinks": [flavor], "es_url": url,
-                                                        "index_prefix": index_prefix, "retention_days": 30}}))
+        config.write_text(
+            yaml.safe_dump(
+                {"collector": {"sinks": [flavor], "es_url": url, "index_prefix": index_prefix, "retention_days": 30}}
+            )
+        )
         dry = _run("prune", "--config", str(config), "--dry-run")
         assert dry.returncode == 0, dry.stderr
         assert dry.stdout.splitlines() == [f"{flavor}: would remove {name}" for name in sorted(old)]
@@ -75,17 +96,33 @@ def test_prune_deletes_only_its_own_old_daily_indices(flavor: str, es_url: str, 
         httpx.delete(f"{url}/{index_prefix}*", timeout=60)
 
 
-def test_the_long_running_collector_prunes_when_it_starts(es: Any, es_url: str, index_prefix: str,
-                                                          tmp_path: Path) -> None:
+def test_the_long_running_collector_prunes_when_it_starts(
+    es: Any, es_url: str, index_prefix: str, tmp_path: Path
+) -> None:
     es.indices.create(index=f"{index_prefix}-{_days_ago(10)}")
     app = tmp_path / "app.log"
     write_lines(app, range(10), ts=NOW_MS)
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"collector": {
-        "paths": [str(app)], "data_dir": str(tmp_path / "data"), "sinks": ["elasticsearch"], "es_url": es_url,
-        "index_prefix": index_prefix, "es_retention_days": 7}}))
-    proc = subprocess.Popen([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "paths": [str(app)],
+                    "data_dir": str(tmp_path / "data"),
+                    "sinks": ["elasticsearch"],
+                    "es_url": es_url,
+                    "index_prefix": index_prefix,
+                    "es_retention_days": 7,
+                }
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while es.indices.exists(index=f"{index_prefix}-{_days_ago(10)}"):
@@ -99,7 +136,8 @@ def test_the_long_running_collector_prunes_when_it_starts(es: Any, es_url: str, 
 
 
 def test_cloudwatch_groups_get_a_retention_policy_and_existing_ones_a_warning(
-        moto_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    moto_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     logs = logs_client(moto_url)
     logs.create_log_group(logGroupName="/corrtrace/old")
     logs.put_retention_policy(logGroupName="/corrtrace/old", retentionInDays=7)
@@ -110,9 +148,19 @@ def test_cloudwatch_groups_get_a_retention_policy_and_existing_ones_a_warning(
             doc["service"] = {"name": "api", "environment": "new" if i % 2 else "old"}
             fh.write(orjson.dumps(doc) + b"\n")
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"collector": {
-        "sinks": ["cloudwatch"], "data_dir": str(tmp_path / "data"), "cloudwatch_endpoint_url": moto_url,
-        "cloudwatch_region": "us-east-1", "cloudwatch_retention_days": 10}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "sinks": ["cloudwatch"],
+                    "data_dir": str(tmp_path / "data"),
+                    "cloudwatch_endpoint_url": moto_url,
+                    "cloudwatch_region": "us-east-1",
+                    "cloudwatch_retention_days": 10,
+                }
+            }
+        )
+    )
     run = _run("collect", "--config", str(config), "--once", str(app))
     assert run.returncode == 0, run.stderr
     groups = {g["logGroupName"]: g.get("retentionInDays") for g in logs.describe_log_groups()["logGroups"]}
@@ -121,10 +169,12 @@ def test_cloudwatch_groups_get_a_retention_policy_and_existing_ones_a_warning(
 
 
 def test_embedded_store_is_pruned_by_age_then_capped_by_size_oldest_first(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = EmbeddedStore(tmp_path / "store")
-    records = [make_record("src", i, i + 1, line(i, ts=NOW_MS - (40 - i % 40) * DAY_MS // 4, pad=400))[0]
-               for i in range(4000)]
+    records = [
+        make_record("src", i, i + 1, line(i, ts=NOW_MS - (40 - i % 40) * DAY_MS // 4, pad=400))[0] for i in range(4000)
+    ]
     store.deliver(records)
     ages = sorted(r.ts for r in records)
     assert store.prune(7, dry_run=True, now_ms=NOW_MS) and store.count() == 4000
@@ -140,7 +190,7 @@ def test_embedded_store_is_pruned_by_age_then_capped_by_size_oldest_first(
     assert len(removed) == 1 and "oldest events to stay under" in removed[0]
     assert store.used_bytes() <= store.max_bytes
     left = [row[0] for row in store._db.execute("SELECT ts FROM events ORDER BY ts")]
-    assert left == kept_before[len(kept_before) - len(left):]  # the newest survive
+    assert left == kept_before[len(kept_before) - len(left) :]  # the newest survive
     store.close()
 
 

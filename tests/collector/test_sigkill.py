@@ -36,14 +36,23 @@ def _checkpoint_offset(path: Path) -> int:
 
 
 def _spawn(config: Path, log: Any) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    return subprocess.Popen([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once"],
-                            stdout=log, stderr=log, env=env)
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once"],
+        stdout=log,
+        stderr=log,
+        env=env,
+    )
 
 
-def test_sigkill_at_random_points_loses_nothing(es: Any, es_url: str, index_prefix: str, moto_url: str,
-                                                tmp_path: Path) -> None:
+def test_sigkill_at_random_points_loses_nothing(
+    es: Any, es_url: str, index_prefix: str, moto_url: str, tmp_path: Path
+) -> None:
     rng = random.Random(int(os.environ.get("CORRTRACE_SIGKILL_SEED", "0")) or None)
     log_path = tmp_path / "app.log"
     offsets = []
@@ -57,11 +66,25 @@ def test_sigkill_at_random_points_loses_nothing(es: Any, es_url: str, index_pref
     size = log_path.stat().st_size
     data_dir = tmp_path / "data"
     config = tmp_path / "collector.yaml"
-    config.write_text(yaml.safe_dump({"collector": {
-        "paths": [str(log_path)], "data_dir": str(data_dir), "sinks": ["elasticsearch", "cloudwatch"],
-        "es_url": es_url, "index_prefix": index_prefix, "cloudwatch_endpoint_url": moto_url,
-        "cloudwatch_region": "us-east-1", "batch_max_events": 4000, "batch_max_bytes": 1 << 20,
-        "backoff_initial": 0.05, "backoff_max": 0.5}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "paths": [str(log_path)],
+                    "data_dir": str(data_dir),
+                    "sinks": ["elasticsearch", "cloudwatch"],
+                    "es_url": es_url,
+                    "index_prefix": index_prefix,
+                    "cloudwatch_endpoint_url": moto_url,
+                    "cloudwatch_region": "us-east-1",
+                    "batch_max_events": 4000,
+                    "batch_max_bytes": 1 << 20,
+                    "backoff_initial": 0.05,
+                    "backoff_max": 0.5,
+                }
+            }
+        )
+    )
     thresholds = sorted(rng.uniform(0.02, 0.85) * size for _ in range(KILLS))
     checkpoint = data_dir / "checkpoint.json"
     kills = []

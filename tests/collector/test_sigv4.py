@@ -38,8 +38,13 @@ def prefix() -> Iterator[str]:
 
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return {**env, "AWS_REGION": REGION, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            **extra}
+    return {
+        **env,
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        **extra,
+    }
 
 
 def test_unsigned_wrongly_signed_and_tampered_bulk_requests_are_refused(prefix: str) -> None:
@@ -68,23 +73,62 @@ def test_collector_ships_signed_with_rotating_session_credentials(prefix: str, t
     write_lines(app, range(TOTAL))
     with credentials_endpoint(issuer) as creds, verifying_proxy(OS_URL, issuer, REGION) as proxy:
         config = tmp_path / "c.yaml"
-        config.write_text(yaml.safe_dump({"collector": {
-            "sinks": ["opensearch"], "es_url": proxy.url, "es_auth": "aws_sigv4", "es_aws_region": REGION,
-            "index_prefix": prefix, "data_dir": str(tmp_path / "data"), "batch_max_events": 250,
-            "flush_interval": 0.1}}))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "collector": {
+                        "sinks": ["opensearch"],
+                        "es_url": proxy.url,
+                        "es_auth": "aws_sigv4",
+                        "es_aws_region": REGION,
+                        "index_prefix": prefix,
+                        "data_dir": str(tmp_path / "data"),
+                        "batch_max_events": 250,
+                        "flush_interval": 0.1,
+                    }
+                }
+            )
+        )
         env = _clean_env(AWS_CONTAINER_CREDENTIALS_FULL_URI=f"{creds.url}/creds")
-        run = subprocess.run([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once",
-                              str(app)], capture_output=True, text=True, timeout=300, env=env)
+        run = subprocess.run(
+            [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once", str(app)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         assert "denied" not in proxy.state, proxy.state["denied"][:3]
         assert creds.state["issued"] >= 3 and len(proxy.state["keys_used"]) >= 3  # rotated mid-run
-        found = subprocess.run([sys.executable, "-m", "corrtrace.cli", "search", "req-7", "--config", str(config),
-                                "--json"], capture_output=True, text=True, timeout=120, env=env)
+        found = subprocess.run(
+            [sys.executable, "-m", "corrtrace.cli", "search", "req-7", "--config", str(config), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert found.returncode == 0, found.stderr[-2000:]
         assert len(orjson.loads(found.stdout)) == TOTAL // 50
-        unsigned = subprocess.run([sys.executable, "-m", "corrtrace.cli", "search", "req-7", "--backend",
-                                   "opensearch", "--es-url", proxy.url, "--index-prefix", prefix, "--json"],
-                                  capture_output=True, text=True, timeout=120, env=env)
+        unsigned = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "corrtrace.cli",
+                "search",
+                "req-7",
+                "--backend",
+                "opensearch",
+                "--es-url",
+                proxy.url,
+                "--index-prefix",
+                prefix,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert unsigned.returncode == 1 and "403" in unsigned.stderr  # the proxy really checks
     httpx.post(f"{OS_URL}/{prefix}-*/_refresh")
     assert httpx.get(f"{OS_URL}/{prefix}-*/_count").json()["count"] == TOTAL
@@ -92,12 +136,20 @@ def test_collector_ships_signed_with_rotating_session_credentials(prefix: str, t
 
 def test_aws_sigv4_with_no_credentials_is_one_clear_line(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"collector": {"sinks": ["opensearch"], "es_auth": "aws_sigv4",
-                                                    "data_dir": str(tmp_path / "data")}}))
+    config.write_text(
+        yaml.safe_dump(
+            {"collector": {"sinks": ["opensearch"], "es_auth": "aws_sigv4", "data_dir": str(tmp_path / "data")}}
+        )
+    )
     app = tmp_path / "a.log"
     write_lines(app, range(3))
-    run = subprocess.run([sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once",
-                          str(app)], capture_output=True, text=True, timeout=120, env=_clean_env())
+    run = subprocess.run(
+        [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once", str(app)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_clean_env(),
+    )
     assert run.returncode == 2
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("corrtrace collect: collector.es_auth: aws_sigv4 found no AWS")

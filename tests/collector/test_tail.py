@@ -53,8 +53,7 @@ def _run_with_rotation(tmp_path: Path, rotate: str) -> tuple[list[int], FileTail
     log_path.touch()
     store = EmbeddedStore(tmp_path / "store")
     pipeline = Pipeline([], [store], data_dir=tmp_path / "data", flush_interval=0.05, idle_sleep=0.01)
-    tail = FileTail([str(tmp_path / "logs" / "app.log*")], pipeline.checkpoint, scan_interval=0.02,
-                    close_inactive=0.5)
+    tail = FileTail([str(tmp_path / "logs" / "app.log*")], pipeline.checkpoint, scan_interval=0.02, close_inactive=0.5)
     pipeline.sources.append(tail)
     pipeline.start()
     done = threading.Event()

@@ -73,15 +73,18 @@ def test_misspelt_section_suggests_the_right_name(tmp_path: Path) -> None:
     one_clear_line(code, out, "colector", "did you mean 'collector'")
 
 
-@pytest.mark.parametrize(("key", "value", "expected"), [
-    ("flush_interval", ".nan", "expected a finite number"),
-    ("flush_interval", ".inf", "expected a finite number"),
-    ("flush_interval", "0", "expected a number greater than 0"),
-    ("flush_interval", "-1", "expected a number greater than 0"),
-    ("stats_interval", "-5", "expected a number greater than 0"),
-    ("backoff_max", ".inf", "expected a finite number"),
-    ("batch_max_events", "-3", "expected a number of at least 0"),  # any number: >= 0 unless declared otherwise
-])
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("flush_interval", ".nan", "expected a finite number"),
+        ("flush_interval", ".inf", "expected a finite number"),
+        ("flush_interval", "0", "expected a number greater than 0"),
+        ("flush_interval", "-1", "expected a number greater than 0"),
+        ("stats_interval", "-5", "expected a number greater than 0"),
+        ("backoff_max", ".inf", "expected a finite number"),
+        ("batch_max_events", "-3", "expected a number of at least 0"),  # any number: >= 0 unless declared otherwise
+    ],
+)
 def test_bad_numbers_in_the_collector_section(tmp_path: Path, key: str, value: str, expected: str) -> None:
     path = config(tmp_path, f"collector:\n  {key}: {value}\n")
     code, out = run(["collect", "--once", "--config", path, "app.log"])
@@ -90,8 +93,9 @@ def test_bad_numbers_in_the_collector_section(tmp_path: Path, key: str, value: s
 
 def test_bad_value_from_the_environment_names_the_variable() -> None:
     code, out = run(["collect", "--once", "app.log"], env={"CORRTRACE_COLLECTOR_FLUSH_INTERVAL": "nan"})
-    one_clear_line(code, out, "collector.flush_interval: expected a finite number",
-                   "(from CORRTRACE_COLLECTOR_FLUSH_INTERVAL)")
+    one_clear_line(
+        code, out, "collector.flush_interval: expected a finite number", "(from CORRTRACE_COLLECTOR_FLUSH_INTERVAL)"
+    )
 
 
 def test_unknown_collector_variable_warns_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,9 +132,20 @@ def test_tail_paths_matching_nothing_fail_once_and_warn_when_following(tmp_path:
     code, out = run(["collect", "--once", "--data-dir", str(tmp_path / "d"), str(tmp_path / "nope-*.log")])
     one_clear_line(code, out, "nope-*.log", "matches no file")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRTRACE_")}
-    follower = subprocess.Popen([sys.executable, "-c", "from corrtrace.cli import main; main()", "collect",
-                                 "--data-dir", str(tmp_path / "d"), str(tmp_path / "later.log")],
-                                env=env, stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from corrtrace.cli import main; main()",
+            "collect",
+            "--data-dir",
+            str(tmp_path / "d"),
+            str(tmp_path / "later.log"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = follower.stderr.readline() if follower.stderr else ""
         assert "warning" in first and "later.log" in first and "matches no file" in first

@@ -25,8 +25,19 @@ def test_bad_input_is_one_branch_and_still_a_value_error(cls: type[Exception]) -
     assert issubclass(cls, InvalidInput) and issubclass(cls, ValueError) and issubclass(cls, CorrtraceError)
 
 
-@pytest.mark.parametrize("cls", [StateError, TransientError, PermanentError, SignatureError, TxManagerError,
-                                 ConflictError, StoreError, GrafanaError])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        StateError,
+        TransientError,
+        PermanentError,
+        SignatureError,
+        TxManagerError,
+        ConflictError,
+        StoreError,
+        GrafanaError,
+    ],
+)
 def test_every_other_error_has_the_same_root(cls: type[Exception]) -> None:
     assert issubclass(cls, CorrtraceError)
     assert issubclass(TransientError, DeliveryError) and issubclass(PermanentError, DeliveryError)

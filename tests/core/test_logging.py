@@ -148,8 +148,12 @@ def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log
         records.append(record.name)
         return record
 
-    fields = {"event": {"dataset": "corrtrace.access", "duration": 5}, "http": {"response": {"status_code": 404}},
-              "url": {"path": "/x"}, "labels": {"rejected_correlation_id": "a\\x0d"}}
+    fields = {
+        "event": {"dataset": "corrtrace.access", "duration": 5},
+        "http": {"response": {"status_code": 404}},
+        "url": {"path": "/x"},
+        "labels": {"rejected_correlation_id": "a\\x0d"},
+    }
     logging.setLogRecordFactory(counting)
     set_trace_context_provider(lambda: ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"))
     try:

@@ -46,9 +46,7 @@ def test_term_query_returns_exactly_one_ids_documents_in_time_order(es: Any, ind
         size=100,
     )
     hits = result["hits"]["hits"]
-    expected = sorted(
-        (d for d in docs if d["correlation_id"] == wanted), key=lambda d: d["@timestamp"]
-    )
+    expected = sorted((d for d in docs if d["correlation_id"] == wanted), key=lambda d: d["@timestamp"])
     assert [h["_id"] for h in hits] == [d["_id"] for d in expected]
     assert len(hits) == 20
     assert all(h["_source"]["correlation_id"] == wanted for h in hits)

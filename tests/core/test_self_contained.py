@@ -17,14 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 SKIP_DIRS = {".git", ".venv", ".services", "build", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 # Paths and documents that live outside the repository (split so that this file does not match itself).
 OUTSIDE = re.compile(
-    "|".join([
-        r"/" + "work/",
-        r"\.\./" + "shared",
-        r"\bshared/(?:aws-events|grafana-schema|specs|seed|hooks)",
-        r"\bspecs/",
-        r"grafana-" + "schema",
-        r"\b(?:architecture|cloudwatch-filter-patterns|log-delivery|aws-emulation|middleware-anchors)" + r"\.md",
-    ])
+    "|".join(
+        [
+            r"/" + "work/",
+            r"\.\./" + "shared",
+            r"\bshared/(?:aws-events|grafana-schema|specs|seed|hooks)",
+            r"\bspecs/",
+            r"grafana-" + "schema",
+            r"\b(?:architecture|cloudwatch-filter-patterns|log-delivery|aws-emulation|middleware-anchors)" + r"\.md",
+        ]
+    )
 )
 # Fast tests that read files of the repository: the AWS event fixtures, the vendored schemas, the tree itself.
 FAST_PART = [
@@ -45,8 +47,16 @@ import corrtrace
 def repository_files(root: Path) -> list[Path]:
     """Tracked and new (not ignored) files in a git checkout; every file outside build/cache folders otherwise."""
     if (root / ".git").exists():
-        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
-                                check=True, capture_output=True).stdout.decode().split("\0")
+        listed = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=root,
+                check=True,
+                capture_output=True,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
         return [root / name for name in listed if name and (root / name).is_file()]
     found = []
     for folder, dirs, files in os.walk(root):
@@ -59,8 +69,11 @@ def install_layout(source: Path, site: Path) -> None:
     """The installed ``corrtrace.*`` layout of ``source`` (its setup.py's folder map) as symlinks under ``site``,
     plus a sitecustomize that makes it win over this checkout's editable install (fast: no wheel build)."""
     tree = ast.parse((source / "setup.py").read_text())
-    folders = next(ast.literal_eval(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                   and any(isinstance(t, ast.Name) and t.id == "FOLDERS" for t in node.targets))
+    folders = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "FOLDERS" for t in node.targets)
+    )
     top = site / "corrtrace"
     top.mkdir(parents=True)
     for entry in (source / folders["corrtrace"]).iterdir():
@@ -95,12 +108,23 @@ def test_a_copy_of_the_repository_alone_passes_the_fast_tests(tmp_path: Path) ->
     site = tmp_path / "site"
     install_layout(copy, site)
     env = {**os.environ, "PYTHONPATH": str(site)}
-    probe = subprocess.run([sys.executable, "-c", "import corrtrace.dashboards as d; print(d.__file__)"],
-                           cwd=copy, env=env, capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import corrtrace.dashboards as d; print(d.__file__)"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert probe.stdout.startswith(str(site)), probe.stdout + probe.stderr
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *FAST_PART],
-                            cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *FAST_PART],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if result.returncode != 0:
-        pytest.fail(f"the copy failed its fast tests:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}",
-                    pytrace=False)
+        pytest.fail(f"the copy failed its fast tests:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}", pytrace=False)
     assert " passed" in result.stdout.splitlines()[-1]

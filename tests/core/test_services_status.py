@@ -10,10 +10,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_status_with_everything_down_says_how_to_start_each(tmp_path: Path) -> None:
-    env = {**os.environ, "CORRTRACE_SERVICES_DIR": str(tmp_path), "ES_PORT": "22901", "OS_PORT": "22902",
-           "MOTO_PORT": "22903", "REDIS_PORT": "22904"}
-    result = subprocess.run([str(ROOT / "scripts/services"), "status"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    env = {
+        **os.environ,
+        "CORRTRACE_SERVICES_DIR": str(tmp_path),
+        "ES_PORT": "22901",
+        "OS_PORT": "22902",
+        "MOTO_PORT": "22903",
+        "REDIS_PORT": "22904",
+    }
+    result = subprocess.run(
+        [str(ROOT / "scripts/services"), "status"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
     assert "curl" not in result.stdout + result.stderr
     lines = result.stdout.splitlines()

@@ -9,9 +9,18 @@ from corrtrace.collector.record import TIMESTAMP_FAILURE_TAG, make_record
 
 from corrtrace.timestamps import format_timestamp, parse_timestamp_ms, parse_timestamp_s
 
-STAMPS = ["2027-01-15T08:00:01.123Z", "2027-01-15T08:00:01Z", "2027-01-15T08:00:01.123456+02:00",
-          "2027-01-15T08:00:01.1234567Z", "2027-01-15", "2027-01-15T08:00", "yesterday", "", "0000-01-01T00:00:00Z",
-          "9999-12-31T23:59:59.999Z"]
+STAMPS = [
+    "2027-01-15T08:00:01.123Z",
+    "2027-01-15T08:00:01Z",
+    "2027-01-15T08:00:01.123456+02:00",
+    "2027-01-15T08:00:01.1234567Z",
+    "2027-01-15",
+    "2027-01-15T08:00",
+    "yesterday",
+    "",
+    "0000-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999Z",
+]
 
 
 @pytest.mark.parametrize("stamp", STAMPS)

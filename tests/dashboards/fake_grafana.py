@@ -71,7 +71,7 @@ class Handler(BaseHTTPRequestHandler):
         if not auth.startswith("Bearer "):
             self._send(401, {"message": "Unauthorized"})
             return
-        role = self.state.tokens.get(auth[len("Bearer "):])
+        role = self.state.tokens.get(auth[len("Bearer ") :])
         if role is None:
             self._send(401, {"message": "invalid API key"})
             return
@@ -91,13 +91,16 @@ class Handler(BaseHTTPRequestHandler):
         if route == ("POST", "/api/dashboards/db"):
             self._save_dashboard(record["body"], role)
         elif self.command == "GET" and self.path.startswith("/api/dashboards/uid/"):
-            stored = self.state.dashboards.get(self.path[len("/api/dashboards/uid/"):])
+            stored = self.state.dashboards.get(self.path[len("/api/dashboards/uid/") :])
             if stored is None:
                 self._send(404, {"message": "Dashboard not found"})
             else:
                 board = {**stored["dashboard"], "id": stored["id"], "version": stored["version"]}
-                meta = {"url": f"/d/{board['uid']}/x", "folderUid": stored["folderUid"] or "",
-                        "version": stored["version"]}
+                meta = {
+                    "url": f"/d/{board['uid']}/x",
+                    "folderUid": stored["folderUid"] or "",
+                    "version": stored["version"],
+                }
                 self._send(200, {"dashboard": board, "meta": meta})
         elif route == ("POST", "/api/folders"):
             self._create_folder(record["body"], role)
@@ -105,7 +108,7 @@ class Handler(BaseHTTPRequestHandler):
             folders = self.state.folders.values()
             self._send(200, [{"id": f["id"], "uid": f["uid"], "title": f["title"]} for f in folders])
         elif self.command == "GET" and self.path.startswith("/api/folders/"):
-            uid = self.path[len("/api/folders/"):]
+            uid = self.path[len("/api/folders/") :]
             folder = self.state.folders.get(uid)
             self._send(200, folder) if folder else self._send(404, {"message": "folder not found"})
         else:
@@ -132,8 +135,13 @@ class Handler(BaseHTTPRequestHandler):
         if uid in self.state.folders:
             self._send(409, {"message": "a folder with the same uid already exists"})
             return
-        folder = {"id": self.state.next_id, "uid": uid, "title": body["title"], "url": f"/dashboards/f/{uid}/",
-                  "version": 1}
+        folder = {
+            "id": self.state.next_id,
+            "uid": uid,
+            "title": body["title"],
+            "url": f"/dashboards/f/{uid}/",
+            "version": 1,
+        }
         self.state.next_id += 1
         self.state.folders[uid] = folder
         self._send(200, folder)
@@ -178,22 +186,40 @@ class Handler(BaseHTTPRequestHandler):
         if existing is not None and board.get("version") != existing["version"] and not overwrite:
             self._send(412, {"status": "version-mismatch", "message": "The dashboard has been changed by someone else"})
             return
-        clash = [u for u, d in self.state.dashboards.items()
-                 if u != uid and d["dashboard"].get("title") == title and d["folderUid"] == folder_uid]
+        clash = [
+            u
+            for u, d in self.state.dashboards.items()
+            if u != uid and d["dashboard"].get("title") == title and d["folderUid"] == folder_uid
+        ]
         if clash and not overwrite:
-            self._send(412, {"status": "name-exists",
-                             "message": "A dashboard with the same name in the folder already exists"})
+            self._send(
+                412, {"status": "name-exists", "message": "A dashboard with the same name in the folder already exists"}
+            )
             return
         version = (existing["version"] + 1) if existing else 1
         board = {k: v for k, v in board.items() if k not in ("id", "version")}
-        stored = {"dashboard": board, "folderUid": folder_uid, "message": body.get("message", ""), "version": version,
-                  "id": existing["id"] if existing else self.state.next_id}
+        stored = {
+            "dashboard": board,
+            "folderUid": folder_uid,
+            "message": body.get("message", ""),
+            "version": version,
+            "id": existing["id"] if existing else self.state.next_id,
+        }
         if existing is None:
             self.state.next_id += 1
         self.state.dashboards[uid] = stored
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-        self._send(200, {"id": stored["id"], "uid": uid, "url": f"/d/{uid}/{slug}", "status": "success",
-                         "version": version, "slug": slug})
+        self._send(
+            200,
+            {
+                "id": stored["id"],
+                "uid": uid,
+                "url": f"/d/{uid}/{slug}",
+                "status": "success",
+                "version": version,
+                "slug": slug,
+            },
+        )
 
 
 class FakeGrafana:

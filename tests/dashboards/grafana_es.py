@@ -42,8 +42,12 @@ def _format(value: str | list[str], fmt: str) -> str:
     return value
 
 
-def interpolate(text: str, values: Mapping[str, str | list[str]], variables: Sequence[Mapping[str, Any]] = (),
-                default_format: str = "lucene") -> str:
+def interpolate(
+    text: str,
+    values: Mapping[str, str | list[str]],
+    variables: Sequence[Mapping[str, Any]] = (),
+    default_format: str = "lucene",
+) -> str:
     """Replace ``$var`` / ``${var}`` / ``${var:fmt}`` / ``[[var]]`` as Grafana's template service does.
 
     ``values`` holds the selected value(s); ``"$__all"`` selects All, which becomes the variable's custom
@@ -77,8 +81,14 @@ def _int_setting(value: Any, default: int) -> int:
     return number or default
 
 
-def _bucket_agg(bucket: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]], time_field: str,
-                time_from: int, time_to: int, interval_ms: int) -> tuple[str, dict[str, Any]]:
+def _bucket_agg(
+    bucket: Mapping[str, Any],
+    metrics: Sequence[Mapping[str, Any]],
+    time_field: str,
+    time_from: int,
+    time_to: int,
+    interval_ms: int,
+) -> tuple[str, dict[str, Any]]:
     settings = dict(bucket.get("settings") or {})
     kind = bucket["type"]
     if kind == "date_histogram":
@@ -112,8 +122,11 @@ def _bucket_agg(bucket: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]],
         }
         return "filters", {"filters": filters}
     if kind == "histogram":
-        return "histogram", {"field": bucket["field"], "interval": _int_setting(settings.get("interval"), 1000),
-                             "min_doc_count": _int_setting(settings.get("min_doc_count"), 0)}
+        return "histogram", {
+            "field": bucket["field"],
+            "interval": _int_setting(settings.get("interval"), 1000),
+            "min_doc_count": _int_setting(settings.get("min_doc_count"), 0),
+        }
     raise ValueError(f"bucket aggregation {kind!r} is not translated here")
 
 
@@ -129,8 +142,14 @@ def _metric_agg(metric: Mapping[str, Any]) -> dict[str, Any]:
     return {metric["type"]: body}
 
 
-def search_body(target: Mapping[str, Any], *, time_from: int, time_to: int, interval_ms: int = 60_000,
-                time_field: str = "@timestamp") -> dict[str, Any]:
+def search_body(
+    target: Mapping[str, Any],
+    *,
+    time_from: int,
+    time_to: int,
+    interval_ms: int = 60_000,
+    time_field: str = "@timestamp",
+) -> dict[str, Any]:
     """The ``_search`` body Grafana's backend sends for an (already interpolated) target."""
     metrics: list[Mapping[str, Any]] = list(target.get("metrics") or [{"type": "count", "id": "1"}])
     buckets: list[Mapping[str, Any]] = list(target.get("bucketAggs") or [])
@@ -150,8 +169,12 @@ def search_body(target: Mapping[str, Any], *, time_from: int, time_to: int, inte
         key = "limit" if first["type"] == "logs" else "size"
         body["size"] = _int_setting(settings.get(key), DEFAULT_SIZE)
         if first["type"] == "logs":
-            body["highlight"] = {"fields": {"*": {}}, "pre_tags": ["@HIGHLIGHT@"], "post_tags": ["@/HIGHLIGHT@"],
-                                 "fragment_size": 2147483647}
+            body["highlight"] = {
+                "fields": {"*": {}},
+                "pre_tags": ["@HIGHLIGHT@"],
+                "post_tags": ["@/HIGHLIGHT@"],
+                "fragment_size": 2147483647,
+            }
             buckets = [{"type": "date_histogram", "id": "1", "field": time_field, "settings": {"interval": "auto"}}]
         else:
             return body

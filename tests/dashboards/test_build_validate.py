@@ -104,14 +104,28 @@ def test_request_flow_panels_and_links() -> None:
 
 def test_build_cli_writes_dashboards_and_provisioning(tmp_path: Path) -> None:
     config = tmp_path / "corrtrace.yaml"
-    config.write_text(yaml.safe_dump({"dashboards": {"es_url": "http://es.internal:9200", "cw_region": "eu-west-1",
-                                                     "folder": "Observability", "folder_uid": "obs"}}))
-    result = CliRunner().invoke(main, ["dashboards", "build", "--out", str(tmp_path / "out"), "--json",
-                                       "--config", str(config)])
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "dashboards": {
+                    "es_url": "http://es.internal:9200",
+                    "cw_region": "eu-west-1",
+                    "folder": "Observability",
+                    "folder_uid": "obs",
+                }
+            }
+        )
+    )
+    result = CliRunner().invoke(
+        main, ["dashboards", "build", "--out", str(tmp_path / "out"), "--json", "--config", str(config)]
+    )
     assert result.exit_code == 0, result.output
     written = [Path(p) for p in json.loads(result.stdout)["written"]]
     assert sorted(p.name for p in written if p.suffix == ".json") == [
-        "corrtrace-alerts-rollbacks.json", "corrtrace-request-flow.json", "corrtrace-service-health.json"]
+        "corrtrace-alerts-rollbacks.json",
+        "corrtrace-request-flow.json",
+        "corrtrace-service-health.json",
+    ]
     for path in written:
         if path.suffix == ".json":
             assert validate_dashboard(json.loads(path.read_text())) == []
@@ -132,8 +146,9 @@ def test_build_cli_writes_dashboards_and_provisioning(tmp_path: Path) -> None:
     for path in written:
         if path.suffix == ".json":
             board = json.loads(path.read_text())
-            current = {v["name"]: v["current"]["value"] for v in board["templating"]["list"]
-                       if v["type"] == "datasource"}
+            current = {
+                v["name"]: v["current"]["value"] for v in board["templating"]["list"] if v["type"] == "datasource"
+            }
             assert current == {"es_datasource": es["uid"], "cw_datasource": cw["uid"]}
 
 
@@ -154,5 +169,5 @@ def test_settings_change_the_queries() -> None:
     flow, health, _ = build_all(custom)
     groups = flow["panels"][5]["targets"][0]["logGroups"]
     assert [g["name"] for g in groups] == ["/a", "/b"] and groups[1]["arn"].startswith("arn:aws:logs:eu-north-1:")
-    assert "Namespace=\"Shop\"" in health["panels"][5]["targets"][0]["expression"]
+    assert 'Namespace="Shop"' in health["panels"][5]["targets"][0]["expression"]
     assert variable_name("${es_datasource}") == "es_datasource"

@@ -14,9 +14,11 @@ from grafanalib._gen import DashboardEncoder
 def plain_grafanalib(datasource: Any) -> core.Dashboard:
     target = elasticsearch.ElasticsearchTarget(query="x", refId="A")
     return core.Dashboard(
-        title="raw", uid="raw-grafanalib",
-        panels=[core.Logs(title="l", dataSource=datasource, targets=[target],
-                          gridPos=core.GridPos(h=8, w=24, x=0, y=0))],
+        title="raw",
+        uid="raw-grafanalib",
+        panels=[
+            core.Logs(title="l", dataSource=datasource, targets=[target], gridPos=core.GridPos(h=8, w=24, x=0, y=0))
+        ],
     ).auto_panel_ids()
 
 
@@ -28,9 +30,14 @@ def test_raw_grafanalib_output_is_rejected_for_legacy_keys_and_nulls() -> None:
     raw = plain_grafanalib("Elasticsearch")
     board = json.loads(json.dumps(raw.to_json_data(), cls=DashboardEncoder))
     found = messages(board)
-    for expected in ("'hideControls', 'rows', 'sharedCrosshair', 'style' were unexpected", "gnetId: None",
-                     "'time_options' was unexpected", "'editable', 'error', 'height', 'minSpan', 'span' were",
-                     "repeatDirection: None", "'Elasticsearch' is not of type 'object'"):
+    for expected in (
+        "'hideControls', 'rows', 'sharedCrosshair', 'style' were unexpected",
+        "gnetId: None",
+        "'time_options' was unexpected",
+        "'editable', 'error', 'height', 'minSpan', 'span' were",
+        "repeatDirection: None",
+        "'Elasticsearch' is not of type 'object'",
+    ):
         assert expected in found, expected
     assert board["schemaVersion"] == 12  # grafanalib's default: Grafana 4 era
     left = messages(to_json(raw))  # the normaliser removes legacy keys and nulls ...
@@ -47,12 +54,22 @@ def test_raw_grafanalib_queries_need_the_subclasses() -> None:
 
 def test_subclassed_equivalent_validates_cleanly() -> None:
     es = panels.ds("elasticsearch", "corrtrace-es")
-    board = to_json(core.Dashboard(
-        title="subclassed", uid="subclassed", schemaVersion=panels.SCHEMA_VERSION,
-        panels=[panels.LogsPanel(title="l", dataSource=es, id=1, gridPos=core.GridPos(h=8, w=24, x=0, y=0),
-                                 targets=[panels.EsTarget(refId="A", query="x", metricAggs=[panels.LogsMetric()],
-                                                          datasource=es)])],
-    ))
+    board = to_json(
+        core.Dashboard(
+            title="subclassed",
+            uid="subclassed",
+            schemaVersion=panels.SCHEMA_VERSION,
+            panels=[
+                panels.LogsPanel(
+                    title="l",
+                    dataSource=es,
+                    id=1,
+                    gridPos=core.GridPos(h=8, w=24, x=0, y=0),
+                    targets=[panels.EsTarget(refId="A", query="x", metricAggs=[panels.LogsMetric()], datasource=es)],
+                )
+            ],
+        )
+    )
     assert validate_dashboard(board, datasource_uids=["corrtrace-es"]) == []
 
 
@@ -63,11 +80,21 @@ def test_collapsed_row_panels_are_linted_among_themselves() -> None:
         {"type": "nodegraph", "id": 4, "title": "c", "gridPos": {"x": 0, "y": 9, "w": 24, "h": 8}},
     ]
     board = {
-        "title": "rows", "uid": "rows", "schemaVersion": 42, "annotations": {"list": []}, "templating": {"list": []},
+        "title": "rows",
+        "uid": "rows",
+        "schemaVersion": 42,
+        "annotations": {"list": []},
+        "templating": {"list": []},
         "panels": [
             {"type": "table", "id": 1, "title": "top", "gridPos": {"x": 0, "y": 1, "w": 24, "h": 8}},
-            {"type": "row", "id": 2, "title": "details", "collapsed": True,
-             "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1}, "panels": row_children},
+            {
+                "type": "row",
+                "id": 2,
+                "title": "details",
+                "collapsed": True,
+                "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
+                "panels": row_children,
+            },
         ],
     }
     lines = [p.line() for p in validate_dashboard(board) if p.severity == "error"]

@@ -60,7 +60,7 @@ def test_existing_folder_is_reused_and_overwrite_bumps_versions(grafana: FakeGra
     assert code == 0, err
     again = [(r["method"], r["path"]) for r in grafana.state.requests[before:]]
     assert again[0] == ("GET", "/api/folders/observability") and ("POST", "/api/folders") not in again
-    assert all(r["body"]["overwrite"] is True for r in grafana.state.requests[before + 1:])
+    assert all(r["body"]["overwrite"] is True for r in grafana.state.requests[before + 1 :])
     assert {d["version"] for d in grafana.state.dashboards.values()} == {2}
     assert "(version 2)" in out
 
@@ -149,21 +149,29 @@ def test_retry_after_a_lost_answer_recognises_its_own_landed_dashboard(grafana: 
         result = client.import_dashboard(board)
     assert result.status == "success" and result.uid == board["uid"] and result.version == 1
     calls = [(r["method"], r["path"]) for r in grafana.state.requests]
-    assert calls == [("POST", "/api/dashboards/db"), ("POST", "/api/dashboards/db"),
-                     ("GET", f"/api/dashboards/uid/{board['uid']}")]
+    assert calls == [
+        ("POST", "/api/dashboards/db"),
+        ("POST", "/api/dashboards/db"),
+        ("GET", f"/api/dashboards/uid/{board['uid']}"),
+    ]
     # someone else's dashboard under that uid is still a conflict
     other = {**board, "title": "someone else's"}
     grafana.state.dashboards[board["uid"]]["dashboard"] = other
     grafana.state.lose_answer_next = 1
-    with GrafanaClient(grafana.url, TOKEN, retries=2, backoff=0.0, sleep=lambda s: None) as client, \
-            pytest.raises(GrafanaError, match="version-mismatch"):
+    with (
+        GrafanaClient(grafana.url, TOKEN, retries=2, backoff=0.0, sleep=lambda s: None) as client,
+        pytest.raises(GrafanaError, match="version-mismatch"),
+    ):
         client.import_dashboard(board)
 
 
-@pytest.mark.parametrize(("status", "advice"), [
-    ("version-mismatch", "another version of this dashboard"),
-    ("plugin-dashboard", "belongs to a plugin"),
-])
+@pytest.mark.parametrize(
+    ("status", "advice"),
+    [
+        ("version-mismatch", "another version of this dashboard"),
+        ("plugin-dashboard", "belongs to a plugin"),
+    ],
+)
 def test_other_412_reasons_are_explained(grafana: FakeGrafana, status: str, advice: str) -> None:
     grafana.state.fail_next = [(412, {"status": status, "message": "x"})]
     code, _, err = run("--url", grafana.url, "--token", TOKEN, "--folder", "")

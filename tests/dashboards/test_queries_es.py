@@ -39,8 +39,13 @@ def ts(offset_ms: int) -> str:
 
 
 def event(cid: str, at: int, service: str, message: str, **fields: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"@timestamp": ts(at), "message": message, "correlation_id": cid,
-                           "log": {"level": fields.pop("level", "info")}, "service": {"name": service}}
+    doc: dict[str, Any] = {
+        "@timestamp": ts(at),
+        "message": message,
+        "correlation_id": cid,
+        "log": {"level": fields.pop("level", "info")},
+        "service": {"name": service},
+    }
     for dotted, value in fields.items():
         node = doc
         *parents, leaf = dotted.split("__")
@@ -51,26 +56,59 @@ def event(cid: str, at: int, service: str, message: str, **fields: Any) -> dict[
 
 
 def access(cid: str, at: int, service: str, status: int, ms: int) -> dict[str, Any]:
-    return event(cid, at, service, f"POST /{service} {status}", level="error" if status >= 500 else "info",
-                 event__dataset="corrtrace.access", event__duration=ms * 1_000_000, http__response__status_code=status,
-                 http__request__method="POST", url__path=f"/{service}",
-                 event__outcome="failure" if status >= 500 else "success")
+    return event(
+        cid,
+        at,
+        service,
+        f"POST /{service} {status}",
+        level="error" if status >= 500 else "info",
+        event__dataset="corrtrace.access",
+        event__duration=ms * 1_000_000,
+        http__response__status_code=status,
+        http__request__method="POST",
+        url__path=f"/{service}",
+        event__outcome="failure" if status >= 500 else "success",
+    )
 
 
 def outbound(cid: str, at: int, caller: str, callee: str, status: int, ms: int) -> dict[str, Any]:
-    return event(cid, at, caller, f"call {callee} -> {status}", event__dataset="corrtrace.outbound",
-                 event__action="http-request", service__target__name=callee, event__duration=ms * 1_000_000,
-                 http__response__status_code=status)
+    return event(
+        cid,
+        at,
+        caller,
+        f"call {callee} -> {status}",
+        event__dataset="corrtrace.outbound",
+        event__action="http-request",
+        service__target__name=callee,
+        event__duration=ms * 1_000_000,
+        http__response__status_code=status,
+    )
 
 
 def txm(cid: str, at: int, action: str, participant: str, outcome: str) -> dict[str, Any]:
-    return event(cid, at, "txmanager", f"{action} {participant}: {outcome}", event__dataset="corrtrace.txmanager",
-                 event__action=action, event__outcome=outcome, service__target__name=participant)
+    return event(
+        cid,
+        at,
+        "txmanager",
+        f"{action} {participant}: {outcome}",
+        event__dataset="corrtrace.txmanager",
+        event__action=action,
+        event__outcome=outcome,
+        service__target__name=participant,
+    )
 
 
 def alarm(cid: str, at: int, name: str, state: str, action: str = "alarm") -> dict[str, Any]:
-    return event(cid, at, "alerts", f"{name} -> {state}", event__dataset="corrtrace.alerts", event__action=action,
-                 labels__alarm_name=name, labels__alarm_state=state)
+    return event(
+        cid,
+        at,
+        "alerts",
+        f"{name} -> {state}",
+        event__dataset="corrtrace.alerts",
+        event__action=action,
+        labels__alarm_name=name,
+        labels__alarm_state=state,
+    )
 
 
 A, B, C = new_correlation_id(), new_correlation_id(), new_correlation_id()
@@ -120,11 +158,19 @@ def _fallback_template(prefix: str) -> dict[str, Any]:
             "mappings": {
                 "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": keyword}}],
                 "properties": {
-                    "@timestamp": {"type": "date"}, "message": {"type": "text"}, "correlation_id": keyword,
+                    "@timestamp": {"type": "date"},
+                    "message": {"type": "text"},
+                    "correlation_id": keyword,
                     "service": {"properties": {"name": keyword, "target": {"properties": {"name": keyword}}}},
                     "log": {"properties": {"level": keyword}},
-                    "event": {"properties": {"outcome": keyword, "dataset": keyword, "action": keyword,
-                                             "duration": {"type": "long"}}},
+                    "event": {
+                        "properties": {
+                            "outcome": keyword,
+                            "dataset": keyword,
+                            "action": keyword,
+                            "duration": {"type": "long"},
+                        }
+                    },
                     "http": {"properties": {"response": {"properties": {"status_code": {"type": "long"}}}}},
                 },
             },
@@ -163,8 +209,9 @@ def index(es: Any, index_prefix: str, tmp_path: Path) -> str:
     return load_events(es, index_prefix, tmp_path)
 
 
-def run(es: Any, index: str, board: dict[str, Any], panel_id: int, values: dict[str, Any],
-        target_no: int = 0) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def run(
+    es: Any, index: str, board: dict[str, Any], panel_id: int, values: dict[str, Any], target_no: int = 0
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Interpolate and translate one panel's target, run it; returns (panel, search body, response)."""
     panel = next(p for p in board["panels"] if p["id"] == panel_id)
     target = copy.deepcopy(panel["targets"][target_no])
@@ -207,8 +254,9 @@ def test_every_es_query_of_every_dashboard_runs_on_the_real_node(es: Any, index:
     assert run_every_query(es, index) == 17
 
 
-def test_every_query_runs_through_a_node_list_with_a_node_down(es_url: str, index_prefix: str, tmp_path: Path,
-                                                                free_port: Any, caplog: Any) -> None:
+def test_every_query_runs_through_a_node_list_with_a_node_down(
+    es_url: str, index_prefix: str, tmp_path: Path, free_port: Any, caplog: Any
+) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     caplog.set_level(logging.WARNING, logger="corrtrace.collector.elasticsearch")
     client = connect([dead, *es_url.split(",")], timeout=60)
@@ -217,7 +265,8 @@ def test_every_query_runs_through_a_node_list_with_a_node_down(es_url: str, inde
     rows = frame(*run(client, index, FLOW, 2, {"correlation_id": B})[::2])
     assert [r["service"] for r in rows] == expected_order([e for e in ALL_EVENTS if e["correlation_id"] == B])
     assert [r.getMessage() for r in caplog.records if "lost search node" in r.getMessage()] == [
-        f"lost search node {dead}; shipping to the other 1 node(s)"]
+        f"lost search node {dead}; shipping to the other 1 node(s)"
+    ]
 
 
 REGION = "eu-west-1"
@@ -229,14 +278,19 @@ def os_prefix() -> Iterator[str]:
         yield name
 
 
-def test_every_query_runs_signed_with_sigv4_on_the_real_opensearch_node(os_prefix: str, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_query_runs_signed_with_sigv4_on_the_real_opensearch_node(
+    os_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     issuer = Issuer()
     issuer.add("AKIDDASHBOARDS", "dashboards-secret")
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(key)
-    for key, value in {"AWS_ACCESS_KEY_ID": "AKIDDASHBOARDS", "AWS_SECRET_ACCESS_KEY": "dashboards-secret",
-                       "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "AKIDDASHBOARDS",
+        "AWS_SECRET_ACCESS_KEY": "dashboards-secret",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }.items():
         monkeypatch.setenv(key, value)
     with verifying_proxy(OS_URL, issuer, REGION) as proxy:
         client = connect(proxy.url, flavor="opensearch", aws_sigv4=(REGION, "es"), timeout=60)
@@ -244,7 +298,9 @@ def test_every_query_runs_signed_with_sigv4_on_the_real_opensearch_node(os_prefi
         assert run_every_query(client, index) == 17
         panel, _, response = run(client, index, FLOW, 3, {"correlation_id": A})
         assert sorted((e["source"], e["target"]) for e in frame(panel, response)) == [
-            ("api-gateway", "orders"), ("orders", "payment")]
+            ("api-gateway", "orders"),
+            ("orders", "payment"),
+        ]
         assert "denied" not in proxy.state, proxy.state["denied"][:3]
         assert proxy.state["keys_used"] == {"AKIDDASHBOARDS"}
         unsigned = httpx.post(f"{proxy.url}/{index}/_search", json={"size": 0}, timeout=30)
@@ -263,10 +319,25 @@ def test_flow_table_lists_exactly_the_services_of_the_request_in_time_order(es: 
     assert body["sort"][0] == {"@timestamp": {"order": "desc", "unmapped_type": "boolean"}}
     rows = frame(panel, response)
     assert [r["service"] for r in rows] == expected_order([e for e in ALL_EVENTS if e["correlation_id"] == B])
-    assert [r["service"] for r in rows] == ["inventory", "orders", "orders", "api-gateway", "api-gateway",
-                                            "txmanager", "alerts"]
-    assert list(rows[0]) == ["@timestamp", "service", "level", "message", "status", "duration_ns", "dataset",
-                             "correlation_id"]
+    assert [r["service"] for r in rows] == [
+        "inventory",
+        "orders",
+        "orders",
+        "api-gateway",
+        "api-gateway",
+        "txmanager",
+        "alerts",
+    ]
+    assert list(rows[0]) == [
+        "@timestamp",
+        "service",
+        "level",
+        "message",
+        "status",
+        "duration_ns",
+        "dataset",
+        "correlation_id",
+    ]
     assert rows[0]["status"] == 200 and rows[0]["duration_ns"] == 8_000_000
     rows_a = frame(*run(es, index, FLOW, 2, {"correlation_id": A})[::2])
     services_a = [r["service"] for r in rows_a]
@@ -294,7 +365,10 @@ def test_time_per_service_and_rollback_outcome_for_the_request(es: Any, index: s
     panel, _, response = run(es, index, FLOW, 5, {"correlation_id": A})
     rows = frame(panel, response)
     assert [(r["action"], r["participant"], r["outcome"]) for r in rows] == [
-        ("rollback", "orders", "success"), ("rollback", "payment", "failure"), ("rollback", "payment", "success")]
+        ("rollback", "orders", "success"),
+        ("rollback", "payment", "failure"),
+        ("rollback", "payment", "success"),
+    ]
 
 
 def test_health_aggregations_return_a_bucket_per_service(es: Any, index: str) -> None:
@@ -309,18 +383,24 @@ def test_health_aggregations_return_a_bucket_per_service(es: Any, index: str) ->
     for panel_id, target_no in ((1, 0), (2, 1), (3, 0)):  # time series: terms per service, date histogram inside
         _, body, response = run(es, index, HEALTH, panel_id, {"service": "$__all"}, target_no)
         assert body["aggs"]["2"]["aggs"]["3"]["date_histogram"]["fixed_interval"] == "60000ms"
-        per_service = {b["key"]: sum(x["doc_count"] for x in b["3"]["buckets"])
-                       for b in grafana_es.buckets(response, "2")}
+        per_service = {
+            b["key"]: sum(x["doc_count"] for x in b["3"]["buckets"]) for b in grafana_es.buckets(response, "2")
+        }
         assert per_service == counts
     _, _, response = run(es, index, HEALTH, 4, {"service": "$__all"}, target_no=1)  # 5xx per service
     assert {b["key"]: b["doc_count"] for b in grafana_es.buckets(response, "4")} == {
-        "api-gateway": 1, "orders": 1, "payment": 1}
+        "api-gateway": 1,
+        "orders": 1,
+        "payment": 1,
+    }
 
 
 def series(response: dict[str, Any]) -> dict[str, dict[int, float]]:
     """terms -> date_histogram counts as Grafana's series: {service label: {time: value}}."""
-    return {b["key"]: {int(x["key"]): float(x["doc_count"]) for x in b["3"]["buckets"]}
-            for b in grafana_es.buckets(response, "2")}
+    return {
+        b["key"]: {int(x["key"]): float(x["doc_count"]) for x in b["3"]["buckets"]}
+        for b in grafana_es.buckets(response, "2")
+    }
 
 
 def test_error_rate_expression_over_the_two_queries(es: Any, index: str) -> None:
@@ -355,8 +435,10 @@ def test_alerts_and_rollbacks_queries(es: Any, index: str) -> None:
     assert sum(b["doc_count"] for b in grafana_es.buckets(response, "2")) == 1
     panel, _, response = run(es, index, ALERTS, 1, {})
     states = frame(panel, response)
-    assert [(r["labels.alarm_name"], r["labels.alarm_state"]) for r in states] == [("errors", "ALARM"),
-                                                                                   ("errors", "OK")]
+    assert [(r["labels.alarm_name"], r["labels.alarm_state"]) for r in states] == [
+        ("errors", "ALARM"),
+        ("errors", "OK"),
+    ]
     panel, _, response = run(es, index, ALERTS, 6, {})
     assert {r["correlation_id"] for r in frame(panel, response)} == {A, B}
 

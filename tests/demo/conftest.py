@@ -24,8 +24,9 @@ def own_moto() -> Iterator[str]:
 
 @pytest.fixture()
 def own_aws(own_moto: str) -> Callable[[str], Any]:
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
 
     def client(name: str) -> Any:
         return session.client(name, endpoint_url=own_moto)

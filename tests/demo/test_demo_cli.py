@@ -22,8 +22,21 @@ def test_demo_on_embedded_defaults_passes_and_search_shows_the_failed_flow(tmp_p
     workdir = tmp_path / "demo"
     runner = CliRunner()
     result = runner.invoke(
-        main, ["demo", "--orders", "40", "--seed", "7", "--poison-rate", "0.1", "--slow-rate", "0.1",
-               "--workdir", str(workdir), "--json"],
+        main,
+        [
+            "demo",
+            "--orders",
+            "40",
+            "--seed",
+            "7",
+            "--poison-rate",
+            "0.1",
+            "--slow-rate",
+            "0.1",
+            "--workdir",
+            str(workdir),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output[-3000:]
     report = json.loads(result.stdout)
@@ -69,7 +82,10 @@ def test_keep_running_then_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "corrtrace.cli", "demo", "--orders", "5", "--workdir", str(workdir), "--keep-running"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
     seen = []
@@ -97,7 +113,10 @@ def test_ctrl_c_while_orders_are_sent_stops_every_process(tmp_path: Path) -> Non
     workdir = tmp_path / "demo"
     proc = subprocess.Popen(
         [sys.executable, "-m", "corrtrace.cli", "demo", "--orders", "5000", "--workdir", str(workdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.stdout is not None
     line = ""
@@ -132,16 +151,35 @@ def test_with_elasticsearch_flag_ships_to_the_real_node(
 ) -> None:
     monkeypatch.setenv("ES_URL", es_url)
     result = CliRunner().invoke(
-        main, ["demo", "-n", "8", "--seed", "3", "--decline-rate", "0.4", "--poison-rate", "0", "--slow-rate", "0",
-               "--with-elasticsearch", "--index-prefix", index_prefix, "--workdir", str(tmp_path / "d"), "--json"],
+        main,
+        [
+            "demo",
+            "-n",
+            "8",
+            "--seed",
+            "3",
+            "--decline-rate",
+            "0.4",
+            "--poison-rate",
+            "0",
+            "--slow-rate",
+            "0",
+            "--with-elasticsearch",
+            "--index-prefix",
+            index_prefix,
+            "--workdir",
+            str(tmp_path / "d"),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output[-3000:]
     report = json.loads(result.stdout)
     assert report["passed"] and report["failed"] > 0 and report["urls"]["elasticsearch"] == es_url
     assert not (tmp_path / "d" / "collector" / "store").exists()  # nothing went to the embedded store
     es.indices.refresh(index=f"{index_prefix}-*")
-    hits = es.search(index=f"{index_prefix}-*", query={"term": {"correlation_id": report["flow_correlation_id"]}},
-                     size=200)["hits"]["hits"]
+    hits = es.search(
+        index=f"{index_prefix}-*", query={"term": {"correlation_id": report["flow_correlation_id"]}}, size=200
+    )["hits"]["hits"]
     services = {h["_source"]["service"]["name"] for h in hits}
     assert {"ui", "catalog", "checkout", "payment", "txmanager"} <= services
     assert len(hits) == len(report["flow"])

@@ -42,8 +42,15 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
     es_url: str, es: Any, index_prefix: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
     settings = DemoSettings(
-        orders=200, seed=SEED, decline_rate=0.10, poison_rate=0.03, slow_rate=0.05, manager_outage_seconds=3,
-        workdir=str(tmp_path / "demo"), elasticsearch_url=es_url, index_prefix=index_prefix,
+        orders=200,
+        seed=SEED,
+        decline_rate=0.10,
+        poison_rate=0.03,
+        slow_rate=0.05,
+        manager_outage_seconds=3,
+        workdir=str(tmp_path / "demo"),
+        elasticsearch_url=es_url,
+        index_prefix=index_prefix,
         settle_timeout_seconds=240,  # an upper bound (settling returns as soon as all is final): room for a slow host
     )
     started = time.monotonic()
@@ -104,8 +111,9 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
         # the expected alerts fired, and the rollback alerts named exactly the poison requests
         fired = {str(a.get("alert") or a.get("alarm_name")) for a in report.alerts}
         assert {"code-errors", "stream-jam", "payment-latency", "payment-declines"} <= fired
-        rollback_ids = {c for a in report.alerts if a.get("alert") in ("code-errors", "stream-jam")
-                        for c in a["correlation_ids"]}
+        rollback_ids = {
+            c for a in report.alerts if a.get("alert") in ("code-errors", "stream-jam") for c in a["correlation_ids"]
+        }
         assert rollback_ids == {o.correlation_id for o in by_fault["poison"]}
         assert len(report.shipping["skipped"]) == len(by_fault["poison"])
 
@@ -123,7 +131,9 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
         assert len(touched_a_store) >= 200 - len(by_fault["outage"])
         assert report.passed
         assert report.aggregation == {
-            "order-committed": report.ok, "payment-captured": report.ok, "shipment-created": report.ok,
+            "order-committed": report.ok,
+            "payment-captured": report.ok,
+            "shipment-created": report.ok,
         }
         assert report.dashboards
 
@@ -166,7 +176,8 @@ def _inject_orphans_then_repair(demo: Demo, workdir: Path) -> None:
     assert all(r["requested"] for r in result["repairs"])
     snap = snapshot(mesh)
     assert (snap.reservations[orphan_reservation]["status"], snap.reservations[orphan_reservation]["rollbacks"]) == (
-        "released", 1,
+        "released",
+        1,
     )
     assert snap.stock["sku-kiwi"]["qty"] == before
     assert (snap.charges[orphan_charge]["status"], snap.charges[orphan_charge]["rollbacks"]) == ("refunded", 1)

@@ -9,16 +9,30 @@ from corrtrace.demo.summary import print_report
 from corrtrace.demo.verify import Verification
 from rich.console import Console
 
-FLOW = [{"@timestamp": "2026-11-30T10:00:00.000Z", "correlation_id": "c1", "service": {"name": "ui"},
-         "log": {"level": "info"}, "message": "POST /orders " + "x" * 300,
-         "http": {"response": {"status_code": 500}}}]
+FLOW = [
+    {
+        "@timestamp": "2026-11-30T10:00:00.000Z",
+        "correlation_id": "c1",
+        "service": {"name": "ui"},
+        "log": {"level": "info"},
+        "message": "POST /orders " + "x" * 300,
+        "http": {"response": {"status_code": 500}},
+    }
+]
 
 
 def report() -> DemoReport:
-    return DemoReport(orders=60, ok=51, failed=9, expected_failures={"decline": 5, "poison": 4, "slow": 1},
-                      became={"decline": {"failed": 5}, "poison": {"failed": 4}, "slow": {"succeeded": 1}},
-                      verification=Verification(failed_orders=9, rolled_back_verified=9),
-                      mdm={"checked": 60, "inconsistencies": []}, flow=FLOW, flow_correlation_id="c1")
+    return DemoReport(
+        orders=60,
+        ok=51,
+        failed=9,
+        expected_failures={"decline": 5, "poison": 4, "slow": 1},
+        became={"decline": {"failed": 5}, "poison": {"failed": 4}, "slow": {"succeeded": 1}},
+        verification=Verification(failed_orders=9, rolled_back_verified=9),
+        mdm={"checked": 60, "inconsistencies": []},
+        flow=FLOW,
+        flow_correlation_id="c1",
+    )
 
 
 def render(terminal: bool) -> str:
@@ -30,8 +44,10 @@ def render(terminal: bool) -> str:
 def test_summary_says_what_each_injected_kind_became() -> None:
     text = render(False)
     assert "orders: 60 sent: 51 succeeded, 9 failed" in text
-    assert ("injected: 5 declined cards (payment refused) -> 5 failed; 4 poison orders (shipping raised) -> "
-            "4 failed; 1 slow order (slower than the latency threshold) -> 1 succeeded") in text
+    assert (
+        "injected: 5 declined cards (payment refused) -> 5 failed; 4 poison orders (shipping raised) -> "
+        "4 failed; 1 slow order (slower than the latency threshold) -> 1 succeeded"
+    ) in text
 
 
 def test_plain_lines_outside_a_terminal_and_tables_on_one() -> None:

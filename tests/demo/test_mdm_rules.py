@@ -53,8 +53,11 @@ def test_consistent_requests_pass() -> None:
         ({"reservations": {"x": res("committed")}, "orders": {"x": order("rolled_back")}}, ["orphan-reservation"]),
         ({"orders": {"x": order("rolled_back")}, "charges": {"x": charge("captured")}}, ["orphan-charge"]),
         (
-            {"reservations": {"x": res("reserved")}, "orders": {"x": order("committed")},
-             "charges": {"x": charge("charged")}},
+            {
+                "reservations": {"x": res("reserved")},
+                "orders": {"x": order("committed")},
+                "charges": {"x": charge("charged")},
+            },
             ["charge-not-captured", "committed-not-shipped", "reservation-not-committed"],
         ),
         ({"orders": {"x": order("placed")}}, ["stuck-order"]),

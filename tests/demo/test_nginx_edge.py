@@ -19,8 +19,9 @@ FLOW = {"nginx", "ui", "catalog", "checkout", "payment", "shipping", "txmanager"
 
 
 def test_a_request_through_nginx_is_one_flow_with_the_edge_line_first(tmp_path: Path) -> None:
-    settings = DemoSettings(orders=3, seed=3, decline_rate=0, poison_rate=0, slow_rate=0,
-                            workdir=str(tmp_path / "demo"), with_nginx=True)
+    settings = DemoSettings(
+        orders=3, seed=3, decline_rate=0, poison_rate=0, slow_rate=0, workdir=str(tmp_path / "demo"), with_nginx=True
+    )
     plans = plan_orders(3, seed=3, decline_rate=0, poison_rate=0, slow_rate=0)
     with Demo(settings) as demo:
         assert demo.mesh is not None
@@ -29,12 +30,16 @@ def test_a_request_through_nginx_is_one_flow_with_the_edge_line_first(tmp_path: 
         generated = response.headers["x-correlation-id"]
         assert response.status_code == 201 and re.fullmatch(r"[0-9a-f]{32}", generated)
         kept = demo.place(plans[1])  # the client's own (valid) ID, kept by nginx
-        bad = httpx.post(f"{edge}/orders", json=plans[2].payload(), timeout=30,
-                         headers={"X-Correlation-ID": "not valid <script>"})
+        bad = httpx.post(
+            f"{edge}/orders", json=plans[2].payload(), timeout=30, headers={"X-Correlation-ID": "not valid <script>"}
+        )
         replaced = bad.headers["x-correlation-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", replaced)  # an invalid one is replaced, never forwarded
-        outcomes = [OrderOutcome(plans[0], generated, response.status_code, response.json()), kept,
-                    OrderOutcome(plans[2], replaced, bad.status_code, bad.json())]
+        outcomes = [
+            OrderOutcome(plans[0], generated, response.status_code, response.json()),
+            kept,
+            OrderOutcome(plans[2], replaced, bad.status_code, bad.json()),
+        ]
         assert demo.settle(outcomes, timeout=90) == []
         for outcome in outcomes:
             events = demo.search(outcome.correlation_id)
@@ -49,4 +54,7 @@ def test_a_request_through_nginx_is_one_flow_with_the_edge_line_first(tmp_path: 
         assert len(orders) == 3 and kept.correlation_id in orders[1] and "<script>" not in "".join(access)
         nginx = build_format("nginx")
         assert [make_record("t", 0, 1, line.encode(), fmt=nginx)[1]["correlation_id"] for line in orders] == [
-            generated, kept.correlation_id, replaced]
+            generated,
+            kept.correlation_id,
+            replaced,
+        ]

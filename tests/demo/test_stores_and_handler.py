@@ -73,12 +73,23 @@ def _record(seq: str, cid: str, old: str, new: str, postcode: bool) -> dict[str,
         address["postcode"] = {"S": "10115"}
 
     def image(status: str) -> dict[str, Any]:
-        return {"correlation_id": {"S": cid}, "order_id": {"S": f"o-{cid}"}, "status": {"S": status},
-                "address": {"M": address}}
+        return {
+            "correlation_id": {"S": cid},
+            "order_id": {"S": f"o-{cid}"},
+            "status": {"S": status},
+            "address": {"M": address},
+        }
 
-    return {"eventName": "MODIFY", "eventSource": "aws:dynamodb",
-            "dynamodb": {"SequenceNumber": seq, "Keys": {"correlation_id": {"S": cid}},
-                         "OldImage": image(old), "NewImage": image(new)}}
+    return {
+        "eventName": "MODIFY",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {
+            "SequenceNumber": seq,
+            "Keys": {"correlation_id": {"S": cid}},
+            "OldImage": image(old),
+            "NewImage": image(new),
+        },
+    }
 
 
 def test_shipping_handler_ships_placed_orders_and_reports_the_poison(tmp_path: Path) -> None:
@@ -86,11 +97,13 @@ def test_shipping_handler_ships_placed_orders_and_reports_the_poison(tmp_path: P
     published: list[tuple[str, str, str]] = []
     committed: list[str] = []
     handler = make_handler(store, lambda *a: published.append(a), committed.append)
-    event = {"Records": [
-        _record("1", "good", "staged", "placed", postcode=True),
-        _record("2", "poison", "staged", "placed", postcode=False),
-        _record("3", "later", "placed", "committed", postcode=True),  # a commit is not a shipping order
-    ]}
+    event = {
+        "Records": [
+            _record("1", "good", "staged", "placed", postcode=True),
+            _record("2", "poison", "staged", "placed", postcode=False),
+            _record("3", "later", "placed", "committed", postcode=True),  # a commit is not a shipping order
+        ]
+    }
     assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": "2"}]}
     assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": "2"}]}  # redelivery
     shipments = store.query("SELECT correlation_id, deliveries FROM shipments")

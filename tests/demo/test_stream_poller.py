@@ -74,8 +74,13 @@ def test_partial_batch_failure_retries_from_the_poison_then_skips_it(own_aws: Ca
     streams, arn, ids = _stream(own_aws, 10, poison={3})
     handler = Recorder("partial")
     dead: list[tuple[list[dict[str, Any]], str]] = []
-    poller = StreamPoller(streams, arn, handler, PollerSettings(batch_size=10, max_retries=2, retry_delay=0.001),
-                          on_failure=lambda records, reason: dead.append((records, reason)))
+    poller = StreamPoller(
+        streams,
+        arn,
+        handler,
+        PollerSettings(batch_size=10, max_retries=2, retry_delay=0.001),
+        on_failure=lambda records, reason: dead.append((records, reason)),
+    )
     assert poller.poll_once() == 10
     # the records before the poison were checkpointed by the first call and never seen again
     assert [handler.timeline.count(("ok", c)) for c in ids[:3]] == [1, 1, 1]
@@ -95,7 +100,9 @@ def test_a_raising_handler_jams_the_shard_until_bisect_isolates_the_poison(own_a
     streams, arn, ids = _stream(own_aws, 15, poison={1})
     handler = Recorder("raise")
     poller = StreamPoller(
-        streams, arn, handler,
+        streams,
+        arn,
+        handler,
         PollerSettings(batch_size=5, max_retries=2, retry_delay=0.001, report_batch_item_failures=False),
     )
     poller.poll_once()

@@ -36,7 +36,8 @@ def _fill(directory: Path) -> Path:
 
 
 def test_full_data_dir_pauses_reading_and_recovers_when_the_sink_is_back(
-        small_disk: Path, tmp_path: Path, es: Any, es_url: str, index_prefix: str) -> None:
+    small_disk: Path, tmp_path: Path, es: Any, es_url: str, index_prefix: str
+) -> None:
     """The issue's reproduction: a 3 MB data_dir, the sink down, 30,000 lines, then the sink back."""
     log = tmp_path / "app.log"
     write_lines(log, range(TOTAL))
@@ -44,11 +45,27 @@ def test_full_data_dir_pauses_reading_and_recovers_when_the_sink_is_back(
     with FaultProxy(es_url) as proxy, open(out, "wb") as err:
         proxy.down = True
         config = tmp_path / "collector.yaml"
-        config.write_text(yaml.safe_dump({"collector": {
-            "paths": [str(log)], "data_dir": str(small_disk), "sinks": ["elasticsearch"], "es_url": proxy.url,
-            "index_prefix": index_prefix, "batch_max_events": 1000, "backoff_initial": 0.05, "backoff_max": 0.3}}))
-        proc = subprocess.Popen([sys.executable, "-m", "corrtrace.cli", "collect", "--once", "--config", str(config)],
-                                stdout=subprocess.DEVNULL, stderr=err)
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "collector": {
+                        "paths": [str(log)],
+                        "data_dir": str(small_disk),
+                        "sinks": ["elasticsearch"],
+                        "es_url": proxy.url,
+                        "index_prefix": index_prefix,
+                        "batch_max_events": 1000,
+                        "backoff_initial": 0.05,
+                        "backoff_max": 0.3,
+                    }
+                }
+            )
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "corrtrace.cli", "collect", "--once", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         deadline = time.monotonic() + 60
         while b"is full" not in out.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -95,8 +112,9 @@ def test_a_store_locked_by_another_process_is_waited_out(tmp_path: Path) -> None
     """Longer than the busy timeout (30 s in production, 0.2 s here): retried with backoff, then delivered."""
     store = EmbeddedStore(tmp_path / "store", busy_timeout=0.2, backoff=Backoff(0.05, 0.3))
     released = tmp_path / "releasing"  # written just before the lock goes
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(store.path), "2.0", str(released)],
-                              stdout=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(store.path), "2.0", str(released)], stdout=subprocess.PIPE
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
     raw = [orjson.dumps({"correlation_id": f"l-{i}"}) for i in range(3)]
     store.deliver([Record("src", i, i + 1, r, 1_700_000_000_000, f"l-{i}", None, None) for i, r in enumerate(raw)])
@@ -107,23 +125,39 @@ def test_a_store_locked_by_another_process_is_waited_out(tmp_path: Path) -> None
     assert os.path.exists(store.path)
 
 
-def test_a_dead_letter_on_a_full_disk_waits_for_room(small_disk: Path, tmp_path: Path, es_url: str,
-                                                     index_prefix: str) -> None:
+def test_a_dead_letter_on_a_full_disk_waits_for_room(
+    small_disk: Path, tmp_path: Path, es_url: str, index_prefix: str
+) -> None:
     """A refused line whose dead letter cannot be written is neither stored nor dead-lettered: shipping
     pauses (it is not acknowledged, nor skipped) and goes on by itself once there is room."""
     log = tmp_path / "app.log"
-    log.write_bytes(b'{"correlation_id":"f-0","labels":{"seq":0}}\n'
-                    b'{"correlation_id":"f-1","http":{"response":{"status_code":"refused"}},"labels":{"seq":1}}\n')
+    log.write_bytes(
+        b'{"correlation_id":"f-0","labels":{"seq":0}}\n'
+        b'{"correlation_id":"f-1","http":{"response":{"status_code":"refused"}},"labels":{"seq":1}}\n'
+    )
     out = tmp_path / "collector.err"
     config = tmp_path / "collector.yaml"
-    config.write_text(yaml.safe_dump({"collector": {
-        "paths": [str(log)], "data_dir": str(small_disk), "sinks": ["elasticsearch"], "es_url": es_url,
-        "index_prefix": index_prefix}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "paths": [str(log)],
+                    "data_dir": str(small_disk),
+                    "sinks": ["elasticsearch"],
+                    "es_url": es_url,
+                    "index_prefix": index_prefix,
+                }
+            }
+        )
+    )
     (small_disk / "dead-letters.jsonl").touch()
     filler = _fill(small_disk)
     with open(out, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "corrtrace.cli", "collect", "--once", "--config", str(config)],
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "corrtrace.cli", "collect", "--once", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         deadline = time.monotonic() + 60
         while b"shipping is paused" not in out.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -21,14 +21,29 @@ TIMESTAMP_FAILURE_TAG = "_dateparsefailure"  # documented in collector/README.md
 GOOD = b'{"correlation_id":"a","labels":{"seq":0}}\n'
 
 
-STAMPS = [b"1e20", b"-1e19", b"1.5e300", b'"not a date"', b'"2026-13-45T99:00:00Z"', b"1e400", b"NaN", b"null",
-          b"true", b'{"when":"now"}']
+STAMPS = [
+    b"1e20",
+    b"-1e19",
+    b"1.5e300",
+    b'"not a date"',
+    b'"2026-13-45T99:00:00Z"',
+    b"1e400",
+    b"NaN",
+    b"null",
+    b"true",
+    b'{"when":"now"}',
+]
 
 
 def test_an_unreadable_timestamp_is_replaced_flagged_and_kept(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
-    log.write_bytes(GOOD + b"".join(b'{"@timestamp":%s,"correlation_id":"b%d","labels":{"seq":%d}}\n' % (s, i, i + 1)
-                                    for i, s in enumerate(STAMPS)))
+    log.write_bytes(
+        GOOD
+        + b"".join(
+            b'{"@timestamp":%s,"correlation_id":"b%d","labels":{"seq":%d}}\n' % (s, i, i + 1)
+            for i, s in enumerate(STAMPS)
+        )
+    )
     data = tmp_path / "d"
     result = collect("--once", "--data-dir", str(data), str(log))
     no_traceback(result)
@@ -47,11 +62,23 @@ def test_an_unreadable_timestamp_is_replaced_flagged_and_kept(tmp_path: Path) ->
 
 def test_the_same_timestamps_reach_elasticsearch(tmp_path: Path, es: Any, es_url: str, index_prefix: str) -> None:
     log = tmp_path / "app.log"
-    log.write_bytes(b"".join(b'{"@timestamp":%s,"correlation_id":"ts-%d","labels":{"seq":%d}}\n' % (s, i, i)
-                             for i, s in enumerate([b"1e20", b"-1e19", b"1.5e300", b'"2026-11-30T10:00:00.000Z"'])))
+    log.write_bytes(
+        b"".join(
+            b'{"@timestamp":%s,"correlation_id":"ts-%d","labels":{"seq":%d}}\n' % (s, i, i)
+            for i, s in enumerate([b"1e20", b"-1e19", b"1.5e300", b'"2026-11-30T10:00:00.000Z"'])
+        )
+    )
     data = tmp_path / "d"
-    result = collect("--once", "--data-dir", str(data), "--sink", "elasticsearch", str(log),
-                     CORRTRACE_COLLECTOR_ES_URL=es_url, CORRTRACE_COLLECTOR_INDEX_PREFIX=index_prefix)
+    result = collect(
+        "--once",
+        "--data-dir",
+        str(data),
+        "--sink",
+        "elasticsearch",
+        str(log),
+        CORRTRACE_COLLECTOR_ES_URL=es_url,
+        CORRTRACE_COLLECTOR_INDEX_PREFIX=index_prefix,
+    )
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     assert sorted(seq for _, seq in stored(es, index_prefix)) == [0, 1, 2, 3]
@@ -77,7 +104,8 @@ def _record(offset: int, ts: int, cid: str) -> Record:
 
 @pytest.mark.parametrize("sink_name", ["embedded", "elasticsearch"])
 def test_a_record_a_sink_cannot_encode_is_dead_lettered_and_shipping_goes_on(
-        tmp_path: Path, sink_name: str, request: pytest.FixtureRequest) -> None:
+    tmp_path: Path, sink_name: str, request: pytest.FixtureRequest
+) -> None:
     """Records built past the parser (an int SQLite cannot hold, a date the platform cannot format: "[Errno 75]")
     go to the dead-letter file with the sink's reason; the rest of the batch is stored, the offsets commit."""
     if sink_name == "embedded":
@@ -87,16 +115,22 @@ def test_a_record_a_sink_cannot_encode_is_dead_lettered_and_shipping_goes_on(
         sink = ElasticsearchSink(es, prefix=request.getfixturevalue("index_prefix"))
     dead = DeadLetters(tmp_path / "dead.jsonl")
     pipeline = Pipeline([], [sink], data_dir=tmp_path / "data", once=True, dead_letters=dead)
-    records = [_record(0, 1_700_000_000_000, "ok-0"), _record(100, 10**20, "bad-1"), _record(200, -(10**20), "bad-2"),
-               _record(300, int(1.5e300), "bad-3"), _record(400, 1_700_000_000_001, "ok-4")]
+    records = [
+        _record(0, 1_700_000_000_000, "ok-0"),
+        _record(100, 10**20, "bad-1"),
+        _record(200, -(10**20), "bad-2"),
+        _record(300, int(1.5e300), "bad-3"),
+        _record(400, 1_700_000_000_001, "ok-4"),
+    ]
     dead.sources["src"] = "/var/log/app.log"
     assert pipeline.queue.put(Batch(records, {"src": 500}), threading.Event())
     stats = pipeline.run()
     assert stats.shipped == 5 and stats.dead_lettered == 3 and stats.stored == 2
     entries = [orjson.loads(x) for x in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
     assert [e["offset"] for e in entries] == [100, 200, 300]
-    assert all(e["file"] == "/var/log/app.log" and e["sink"] == sink_name and "cannot encode" in e["reason"]
-               for e in entries)
+    assert all(
+        e["file"] == "/var/log/app.log" and e["sink"] == sink_name and "cannot encode" in e["reason"] for e in entries
+    )
     assert [orjson.loads(e["event"])["correlation_id"] for e in entries] == ["bad-1", "bad-2", "bad-3"]
     assert pipeline.checkpoint.offset("src") == 500
     pipeline.close()
@@ -104,7 +138,8 @@ def test_a_record_a_sink_cannot_encode_is_dead_lettered_and_shipping_goes_on(
 
 
 def test_a_refused_line_is_dead_lettered_with_file_and_offset_and_summarised(
-        tmp_path: Path, es: Any, es_url: str, index_prefix: str) -> None:
+    tmp_path: Path, es: Any, es_url: str, index_prefix: str
+) -> None:
     log = tmp_path / "app.log"
     first = b'{"correlation_id":"m-0","http":{"response":{"status_code":200}},"labels":{"seq":0}}\n'
     bad = b'{"correlation_id":"m-1","http":{"response":{"status_code":"two hundred"}},"labels":{"seq":1}}\n'
@@ -114,14 +149,16 @@ def test_a_refused_line_is_dead_lettered_with_file_and_offset_and_summarised(
     result = collect("--once", "--data-dir", str(data), "--sink", "elasticsearch", str(log), **env)
     assert result.returncode == 0, result.stderr
     summary = result.stderr.strip().splitlines()[-1]
-    assert summary == (f"corrtrace collect: 3 lines read, 2 stored, 1 dead-lettered "
-                       f"(reasons in {data / 'dead-letters.jsonl'})")
+    assert summary == (
+        f"corrtrace collect: 3 lines read, 2 stored, 1 dead-lettered (reasons in {data / 'dead-letters.jsonl'})"
+    )
     (entry,) = dead_letters(data)
     assert entry["file"] == str(log) and entry["offset"] == len(first) and entry["status"] == 400
     assert entry["line"].encode() + b"\n" == bad and "status_code" in entry["reason"]
     assert orjson.loads(entry["event"])["correlation_id"] == "m-1"  # the document as shipped (ingest time added)
-    as_json = collect("--once", "--json", "--data-dir", str(tmp_path / "d2"), "--sink", "elasticsearch", str(log),
-                      **env)
+    as_json = collect(
+        "--once", "--json", "--data-dir", str(tmp_path / "d2"), "--sink", "elasticsearch", str(log), **env
+    )
     stats = orjson.loads(as_json.stdout)
     assert (stats["stored"], stats["dead_lettered"]) == (2, 1)  # ES already holds two: 409s count as stored
     assert stats["dead_letter_path"] == str(tmp_path / "d2" / "dead-letters.jsonl")

@@ -25,10 +25,18 @@ def _fingerprint(path: Path) -> str:
     return fp
 
 
-@pytest.mark.parametrize("content", [b"[]", b"null", b"{not json", b'{"version":1,"sources":[]}',
-                                     b'{"version":1,"sources":{"FP":{"offset":"abc"}}}',
-                                     b'{"version":1,"sources":{"FP":{"offset":-5}}}',
-                                     b'{"version":1,"sources":{"FP":7}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[]",
+        b"null",
+        b"{not json",
+        b'{"version":1,"sources":[]}',
+        b'{"version":1,"sources":{"FP":{"offset":"abc"}}}',
+        b'{"version":1,"sources":{"FP":{"offset":-5}}}',
+        b'{"version":1,"sources":{"FP":7}}',
+    ],
+)
 def test_a_corrupt_checkpoint_is_one_clear_line(tmp_path: Path, content: bytes) -> None:
     log = _log(tmp_path)
     data = tmp_path / "d"
@@ -50,8 +58,9 @@ def test_an_offset_past_the_end_of_a_truncated_file_reads_it_from_the_start(tmp_
     log = _log(tmp_path, 3)
     data = tmp_path / "d"
     data.mkdir()
-    (data / "checkpoint.json").write_bytes(orjson.dumps({"version": 1, "sources": {
-        _fingerprint(log): {"offset": 10_000, "path": str(log), "updated": 0}}}))
+    (data / "checkpoint.json").write_bytes(
+        orjson.dumps({"version": 1, "sources": {_fingerprint(log): {"offset": 10_000, "path": str(log), "updated": 0}}})
+    )
     result = collect("--once", "--data-dir", str(data), str(log))
     assert result.returncode == 0, result.stderr
     assert [d["labels"]["seq"] for d in stored_docs(data)] == [0, 1, 2]

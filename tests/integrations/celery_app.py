@@ -48,8 +48,9 @@ def _sentry(**_: Any) -> None:
                     if item.headers.get("type") == "event":
                         out.write(item.payload.get_bytes() + b"\n")
 
-    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", transport=FileTransport(),
-                    integrations=[CorrelationIdIntegration()])
+    sentry_sdk.init(
+        dsn="http://public@127.0.0.1:9/1", transport=FileTransport(), integrations=[CorrelationIdIntegration()]
+    )
 
 
 @signals.setup_logging.connect

@@ -62,8 +62,9 @@ def require_redis() -> None:
     try:
         redis.Redis.from_url(REDIS_URL, socket_timeout=5).ping()
     except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}); start it with: scripts/services up redis",
-                    pytrace=False)
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} ({exc}); start it with: scripts/services up redis", pytrace=False
+        )
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +72,11 @@ def django_project() -> Iterator[None]:
     """django.setup() with the project's settings; the logging it configures is undone afterwards."""
     root = logging.getLogger()
     saved_root = (root.level, list(root.handlers))
-    saved = {name: (lg.level, list(lg.handlers), lg.propagate)
-             for name in ("django", "django.request", "django.server")
-             for lg in [logging.getLogger(name)]}
+    saved = {
+        name: (lg.level, list(lg.handlers), lg.propagate)
+        for name in ("django", "django.request", "django.server")
+        for lg in [logging.getLogger(name)]
+    }
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.integrations.djangoproject.settings"
     import django
 

@@ -35,9 +35,13 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, path
     require_redis()
     queue = f"corrtrace-tests-{uuid.uuid4().hex[:8]}"
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    env = {**os.environ, "CORRTRACE_TEST_REDIS_URL": REDIS_URL, "CORRTRACE_TEST_CELERY_QUEUE": queue,
-           "CORRTRACE_TEST_WORKER_LOG": str(log_path),
-           "CORRTRACE_TEST_SENTRY_EVENTS": str(log_path.with_name("sentry-events.jsonl"))}
+    env = {
+        **os.environ,
+        "CORRTRACE_TEST_REDIS_URL": REDIS_URL,
+        "CORRTRACE_TEST_CELERY_QUEUE": queue,
+        "CORRTRACE_TEST_WORKER_LOG": str(log_path),
+        "CORRTRACE_TEST_SENTRY_EVENTS": str(log_path.with_name("sentry-events.jsonl")),
+    }
     os.environ["CORRTRACE_TEST_CELERY_QUEUE"] = queue  # the publisher side imports the same app module
     os.environ["CORRTRACE_TEST_REDIS_URL"] = REDIS_URL
     from . import celery_app
@@ -45,9 +49,26 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, path
     celery_app.app.conf.task_default_queue = queue
     with open(log_path.with_suffix(".err"), "w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.integrations.celery_app", "worker", "--pool=solo",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue, "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.integrations.celery_app",
+                "worker",
+                "--pool=solo",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-Q",
+                queue,
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
         try:
             yield celery_app, log_path
@@ -115,8 +136,11 @@ def test_a_junk_header_is_replaced_and_logged_escaped(worker: tuple[Any, pathlib
         timeout=TIMEOUT
     )
     assert fresh and "bad" not in fresh
-    [warning] = [line for line in _lines(log_path) if line.get("correlation_id") == fresh
-                 and "invalid correlation ID" in line["message"]]
+    [warning] = [
+        line
+        for line in _lines(log_path)
+        if line.get("correlation_id") == fresh and "invalid correlation ID" in line["message"]
+    ]
     assert warning["labels"]["rejected_correlation_id"].startswith("bad\\x0d\\x0aid")
     assert len(warning["labels"]["rejected_correlation_id"]) < 40
 

@@ -157,9 +157,18 @@ def _check_server_lines(events: list[dict[str, Any]]) -> None:
 def test_under_gunicorn_wsgi(tmp_path: pathlib.Path) -> None:
     port = _free_port()
     events, _ = _serve(
-        [sys.executable, "-m", "gunicorn", "tests.integrations.djangoproject.wsgi:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        port, tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "tests.integrations.djangoproject.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+        ],
+        port,
+        tmp_path,
     )
     _check_server_lines(events)
 
@@ -167,9 +176,19 @@ def test_under_gunicorn_wsgi(tmp_path: pathlib.Path) -> None:
 def test_under_uvicorn_asgi(tmp_path: pathlib.Path) -> None:
     port = _free_port()
     events, _ = _serve(
-        [sys.executable, "-m", "uvicorn", "tests.integrations.djangoproject.asgi:application",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        port, tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.integrations.djangoproject.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        port,
+        tmp_path,
     )
     _check_server_lines(events)
 
@@ -180,8 +199,9 @@ def test_skip_paths_write_no_access_line_but_echo(lines: io.StringIO) -> None:
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    middleware = CorrelationIdMiddleware(lambda request: HttpResponse("ok"),
-                                         CorrelationSettings(skip_paths=("/healthz",)))
+    middleware = CorrelationIdMiddleware(
+        lambda request: HttpResponse("ok"), CorrelationSettings(skip_paths=("/healthz",))
+    )
     factory = RequestFactory()
     health = middleware(factory.get("/healthz", headers={"X-Correlation-ID": "req-health"}))
     other = middleware(factory.get("/healthzx", headers={"X-Correlation-ID": "req-other"}))

@@ -90,8 +90,13 @@ def test_structlog_processor_with_json_renderer(span: tuple[str, str]) -> None:
     set_trace_context_provider(None)
     log.info("outside")
     first, second, third = (json.loads(line) for line in out.getvalue().splitlines())
-    assert first == {"event": "hello", "user": "u1", "correlation_id": "req-9",
-                     "trace": {"id": span[0]}, "span": {"id": span[1]}}
+    assert first == {
+        "event": "hello",
+        "user": "u1",
+        "correlation_id": "req-9",
+        "trace": {"id": span[0]},
+        "span": {"id": span[1]},
+    }
     assert second["correlation_id"] == "explicit"
     assert third == {"event": "outside"}
 

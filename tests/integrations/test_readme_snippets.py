@@ -53,7 +53,11 @@ def test_structlog_through_stdlib(clean_root: None, capsys: pytest.CaptureFixtur
         structlog.reset_defaults()
     line = json.loads(capsys.readouterr().out)
     assert (line["message"], line["correlation_id"], line["amount"], line["service"]["name"]) == (
-        "paid", "req-struct-std", 3, "shop")
+        "paid",
+        "req-struct-std",
+        3,
+        "shop",
+    )
 
 
 def test_loguru(capsys: pytest.CaptureFixture[str]) -> None:

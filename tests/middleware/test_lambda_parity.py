@@ -33,8 +33,9 @@ def test_correlation_id_path_custom_and_powertools_names() -> None:
 
     api = load_fixture("apiGatewayProxyEvent.json")
     api["requestContext"]["requestId"] = API_REQUEST_ID
-    rest = correlated_handler(lambda e, c: {"statusCode": 200, "body": seen(e, c)},
-                              correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    rest = correlated_handler(
+        lambda e, c: {"statusCode": 200, "body": seen(e, c)}, correlation_id_path=correlation_paths.API_GATEWAY_REST
+    )
     assert rest(api, Context())["body"] == API_REQUEST_ID  # the path wins over the header
     bridge = correlated_handler(seen, correlation_id_path=correlation_paths.EVENT_BRIDGE)
     event = load_fixture("eventBridgeEvent.json")
@@ -86,7 +87,10 @@ def test_powertools_logger_gets_the_same_id() -> None:
     handle_record(load_fixture("sqsEvent.json"), Context())
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     assert [(e["message"], e["correlation_id"]) for e in lines] == [
-        ("from powertools", "direct-id"), ("record", "sqs-record-1"), ("record", "sqs-record-2-body")]
+        ("from powertools", "direct-id"),
+        ("record", "sqs-record-1"),
+        ("record", "sqs-record-2-body"),
+    ]
     assert powertools.get_correlation_id() is None  # put back after the invocation
 
 

@@ -75,8 +75,8 @@ def test_sqs_sns_and_eventbridge_carry_the_trace_to_the_batch_handler(traced: An
 
     exporter.clear()
     assert consume(event, provider, fail="m-sns") == {
-        "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]
-                              if "via sns" in r["body"]]}
+        "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if "via sns" in r["body"]]
+    }
     spans = {s.attributes["correlation_id"]: s for s in exporter.get_finished_spans()}
     assert set(spans) == {"m-sqs", "m-sns", "m-eb"}
     for cid, sender in senders.items():
@@ -88,8 +88,7 @@ def test_sqs_sns_and_eventbridge_carry_the_trace_to_the_batch_handler(traced: An
     assert spans["m-sqs"].status.status_code is StatusCode.UNSET
 
 
-def test_trace_attributes_respect_the_ten_attribute_limit_and_tracing_off_adds_none(traced: Any,
-                                                                                    moto_url: str) -> None:
+def test_trace_attributes_respect_the_ten_attribute_limit_and_tracing_off_adds_none(traced: Any, moto_url: str) -> None:
     session, provider, _ = traced
     sqs = _client(session, moto_url, "sqs")
     url, arn = _queue(sqs)

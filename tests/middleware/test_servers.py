@@ -29,8 +29,9 @@ APPS = "tests.middleware.serverapps"
 def serve(command: list[str], port: int, out: pathlib.Path) -> dict[str, Any]:
     """Run the server with stdout and stderr into ``out``; send the requests; stop it. Returns the responses."""
     with open(out, "wb") as sink:
-        proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=sink, stderr=subprocess.STDOUT
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
@@ -88,8 +89,22 @@ def test_uvicorn_with_the_log_config_corrtrace_writes(tmp_path: pathlib.Path, fr
     config = tmp_path / "log.json"
     config.write_text(written.output)
     port, out = free_port(), tmp_path / "uvicorn.out"
-    responses = serve([sys.executable, "-m", "uvicorn", f"{APPS}.asgi_app:app", "--host", "127.0.0.1",
-                       "--port", str(port), "--log-config", str(config)], port, out)
+    responses = serve(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"{APPS}.asgi_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-config",
+            str(config),
+        ],
+        port,
+        out,
+    )
     events = check(out, responses, tmp_path)
     access = [e for e in events if e["log"]["logger"] == "uvicorn.access"]
     assert {e["correlation_id"] for e in access} >= {"srv-ok-1", "srv-boom-1"}  # uvicorn's own access lines too
@@ -98,13 +113,30 @@ def test_uvicorn_with_the_log_config_corrtrace_writes(tmp_path: pathlib.Path, fr
 
 
 @pytest.mark.parametrize(("worker", "app"), [("uvicorn.workers.UvicornWorker", "asgi_app"), ("sync", "wsgi_app")])
-def test_gunicorn_with_logconfig_dict(worker: str, app: str, tmp_path: pathlib.Path,
-                                      free_port: Callable[[], int]) -> None:
+def test_gunicorn_with_logconfig_dict(
+    worker: str, app: str, tmp_path: pathlib.Path, free_port: Callable[[], int]
+) -> None:
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text(snippet("Servers"))  # the README's gunicorn.conf.py, as written
     port, out = free_port(), tmp_path / "gunicorn.out"
-    responses = serve([sys.executable, "-m", "gunicorn", f"{APPS}.{app}:app", "-k", worker, "--workers", "1",
-                       "--bind", f"127.0.0.1:{port}", "-c", str(conf)], port, out)
+    responses = serve(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            f"{APPS}.{app}:app",
+            "-k",
+            worker,
+            "--workers",
+            "1",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "-c",
+            str(conf),
+        ],
+        port,
+        out,
+    )
     events = check(out, responses, tmp_path)
     assert any(e["log"]["logger"] == "gunicorn.error" and "Booting worker" in e["message"] for e in events)
     access = {e["correlation_id"] for e in events if e["log"]["logger"] in ("gunicorn.access", "uvicorn.access")}

@@ -200,8 +200,9 @@ def test_a_later_trigger_rolls_back_participants_whose_logs_arrived_late(mesh, s
         waiter = Mesh(manager, client, {}, {})
         client.rollback(cid)
         assert waiter.wait(cid, ("rolled_back",))["participants"] == []  # nothing logged yet
-        shipped.append({"@timestamp": "2026-01-01T00:00:00.000Z", "correlation_id": cid,
-                        "service": {"name": "late-logger"}})
+        shipped.append(
+            {"@timestamp": "2026-01-01T00:00:00.000Z", "correlation_id": cid, "service": {"name": "late-logger"}}
+        )
         assert client.rollback(cid)["started"] is False
         status = waiter.wait(cid, ("rolled_back",))
         deadline = time.time() + 10

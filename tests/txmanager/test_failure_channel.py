@@ -48,8 +48,13 @@ def channel_settings(settings: TxManagerSettings, moto_url: str, free_port: Call
 class Cluster:
     """Participants ``a`` and ``b`` (real servers) and a manager that can be stopped and started on its port."""
 
-    def __init__(self, settings: TxManagerSettings, store: Store, servers: Callable[[Any, int], ServerThread],
-                 free_port: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        settings: TxManagerSettings,
+        store: Store,
+        servers: Callable[[Any, int], ServerThread],
+        free_port: Callable[[], int],
+    ) -> None:
         self.settings, self.store, self.servers = settings, store, servers
         self.recorders = {"a": Recorder("a"), "b": Recorder("b")}
         self.urls = {n: servers(participant_app(r), free_port()).url for n, r in self.recorders.items()}
@@ -166,9 +171,14 @@ def test_malformed_record_goes_to_the_on_failure_queue_without_blocking_the_next
         cluster.register(cid)
     channel = FailureChannel(channel_settings, "payment")
     channel.report(good[0], "declined")
-    aws("dynamodb").put_item(TableName=channel_settings.failure_target, Item={
-        "correlation_id": {"S": "not a valid id!"}, "report_id": {"S": "r-1"}, "action": {"S": "explode"},
-    })
+    aws("dynamodb").put_item(
+        TableName=channel_settings.failure_target,
+        Item={
+            "correlation_id": {"S": "not a valid id!"},
+            "report_id": {"S": "r-1"},
+            "action": {"S": "explode"},
+        },
+    )
     channel.report(good[1], "declined")
     follower = build_follower(channel_settings, poller=poller_settings(**FAST, parallelization_factor=1))
     with caplog.at_level(logging.INFO, logger="corrtrace.txmanager"):
@@ -190,17 +200,26 @@ def test_a_stream_reports_the_first_failure_and_stops_that_shard(
     create_resources(channel_settings)
     channel = FailureChannel(channel_settings, "payment")
     channel.report(new_correlation_id(), "declined")
-    aws("dynamodb").put_item(TableName=channel_settings.failure_target, Item={
-        "correlation_id": {"S": "x"}, "report_id": {"S": "r-2"}, "action": {"S": "explode"},
-    })
+    aws("dynamodb").put_item(
+        TableName=channel_settings.failure_target,
+        Item={
+            "correlation_id": {"S": "x"},
+            "report_id": {"S": "r-2"},
+            "action": {"S": "explode"},
+        },
+    )
     channel.report(new_correlation_id(), "declined")
     follower = build_follower(channel_settings)
     records = follower.read()
     assert len(records) == 3
     # the Lambda entry point, configured from the environment as in AWS
-    for key, value in {"FAILURE_TARGET": channel_settings.failure_target, "FAILURE_DLQ": channel_settings.failure_dlq,
-                       "FAILURE_ENDPOINT": str(channel_settings.failure_endpoint),
-                       "MANAGER_URL": str(channel_settings.manager_url), "SECRET": SECRET}.items():
+    for key, value in {
+        "FAILURE_TARGET": channel_settings.failure_target,
+        "FAILURE_DLQ": channel_settings.failure_dlq,
+        "FAILURE_ENDPOINT": str(channel_settings.failure_endpoint),
+        "MANAGER_URL": str(channel_settings.manager_url),
+        "SECRET": SECRET,
+    }.items():
         monkeypatch.setenv(f"CORRTRACE_TXMANAGER_{key}", value)
     monkeypatch.delenv("CORRTRACE_CONFIG", raising=False)
     monkeypatch.setattr(triggers, "_trigger", None)
@@ -218,9 +237,13 @@ def test_sqs_visibility_shorter_than_the_outage_loses_nothing(
     sqs = aws("sqs")
     dlq = sqs.create_queue(QueueName=settings.failure_dlq)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sqs.create_queue(QueueName=settings.failure_target, Attributes={
-        "VisibilityTimeout": "1", "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
-    })
+    sqs.create_queue(
+        QueueName=settings.failure_target,
+        Attributes={
+            "VisibilityTimeout": "1",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
+        },
+    )
     cids = [new_correlation_id() for _ in range(10)]
     cluster.start()
     for cid in cids:
@@ -239,9 +262,7 @@ def test_sqs_visibility_shorter_than_the_outage_loses_nothing(
     assert _dlq(aws, settings) == []
 
 
-def test_sns_into_sqs_and_kinesis_channels(
-    cluster: Cluster, channel_settings: TxManagerSettings, aws: Any
-) -> None:
+def test_sns_into_sqs_and_kinesis_channels(cluster: Cluster, channel_settings: TxManagerSettings, aws: Any) -> None:
     cluster.start()
     for kind in ("sns", "kinesis"):
         settings = replace(channel_settings, failure_channel=kind, failure_target=f"{kind}-{uuid.uuid4().hex[:6]}")
@@ -306,17 +327,32 @@ def test_sns_event_and_bad_kinesis_data(cluster: Cluster, channel_settings: TxMa
     cluster.start()
     cid = new_correlation_id()
     cluster.register(cid)
-    report = {"correlation_id": cid, "action": "rollback", "reason": "declined", "source": "payment",
-              "reported_at": "2026-11-30T12:00:00.000Z", "report_id": "r-sns"}
-    event = {"Records": [
-        {"EventSource": "aws:sns", "Sns": {"MessageId": "m-1", "Message": json.dumps(report)}},
-        {"EventSource": "aws:sns", "Sns": {"MessageId": "m-2", "Message": "[1, 2]"}},
-    ]}
+    report = {
+        "correlation_id": cid,
+        "action": "rollback",
+        "reason": "declined",
+        "source": "payment",
+        "reported_at": "2026-11-30T12:00:00.000Z",
+        "report_id": "r-sns",
+    }
+    event = {
+        "Records": [
+            {"EventSource": "aws:sns", "Sns": {"MessageId": "m-1", "Message": json.dumps(report)}},
+            {"EventSource": "aws:sns", "Sns": {"MessageId": "m-2", "Message": "[1, 2]"}},
+        ]
+    }
     trigger = triggers.FailureTrigger(channel_settings)
     assert trigger.handle(event) == {"batchItemFailures": []}
     _wait(lambda: cluster.rolled_back(cid))
-    bad = {"Records": [{"eventSource": "aws:kinesis", "eventID": "shardId-000:1",
-                        "kinesis": {"sequenceNumber": "1", "partitionKey": "k", "data": "%%%not base64"}}]}
+    bad = {
+        "Records": [
+            {
+                "eventSource": "aws:kinesis",
+                "eventID": "shardId-000:1",
+                "kinesis": {"sequenceNumber": "1", "partitionKey": "k", "data": "%%%not base64"},
+            }
+        ]
+    }
     assert trigger.handle(bad) == {"batchItemFailures": []}
     errors = sorted(d["error"] for d in _dlq(aws, channel_settings))
     assert errors == [f"malformed failure record: {why}" for why in ("kinesis data: not base64", "not a JSON object")]

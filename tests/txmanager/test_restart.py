@@ -93,8 +93,9 @@ def test_manager_killed_mid_fan_out_resumes_without_repeating_a_participant(
     # the manager logged each outcome as a structured event (stdout JSON lines of both runs)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     outcomes = [
-        e for e in lines if e.get("event", {}).get("dataset") == "corrtrace.txmanager" and "service" in e
-        and "target" in e["service"]
+        e
+        for e in lines
+        if e.get("event", {}).get("dataset") == "corrtrace.txmanager" and "service" in e and "target" in e["service"]
     ]
     assert {(e["service"]["target"]["name"], e["event"]["outcome"]) for e in outcomes} == {
         ("a", "success"),

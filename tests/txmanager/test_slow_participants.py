@@ -114,8 +114,11 @@ def test_a_participant_down_longer_than_the_budget_heals_by_the_slow_retry(setti
         assert down["state"] == "failed" and down["attempts"] == 2 and down["last_error"] == "ConnectError"
         assert status["next_attempt_at"] == down["next_attempt_at"] and status["next_attempt_at"] > time.time()
 
-        shown = CliRunner().invoke(main, ["txmanager", "status", cid, "--url", manager.url], env={
-            "CORRTRACE_TXMANAGER_SECRET": SECRET, "CORRTRACE_CONFIG": ""})
+        shown = CliRunner().invoke(
+            main,
+            ["txmanager", "status", cid, "--url", manager.url],
+            env={"CORRTRACE_TXMANAGER_SECRET": SECRET, "CORRTRACE_CONFIG": ""},
+        )
         assert shown.exit_code == 0, shown.output
         assert "next_attempt_at: 20" in shown.output and " s)" in shown.output
 
