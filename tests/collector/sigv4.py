@@ -73,8 +73,14 @@ def credentials_endpoint(issuer: Issuer) -> FaultProxy:
     return FaultProxy("http://127.0.0.1:9", hook)
 
 
-def verifying_proxy(upstream: str, issuer: Issuer, region: str, service: str = "es") -> FaultProxy:
-    """Forward only requests whose SigV4 signature botocore reproduces; answer 403 to the rest."""
+def verifying_proxy(
+    upstream: str, issuer: Issuer, region: str, service: str = "es", pace_until_keys: int = 0
+) -> FaultProxy:
+    """Forward only requests whose SigV4 signature botocore reproduces; answer 403 to the rest.
+
+    ``pace_until_keys``: hold each good request 0.5 s until that many distinct keys have signed, so a run lasts
+    through the rotations a test wants to see however fast the collector ships (a slow domain, not a timing bet).
+    """
 
     def deny(proxy: FaultProxy, why: str) -> tuple[int, dict[str, str], bytes]:
         with proxy.lock:
@@ -118,7 +124,11 @@ def verifying_proxy(upstream: str, issuer: Issuer, region: str, service: str = "
         if not secrets.compare_digest(expected, signature):
             return deny(proxy, "the request signature we calculated does not match the signature you provided")
         with proxy.lock:
-            proxy.state.setdefault("keys_used", set()).add(access_key)
+            keys_used = proxy.state.setdefault("keys_used", set())
+            keys_used.add(access_key)
+            pacing = len(keys_used) < pace_until_keys
+        if pacing:
+            time.sleep(0.5)
         return None  # forward to the real node
 
     return FaultProxy(upstream, hook)

@@ -71,7 +71,7 @@ def test_collector_ships_signed_with_rotating_session_credentials(prefix: str, t
     issuer = Issuer(lifetime=3.0)  # a key is refused 3 s after it was issued; botocore refreshes after ~1 s
     app = tmp_path / "app.log"
     write_lines(app, range(TOTAL))
-    with credentials_endpoint(issuer) as creds, verifying_proxy(OS_URL, issuer, REGION) as proxy:
+    with credentials_endpoint(issuer) as creds, verifying_proxy(OS_URL, issuer, REGION, pace_until_keys=3) as proxy:
         config = tmp_path / "c.yaml"
         config.write_text(
             yaml.safe_dump(
