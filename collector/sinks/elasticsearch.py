@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import orjson
 from corrtrace.collector.record import Record, day_of
 from corrtrace.collector.retry import Backoff, DeadLetters
 from corrtrace.collector.sinks.base import CallLimits, SearchQuery, SinkStats
@@ -397,13 +395,6 @@ class ElasticsearchSink:
         if backoff.attempt in (0, 3) or backoff.attempt % 10 == 0:
             log.warning("elasticsearch unavailable, retrying with backoff: %s", exc)
 
-    def action_line(self, record: Record) -> bytes:
-        return b'{"create":{"_index":"%s-%s","_id":"%s"}}\n' % (
-            self._index_prefix_bytes,
-            day_of(record.ts).encode(),
-            record.doc_id.encode(),
-        )
-
     def build_body(self, records: Sequence[Record]) -> bytes:
         """The NDJSON ``_bulk`` body: action line + the stored raw line, for each record."""
         heads = self._heads
@@ -549,7 +540,7 @@ class ElasticsearchSink:
         """Nothing to forget: a resend is recognised by its ``_id``."""
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the client belongs to whoever made it (``connect``'s caller), who closes it."""
 
 
 def _arrival_key(doc_id: str) -> tuple[str, int]:
@@ -558,8 +549,4 @@ def _arrival_key(doc_id: str) -> tuple[str, int]:
     return (source, int(offset)) if offset.isdigit() else (doc_id, 0)
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-__all__ = ["DEFAULT_PREFIX", "ElasticsearchSink", "connect", "ensure_index_template", "orjson", "template_body"]
+__all__ = ["DEFAULT_PREFIX", "ElasticsearchSink", "connect", "ensure_index_template", "template_body"]
