@@ -73,6 +73,31 @@ def expired_indices(names: Iterable[str], prefix: str, days: int, now_ms: int | 
     return sorted(out)
 
 
+def ilm_policy(days: int) -> dict[str, Any]:
+    """Elasticsearch ILM: delete an index ``days`` days after it was created (``es_lifecycle: native``)."""
+    return {
+        "phases": {"delete": {"min_age": f"{days}d", "actions": {"delete": {}}}},
+        "_meta": {"managed_by": "corrtrace"},
+    }
+
+
+def ism_policy(prefix: str, days: int) -> dict[str, Any]:
+    """OpenSearch ISM: the same rule, attached by its ``ism_template`` to every new ``<prefix>-*`` index."""
+    return {
+        "description": f"corrtrace: delete {prefix}-* indices {days} days after they were created",
+        "default_state": "keep",
+        "states": [
+            {
+                "name": "keep",
+                "actions": [],
+                "transitions": [{"state_name": "delete", "conditions": {"min_index_age": f"{days}d"}}],
+            },
+            {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+        ],
+        "ism_template": [{"index_patterns": [f"{prefix}-*"], "priority": 100}],
+    }
+
+
 def prune_sinks(sinks: Sequence[Any], days_for: Any, *, dry_run: bool = False) -> dict[str, list[str]]:
     """Run each sink's ``prune`` with its retention (``days_for(sink_name)``); what each removed, by sink.
     A sink that fails is logged and skipped: pruning never stops shipping."""

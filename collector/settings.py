@@ -63,6 +63,7 @@ class CollectorSettings:
     es_retention_days: int | None = None  # default: retention_days
     cloudwatch_retention_days: int | None = None  # rounded up to a value CloudWatch accepts
     embedded_retention_days: int | None = None
+    es_lifecycle: str = "prune"  # "native": the engine's ILM (Elasticsearch) or ISM (OpenSearch) deletes old indices
     max_store_mb: int = DEFAULT_MAX_STORE_MB  # the embedded store's cap; the oldest events go first
     # batching, buffering, retry
     batch_max_events: int = 20_000
@@ -113,6 +114,8 @@ class CollectorSettings:
             )
         if not self.es_url:
             raise ConfigError("collector.es_url: expected a node URL or a list of them")
+        if self.es_lifecycle not in ("prune", "native"):
+            raise ConfigError(f"collector.es_lifecycle: expected prune or native, got {self.es_lifecycle!r}")
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise ConfigError("collector.backoff_max: expected >= backoff_initial > 0")
         for key in ("cloudwatch_log_group", "cloudwatch_log_stream"):
@@ -181,6 +184,7 @@ class CollectorSettings:
                     backoff=self.backoff(),
                     fail_on_refusal=fail_on_refusal,
                     replicas=self.replicas,
+                    native_retention_days=self.retention_for(name) if self.es_lifecycle == "native" else 0,
                 )
                 sink.name = name
                 out.append(sink)

@@ -44,7 +44,7 @@ _KEYWORDS = (
     "error.type",
 )
 # Elasticsearch-only index settings (8.13+) that OpenSearch rejects as "unknown setting" (HTTP 400)
-_ES_ONLY_SETTINGS = frozenset({"index.mapping.total_fields.ignore_dynamic_beyond_limit"})
+_ES_ONLY_SETTINGS = frozenset({"index.mapping.total_fields.ignore_dynamic_beyond_limit", "index.lifecycle.name"})
 
 
 def _nested(dotted: str, leaf: dict[str, Any], into: dict[str, Any]) -> None:
@@ -56,9 +56,15 @@ def _nested(dotted: str, leaf: dict[str, Any], into: dict[str, Any]) -> None:
 
 
 def template_body(
-    prefix: str = DEFAULT_PREFIX, *, field_limit: int = 1000, shards: int = 1, replicas: int = 0
+    prefix: str = DEFAULT_PREFIX,
+    *,
+    field_limit: int = 1000,
+    shards: int = 1,
+    replicas: int = 0,
+    lifecycle_policy: str | None = None,
 ) -> dict[str, Any]:
-    """The index template for ``<prefix>-*``: explicit types for the contract's fields, dynamic for the rest."""
+    """The index template for ``<prefix>-*``: explicit types for the contract's fields, dynamic for the rest.
+    ``lifecycle_policy`` names the ILM policy new indices follow (OpenSearch attaches ISM policies itself)."""
     props: dict[str, Any] = {
         "@timestamp": {"type": "date"},
         "message": {"type": "text"},
@@ -85,6 +91,7 @@ def template_body(
                 "index.mapping.total_fields.limit": field_limit,
                 "index.mapping.total_fields.ignore_dynamic_beyond_limit": True,
                 "refresh_interval": "1s",
+                **({"index.lifecycle.name": lifecycle_policy} if lifecycle_policy else {}),
             },
             "mappings": {
                 "dynamic": True,
@@ -117,6 +124,8 @@ class BulkClient(Protocol):
     def index_names(self, pattern: str) -> list[str]: ...
 
     def delete_indices(self, names: list[str]) -> None: ...
+
+    def put_lifecycle(self, name: str, prefix: str, days: int) -> None: ...
 
 
 class ElasticsearchClient:
@@ -164,6 +173,12 @@ class ElasticsearchClient:
 
     def delete_indices(self, names: list[str]) -> None:
         self._call(self.client.indices.delete, index=",".join(names))
+
+    def put_lifecycle(self, name: str, prefix: str, days: int) -> None:
+        """Create or replace the ILM policy ``name`` (the template names it for new indices)."""
+        from corrtrace.collector.retention import ilm_policy
+
+        self._call(self.client.ilm.put_lifecycle, name=name, policy=ilm_policy(days))
 
 
 class OpenSearchClient:
@@ -220,6 +235,21 @@ class OpenSearchClient:
 
     def delete_indices(self, names: list[str]) -> None:
         self._call(self.client.indices.delete, index=",".join(names))
+
+    def put_lifecycle(self, name: str, prefix: str, days: int) -> None:
+        """Create the ISM policy ``name``, or replace it (ISM asks for the stored version to replace one)."""
+        from corrtrace.collector.retention import ism_policy
+
+        ism = self.client.plugins.index_management
+        body = {"policy": ism_policy(prefix, days)}
+        try:
+            self._call(ism.put_policy, name, body=body)
+        except PermanentError as exc:
+            if not str(exc).startswith("HTTP 409"):
+                raise
+            stored = self._call(ism.get_policy, name)
+            version = {"if_seq_no": stored["_seq_no"], "if_primary_term": stored["_primary_term"]}
+            self._call(ism.put_policy, name, body=body, params=version)
 
 
 def _adapt(client: Any) -> BulkClient:
@@ -361,9 +391,12 @@ class ElasticsearchSink:
         max_attempts: int | None = None,
         fail_on_refusal: bool = False,
         replicas: int = 0,
+        native_retention_days: int = 0,
     ) -> None:
         self.client = _adapt(client)
         self.replicas = replicas
+        # ``es_lifecycle: native``: the engine's ILM/ISM deletes indices this many days old; 0 = corrtrace prunes
+        self.native_retention_days = native_retention_days
         self.fail_on_refusal = fail_on_refusal
         self.prefix = prefix
         self.dead_letters = dead_letters or DeadLetters(None)
@@ -383,11 +416,31 @@ class ElasticsearchSink:
         backoff = self._backoff()
         while self._template_pending:
             try:
-                ensure_index_template(self.client, self.prefix, replicas=self.replicas)
+                policy = self._install_lifecycle()
+                ensure_index_template(self.client, self.prefix, replicas=self.replicas, lifecycle_policy=policy)
                 self._template_pending = False
             except TransientError as exc:
                 self._note_failure(exc, backoff)
                 backoff.wait(stop)
+
+    def _install_lifecycle(self) -> str | None:
+        """Install the native retention policy when configured; its name, for the template (ILM needs it)."""
+        if not self.native_retention_days:
+            return None
+        name = f"{self.prefix}-retention"
+        try:
+            self.client.put_lifecycle(name, self.prefix, self.native_retention_days)
+        except PermanentError as exc:
+            if "no handler found" not in str(exc):
+                raise
+            from corrtrace.config import ConfigError
+
+            engine = "ISM plugin" if isinstance(self.client, OpenSearchClient) else "ILM (X-Pack)"
+            raise ConfigError(
+                f"collector.es_lifecycle: native, but the node has no {engine}; set es_lifecycle: prune "
+                "(corrtrace deletes old indices itself)"
+            ) from None
+        return name if isinstance(self.client, ElasticsearchClient) else None
 
     def _note_failure(self, exc: Exception, backoff: Backoff) -> None:
         with self._stats_lock:
@@ -527,9 +580,12 @@ class ElasticsearchSink:
     # -- retention --------------------------------------------------------------------------------------------
     def prune(self, days: int, *, dry_run: bool = False, now_ms: int | None = None) -> list[str]:
         """Delete this prefix's daily indices whose day ended more than ``days`` days ago; returns their names.
-        Other indices, even ``<prefix>-something-else``, are never touched."""
+        Other indices, even ``<prefix>-something-else``, are never touched. With a native policy the engine
+        deletes them, and this removes nothing."""
         from corrtrace.collector.retention import expired_indices
 
+        if self.native_retention_days:
+            return []
         names = expired_indices(self.client.index_names(f"{self.prefix}-*"), self.prefix, days, now_ms)
         if not dry_run:
             for start in range(0, len(names), 50):  # short URLs: 50 names per DELETE

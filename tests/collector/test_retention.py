@@ -203,3 +203,44 @@ def test_cloudwatch_sink_without_retention_leaves_groups_alone(moto_url: str, tm
 
     ship_files([app], [sink])
     assert [g.get("retentionInDays") for g in logs.describe_log_groups()["logGroups"]] == [None]
+
+
+@pytest.mark.parametrize("flavor", ["elasticsearch", "opensearch"])
+def test_a_native_lifecycle_on_a_node_without_one_is_one_line_and_loses_nothing(
+    flavor: str, es_url: str, index_prefix: str, tmp_path: Path
+) -> None:
+    """Neither node here has ILM/ISM (collector/README.md, "Operating it"): asking for it stops the collector with
+    one line naming the setting, before anything is stored, dead-lettered or checkpointed."""
+    url = es_url if flavor == "elasticsearch" else os.environ.get("OS_URL", "http://127.0.0.1:9201")
+    app = tmp_path / "app.log"
+    write_lines(app, range(5), ts=NOW_MS)
+    config = tmp_path / "c.yaml"
+
+    def collect(lifecycle: str) -> subprocess.CompletedProcess[str]:
+        settings = {
+            "sinks": [flavor],
+            "es_url": url,
+            "index_prefix": index_prefix,
+            "data_dir": str(tmp_path / "data"),
+            "es_lifecycle": lifecycle,
+        }
+        config.write_text(yaml.safe_dump({"collector": settings}))
+        return _run("collect", "--once", "--config", str(config), str(app))
+
+    try:
+        native = collect("native")
+        assert native.returncode == 2, native.stderr
+        assert "Traceback" not in native.stderr
+        said = [text for text in native.stderr.splitlines() if "es_lifecycle" in text]
+        engine = "ILM" if flavor == "elasticsearch" else "ISM"
+        assert len(said) == 1 and f"no {engine}" in said[0], native.stderr
+        dead = tmp_path / "data" / "dead-letters.jsonl"
+        assert not dead.exists() or not dead.read_text()
+
+        pruned = collect("prune")  # the same data dir: every line is still to ship
+        assert pruned.returncode == 0, pruned.stderr
+        httpx.post(f"{url}/{index_prefix}-*/_refresh", timeout=60)
+        count = httpx.get(f"{url}/{index_prefix}-*/_count", timeout=60).json()["count"]
+        assert count == 5
+    finally:
+        httpx.delete(f"{url}/{index_prefix}*", timeout=60)
