@@ -180,6 +180,8 @@ def collect(
         click.echo(orjson.dumps(fields["labels"]).decode())
     else:
         click.echo(_summary(pipeline), err=True)
+    if isinstance(pipeline.error, ConfigError):
+        sys.exit(2)  # a setting the engine refuses (said above); nothing was stored or checkpointed past it
     unshipped = pipeline.error is not None or (once and pipeline.stats.shipped < pipeline.stats.read)
     sys.exit(1 if unshipped else 0)
 

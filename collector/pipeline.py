@@ -31,6 +31,8 @@ from corrtrace.collector.retry import Backoff, DeadLetters, Stopped
 from corrtrace.collector.sinks.base import CallLimits, Sink
 from corrtrace.collector.sources.base import RawLine, Source
 
+from corrtrace.errors import InvalidInput
+
 log = logging.getLogger("corrtrace.collector")
 Subscriber = Callable[[dict[str, Any]], None]
 # What a sink raises when it cannot encode one record (an int SQLite cannot hold, a date the platform cannot
@@ -42,7 +44,8 @@ def is_unencodable(exc: BaseException) -> bool:
     """True when ``exc`` says a record cannot be encoded (dead-letter it), not that the sink is unavailable."""
     if isinstance(exc, OSError):
         return exc.errno == errno.EOVERFLOW
-    return isinstance(exc, _ENCODE_ERRORS) and not isinstance(exc, StateError)
+    # a damaged state file or a setting the engine refuses is no fault of the record
+    return isinstance(exc, _ENCODE_ERRORS) and not isinstance(exc, StateError | InvalidInput)
 
 
 @dataclass
@@ -424,6 +427,8 @@ class Pipeline:
             pass
         except StateError as exc:  # a damaged state file: the message says what to do, a traceback would not
             log.error("collector shipper stopped: %s", exc)
+            self.error = exc
+        except InvalidInput as exc:  # a setting the engine refuses: `corrtrace collect` prints it, in one line
             self.error = exc
         except BaseException as exc:
             log.exception("collector shipper failed")
