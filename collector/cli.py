@@ -172,15 +172,16 @@ def collect(
     if live:
         sys.stderr.write("\n")
     fields = _stats_fields(pipeline, built)
+    misconfigured = isinstance(pipeline.error, ConfigError)  # a setting the engine refuses: its line, exit 2
     if failure is not None:
-        click.echo(f"corrtrace collect: {failure}", err=True)
+        click.echo(f"corrtrace collect: {pipeline.error if misconfigured else failure}", err=True)
     if not once:
         log.info("collector stopped", extra=fields)
     if as_json:
         click.echo(orjson.dumps(fields["labels"]).decode())
     else:
         click.echo(_summary(pipeline), err=True)
-    if isinstance(pipeline.error, ConfigError):
+    if misconfigured:
         sys.exit(2)  # a setting the engine refuses (said above); nothing was stored or checkpointed past it
     unshipped = pipeline.error is not None or (once and pipeline.stats.shipped < pipeline.stats.read)
     sys.exit(1 if unshipped else 0)

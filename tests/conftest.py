@@ -22,6 +22,7 @@ from corrtrace.endpoints import backend_url
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="corrtrace-tests-data-")
 ES_URL = backend_url("ES")  # $ES_URL, else the port the services script used ($ES_PORT), else 9200
 MOTO_URL = backend_url("MOTO")
+OS_URL = backend_url("OS")
 REGION = "us-east-1"
 
 
@@ -45,6 +46,23 @@ def es(es_url: str) -> Iterator[Any]:
     client = Elasticsearch(es_url, request_timeout=60)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def os_url() -> str:
+    """The OpenSearch node; a missing node FAILS (never skips), naming the command that starts it."""
+    try:
+        info = httpx.get(OS_URL + "/", timeout=5.0).raise_for_status().json()
+        httpx.get(OS_URL + "/_cluster/health?wait_for_status=yellow&timeout=30s", timeout=35.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        pytest.fail(
+            f"OpenSearch is not reachable at {OS_URL} ({exc}); start it with: "
+            "scripts/opensearch/os.sh start (or scripts/services up)",
+            pytrace=False,
+        )
+    if info.get("version", {}).get("distribution") != "opensearch":
+        pytest.fail(f"{OS_URL} is not OpenSearch ({info.get('version')}); set OS_URL", pytrace=False)
+    return OS_URL
 
 
 @pytest.fixture()

@@ -119,6 +119,8 @@ class BulkClient(Protocol):
 
     def put_template(self, name: str, body: dict[str, Any]) -> None: ...
 
+    def index_templates(self) -> list[dict[str, Any]]: ...
+
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
     def index_names(self, pattern: str) -> list[str]: ...
@@ -160,6 +162,9 @@ class ElasticsearchClient:
 
     def put_template(self, name: str, body: dict[str, Any]) -> None:
         self._call(self.client.indices.put_index_template, name=name, **body)
+
+    def index_templates(self) -> list[dict[str, Any]]:
+        return list(self._call(self.client.indices.get_index_template).body.get("index_templates", []))
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         resp = self._call(self.client.search, index=index, ignore_unavailable=True, allow_no_indices=True, **body)
@@ -215,6 +220,9 @@ class OpenSearchClient:
         body = {**body, "template": {**body["template"], "settings": settings}}
         self._call(self.client.indices.put_index_template, name=name, body=body)
 
+    def index_templates(self) -> list[dict[str, Any]]:
+        return list(self._call(self.client.indices.get_index_template).get("index_templates", []))
+
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(
             self._call(
@@ -261,10 +269,81 @@ def _adapt(client: Any) -> BulkClient:
 
 
 def ensure_index_template(es: Any, prefix: str = DEFAULT_PREFIX, **options: Any) -> dict[str, Any]:
-    """Install (or update) the ``<prefix>-*`` index template; returns the body that was sent."""
+    """Install (or update) the ``<prefix>-*`` index template; returns the body that was sent.
+
+    A refusal no retry can fix (another template matching the same indices at the same priority, no privilege)
+    is a ``ConfigError`` whose one line names both templates and what to change (collector/README.md,
+    "Config")."""
     body = template_body(prefix, **options)
-    _adapt(es).put_template(prefix, body)
+    client = _adapt(es)
+    try:
+        client.put_template(prefix, body)
+    except PermanentError as exc:
+        raise _template_refused(client, prefix, body, exc) from None
     return body
+
+
+def _template_refused(client: BulkClient, name: str, body: dict[str, Any], exc: PermanentError) -> Exception:
+    """The one-line error for a refused template: the overlapping template when the server has one."""
+    from corrtrace.config import ConfigError
+
+    server = "opensearch" if isinstance(client, OpenSearchClient) else "elasticsearch"
+    (ours,) = body["index_patterns"]
+    what = f"{server} refused index template {name!r} (indices {ours})"
+    try:
+        others = client.index_templates()
+    except (TransientError, PermanentError):
+        others = []
+    for other in others:
+        spec = other.get("index_template") or {}
+        patterns = [p for p in spec.get("index_patterns") or [] if isinstance(p, str)]
+        if other.get("name") == name or spec.get("priority", 0) != body["priority"]:
+            continue
+        if any(_patterns_overlap(ours, p) for p in patterns):
+            theirs = ", ".join(patterns)
+            return ConfigError(
+                f"collector.index_prefix: {what}: existing template {other.get('name')!r} ({theirs}) matches "
+                f"the same index names at the same priority {body['priority']}; choose an index_prefix whose "
+                f"indices ({ours}) cannot match {theirs}, or delete template {other.get('name')!r} if nothing "
+                "ships to it"
+            )
+    return ConfigError(f"collector.index_prefix: {what}: {_reason(exc)}; fix the cause (or the credentials)")
+
+
+def _reason(exc: PermanentError) -> str:
+    """``HTTP <status>: <the server's error.reason>`` for a refusal, else the client's whole message."""
+    cause = exc.__cause__
+    reply = getattr(cause, "body", None) or getattr(cause, "info", None)  # elasticsearch-py / opensearch-py
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if isinstance(error, dict) and error.get("reason"):
+        return f"{str(exc).split(':', 1)[0]}: {error['reason']}"
+    return str(exc)
+
+
+def _patterns_overlap(a: str, b: str) -> bool:
+    """Whether some index name matches both wildcard patterns (``*`` = any characters, as the server reads
+    them): walk both at once, a ``*`` on either side may take nothing or one more character of the other."""
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(a) and j == len(b):
+            return True
+        star_a, star_b = a[i : i + 1] == "*", b[j : j + 1] == "*"
+        if star_a:
+            todo.append((i + 1, j))  # a's star takes nothing more
+            if j < len(b):
+                todo.append((i, j + 1))  # ... or b's next character (or b's star)
+        if star_b:
+            todo.append((i, j + 1))
+            if i < len(a):
+                todo.append((i + 1, j))
+        if i < len(a) and j < len(b) and a[i] == b[j] and not (star_a or star_b):
+            todo.append((i + 1, j + 1))
+    return False
 
 
 def connect(

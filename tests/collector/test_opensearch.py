@@ -27,32 +27,13 @@ from corrtrace.collector import (
 )
 
 from corrtrace.cli import main
-from corrtrace.endpoints import backend_url
 from tests.collector.esutil import reject_some_items
 from tests.collector.faultproxy import FaultProxy
 from tests.collector.helpers import BASE_MS, line, seqs_of
 
-OS_URL = backend_url("OS")
 FAST = Backoff(0.02, 0.3)
 TOTAL = 400
 SERVICES = ["gateway", "orders", "payment", "shipping"]
-
-
-@pytest.fixture(scope="session")
-def os_url() -> str:
-    """The OpenSearch node; a missing node FAILS (never skips), naming the command that starts it."""
-    try:
-        info = httpx.get(OS_URL + "/", timeout=5.0).raise_for_status().json()
-        httpx.get(OS_URL + "/_cluster/health?wait_for_status=yellow&timeout=30s", timeout=35.0).raise_for_status()
-    except httpx.HTTPError as exc:
-        pytest.fail(
-            f"OpenSearch is not reachable at {OS_URL} ({exc}); start it with: "
-            "scripts/opensearch/os.sh start (or scripts/services up)",
-            pytrace=False,
-        )
-    if info.get("version", {}).get("distribution") != "opensearch":
-        pytest.fail(f"{OS_URL} is not OpenSearch ({info.get('version')}); set OS_URL", pytrace=False)
-    return OS_URL
 
 
 @pytest.fixture(scope="session")
