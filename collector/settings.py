@@ -166,17 +166,25 @@ class CollectorSettings:
             elif name in ("elasticsearch", "opensearch"):
                 from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect
 
-                client = connect(
-                    self.es_url,
-                    api_key=self.es_api_key,
-                    username=self.es_username,
-                    password=self.es_password,
-                    ca_certs=self.es_ca_certs,
-                    verify_certs=self.es_verify_certs,
-                    flavor=name,
-                    timeout=self.es_timeout,
-                    aws_sigv4=(self.es_aws_region, self.es_aws_service) if self.es_auth else None,
-                )
+                options: dict[str, Any] = {
+                    "api_key": self.es_api_key,
+                    "username": self.es_username,
+                    "password": self.es_password,
+                    "ca_certs": self.es_ca_certs,
+                    "verify_certs": self.es_verify_certs,
+                    "timeout": self.es_timeout,
+                }
+                if name == "elasticsearch" and len(self.es_url) == 1 and not self.es_auth:
+                    from corrtrace.collector.sinks.node_client import NodeClient
+
+                    client: Any = NodeClient(self.es_url[0], **options)  # one node: no elasticsearch-py import
+                else:
+                    client = connect(
+                        self.es_url,
+                        flavor=name,
+                        aws_sigv4=(self.es_aws_region, self.es_aws_service) if self.es_auth else None,
+                        **options,
+                    )
                 sink = ElasticsearchSink(
                     client,
                     prefix=self.index_prefix,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from corrtrace.collector.record import Record, day_of
 from corrtrace.collector.retry import Backoff, DeadLetters
@@ -112,8 +112,10 @@ def template_body(
     }
 
 
+@runtime_checkable
 class BulkClient(Protocol):
-    """The small interface both the Elasticsearch and the OpenSearch client are adapted to."""
+    """The small interface both the Elasticsearch and the OpenSearch client are adapted to (and that
+    collector/sinks/node_client.py's ``NodeClient`` serves itself)."""
 
     def bulk(self, body: bytes) -> dict[str, Any]: ...
 
@@ -261,7 +263,7 @@ class OpenSearchClient:
 
 
 def _adapt(client: Any) -> BulkClient:
-    if isinstance(client, ElasticsearchClient | OpenSearchClient):
+    if isinstance(client, BulkClient):
         return client
     if type(client).__module__.startswith("opensearchpy"):
         return OpenSearchClient(client)
