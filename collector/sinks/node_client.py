@@ -1,5 +1,5 @@
-"""One Elasticsearch node over the standard library's ``http.client``: the five requests the sink makes (bulk,
-index template, search, list and delete indices) without elasticsearch-py, whose import alone costs about 0.6 s
+"""One Elasticsearch node over the standard library's ``http.client``: the requests the sink makes (bulk, index
+template and ILM policy, search, list and delete indices) without elasticsearch-py, whose import alone costs about 0.6 s
 of CPU per ``corrtrace collect`` run (see collector/README.md, "A cluster of nodes").
 
 ``corrtrace collect`` and ``corrtrace search`` use it for a single ``es_url`` node; a cluster's nodes go through
@@ -82,6 +82,15 @@ class NodeClient:
 
     def put_template(self, name: str, body: dict[str, Any]) -> None:
         self._request("PUT", f"/_index_template/{quote(name, safe='')}", orjson.dumps(body))
+
+    def index_templates(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/_index_template").get("index_templates", []))
+
+    def put_lifecycle(self, name: str, prefix: str, days: int) -> None:
+        """Create or replace the ILM policy ``name`` (the template names it for new indices)."""
+        from corrtrace.collector.retention import ilm_policy
+
+        self._request("PUT", f"/_ilm/policy/{quote(name, safe='')}", orjson.dumps({"policy": ilm_policy(days)}))
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         params = {"ignore_unavailable": "true", "allow_no_indices": "true"}

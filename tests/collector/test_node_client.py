@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from corrtrace.collector.sinks.elasticsearch import ensure_index_template
+from corrtrace.collector.sinks.elasticsearch import BulkClient, ensure_index_template
 from corrtrace.collector.sinks.node_client import NodeClient
 
 from corrtrace.errors import PermanentError, TransientError
@@ -77,6 +77,7 @@ def test_node_client_sends_the_credentials_and_sorts_refusals(es_url: str, index
 
 def test_node_client_takes_basic_auth_from_the_url_and_never_shows_it() -> None:
     client = NodeClient("https://user:p%40ss@es.example:9200")
+    assert isinstance(client, BulkClient)  # every request the sink makes (a new one must be added here too)
     assert client._headers["authorization"] == "Basic " + base64.b64encode(b"user:p@ss").decode()
     assert "p@ss" not in repr(client) and "p%40ss" not in client.url
     with pytest.raises(ValueError, match="not an http"):
