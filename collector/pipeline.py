@@ -350,6 +350,8 @@ class Pipeline:
             return records, [], 0
         call_max = min(limits.max_bytes, self.batch_max_bytes)
         calls = max(1, self.batch_max_bytes // call_max)
+        if calls == 1 and size <= call_max and len(records) <= min(limits.max_items, self.batch_max_events):
+            return records, [], 0  # all of it is one request (Elasticsearch: no per-record walk)
         overhead = limits.item_overhead
         used, call_bytes, call_events, total, cut = 1, 0, 0, 0, len(records)
         for i, r in enumerate(records):
