@@ -113,6 +113,7 @@ def collect(
         configure("corrtrace-collector", stream=sys.stderr, level="INFO")
     once = once or bool(use_stdin and not paths)
     try:
+        settings.make_data_dir()
         built = settings.build_sinks(fail_on_refusal=once)
         pipeline = Pipeline(
             [],
@@ -267,9 +268,19 @@ def parse_test(line_format: str, service: str | None, time_format: str | None, l
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
 def prune(config: str | None, sinks: tuple[str, ...], data_dir: str | None, days: int | None, dry_run: bool) -> None:
     """Delete what is older than the retention: this prefix's daily indices, old embedded-store events."""
+    from corrtrace.collector.settings import MAX_RETENTION_DAYS
+
+    if days is not None and days > MAX_RETENTION_DAYS:
+        click.echo(f"corrtrace prune: --days: expected at most {MAX_RETENTION_DAYS}", err=True)
+        sys.exit(2)
     settings = _settings(config, {"sinks": list(sinks), "data_dir": data_dir})
     status = 0
-    for sink in settings.build_sinks():
+    try:
+        built = settings.build_sinks()
+    except ConfigError as exc:
+        click.echo(f"corrtrace prune: {exc}", err=True)
+        sys.exit(2)
+    for sink in built:
         if not hasattr(sink, "prune"):
             continue  # CloudWatch Logs expires events itself (the log group's retention policy)
         keep = days or settings.retention_for(sink.name)

@@ -46,15 +46,27 @@ def parse_time(value: str | int | float | datetime | None, *, now: datetime | No
         return int(value.timestamp() * 1000)
     text = value.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    parsed: int | None = None
     if text[:-1].isdigit() and text[-1:] in units:
         base = now or datetime.now(UTC)
-        return int((base - timedelta(seconds=int(text[:-1]) * units[text[-1]])).timestamp() * 1000)
-    if text.isdigit():
-        return int(text)
-    parsed = parse_timestamp_ms(text)
-    if parsed is None:
+        try:
+            parsed = int((base - timedelta(seconds=int(text[:-1]) * units[text[-1]])).timestamp() * 1000)
+        except (OverflowError, ValueError):  # before year 1
+            parsed = None
+    elif text.isdigit():
+        parsed = int(text)
+    else:
+        parsed = parse_timestamp_ms(text)
+    if parsed is None or not _MIN_MS <= parsed <= _MAX_MS:
         raise ValueError(f"not a time: {value!r} (use RFC 3339, epoch milliseconds, or 15m / 2h / 3d)")
     return parsed
+
+
+# the times a store can be asked about: years 1..9999, as Python's datetime (and the stores' integers) hold them
+_MIN_MS = int((datetime(1, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
+_MAX_MS = int(
+    (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000
+)
 
 
 def search_events(

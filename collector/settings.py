@@ -12,12 +12,14 @@ from corrtrace.collector.retention import DEFAULT_MAX_STORE_MB, DEFAULT_RETENTIO
 from corrtrace.collector.retry import Backoff, DeadLetters
 from pydantic import BeforeValidator
 
-from corrtrace.config import ConfigError, Directory, Positive, user_data_dir
+from corrtrace.config import ConfigError, Directory, HttpUrl, Positive, PositiveInt, Region, user_data_dir
 
+MAX_RETENTION_DAYS = 100_000  # ~270 years; more overflows the stores' time arithmetic (0 already means forever)
 SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
 # one node URL, a YAML list of a cluster's nodes, or "a,b,c"
 UrlList = Annotated[
-    list[str], BeforeValidator(lambda v: [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v)
+    list[HttpUrl],
+    BeforeValidator(lambda v: [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v),
 ]
 
 
@@ -25,6 +27,35 @@ def default_data_dir() -> str:
     """The per-user data directory (``$XDG_DATA_HOME/corrtrace/collector``, else ``~/.local/share/...``), so
     that ``collect`` and ``search`` meet in one store whichever directory they run from."""
     return str(user_data_dir("collector"))
+
+
+def _placeholder_problem(template: str) -> str | None:
+    """What is wrong with a log group/stream template's placeholders (``{service}``, no ``{service.x}``)."""
+    import string
+
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return f"not a valid template ({exc})"
+    unknown = [name for name in names if name not in ("environment", "service", "host")]
+    return f"unknown placeholder {{{unknown[0]}}}" if unknown else None
+
+
+def _index_prefix_problem(prefix: str) -> str | None:
+    """Elasticsearch's and OpenSearch's rules for index names, applied to ``<prefix>-yyyy.mm.dd``: a prefix that
+    breaks them would be refused for every document, or (``*``, ``,``) reach other indices in search and prune."""
+    if not prefix:
+        return "expected a non-empty prefix"
+    if prefix != prefix.lower():
+        return "expected lowercase (index names are)"
+    bad = sorted(set(prefix) & set('\\/*?"<>| ,#:'))
+    if bad:
+        return f"an index name cannot contain {bad[0]!r}"
+    if prefix[0] in "-_+":
+        return f"an index name cannot start with {prefix[0]!r}"
+    if len(f"{prefix}-0000.00.00".encode()) > 255:
+        return "too long (an index name is at most 255 bytes with its -yyyy.mm.dd)"
+    return None
 
 
 @dataclass
@@ -45,17 +76,17 @@ class CollectorSettings:
     es_password: str | None = None
     es_ca_certs: str | None = None
     es_verify_certs: bool = True
-    es_timeout: float = 30.0  # seconds per request; a busy cluster may need more for a large bulk
+    es_timeout: Positive = 30.0  # seconds per request; a busy cluster may need more for a large bulk
     es_auth: str | None = None  # "aws_sigv4": sign with the standard AWS credential chain (Amazon OpenSearch)
-    es_aws_region: str | None = None  # default: AWS_REGION / AWS_DEFAULT_REGION
+    es_aws_region: Region | None = None  # default: AWS_REGION / AWS_DEFAULT_REGION
     es_aws_service: str = "es"  # "es" (OpenSearch Service domains) or "aoss" (OpenSearch Serverless)
     index_prefix: str = "logs-corrtrace"
     index_replicas: int | None = None  # the template's number_of_replicas; default 1 with several es_url nodes
     # cloudwatch
     cloudwatch_log_group: str = "/corrtrace/{environment}"
     cloudwatch_log_stream: str = "{service}/{host}"
-    cloudwatch_region: str | None = None
-    cloudwatch_endpoint_url: str | None = None
+    cloudwatch_region: Region | None = None
+    cloudwatch_endpoint_url: HttpUrl | None = None
     cloudwatch_max_event_bytes: int = 262_144
     cloudwatch_search_groups: list[str] = field(default_factory=list)
     # retention (collector/README.md, "Operating it"): days each sink keeps events, 0 = forever
@@ -87,8 +118,8 @@ class CollectorSettings:
     id_aliases: list[str] = field(default_factory=lambda: list(DEFAULT_ID_ALIASES))
     service_aliases: list[str] = field(default_factory=lambda: list(DEFAULT_SERVICE_ALIASES))
     multiline: list[Any] = field(default_factory=lambda: ["python", "java"])
-    multiline_max_lines: int = 500
-    multiline_max_bytes: int = 65_536
+    multiline_max_lines: PositiveInt = 500
+    multiline_max_bytes: PositiveInt = 65_536
     multiline_flush_timeout: float = 2.0
 
     def validate(self) -> CollectorSettings:
@@ -98,6 +129,9 @@ class CollectorSettings:
         for name in ("batch_max_events", "batch_max_bytes", "buffer_max_bytes", "memory_batches", "workers"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"collector.{name}: expected a positive number, got {getattr(self, name)!r}")
+        for name in ("retention_days", "es_retention_days", "cloudwatch_retention_days", "embedded_retention_days"):
+            if (getattr(self, name) or 0) > MAX_RETENTION_DAYS:
+                raise ConfigError(f"collector.{name}: expected at most {MAX_RETENTION_DAYS} days (0 = forever)")
         if self.cloudwatch_max_event_bytes < 1024 or self.cloudwatch_max_event_bytes > 1_048_576:
             raise ConfigError(
                 "collector.cloudwatch_max_event_bytes: expected 1024..1048576 "
@@ -119,12 +153,12 @@ class CollectorSettings:
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise ConfigError("collector.backoff_max: expected >= backoff_initial > 0")
         for key in ("cloudwatch_log_group", "cloudwatch_log_stream"):
-            try:
-                getattr(self, key).format(environment="e", service="s", host="h")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ConfigError(
-                    f"collector.{key}: unknown placeholder {exc} (use {{environment}}, {{service}}, {{host}})"
-                ) from None
+            problem = _placeholder_problem(getattr(self, key))
+            if problem:
+                raise ConfigError(f"collector.{key}: {problem} (use {{environment}}, {{service}}, {{host}})")
+        problem = _index_prefix_problem(self.index_prefix)  # checked whatever the sinks: `search` may pick one
+        if problem:
+            raise ConfigError(f"collector.index_prefix: {problem}, got {self.index_prefix!r}")
         from corrtrace.collector.sources.config import source_specs
 
         source_specs(self)  # every format and multiline rule compiles (ConfigError naming the key otherwise)
@@ -133,6 +167,18 @@ class CollectorSettings:
     @property
     def dir(self) -> Path:
         return Path(os.path.expanduser(self.data_dir))
+
+    def make_data_dir(self) -> Path:
+        """Create ``data_dir`` (checkpoint, buffer, dead letters, store); one ConfigError line when it cannot be
+        (no permission, a path under /proc, a read-only filesystem)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "store").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"collector.data_dir: cannot create {exc.filename or self.dir} ({exc.strerror or exc})"
+            ) from None
+        return self.dir
 
     @property
     def replicas(self) -> int:
@@ -160,6 +206,7 @@ class CollectorSettings:
         out: list[Any] = []
         for name in names:
             if name == "embedded":
+                self.make_data_dir()
                 out.append(
                     EmbeddedStore(self.dir / "store", backoff=self.backoff(), max_bytes=self.max_store_mb << 20 or None)
                 )

@@ -9,6 +9,7 @@ import difflib
 import functools
 import json
 import os
+import re
 import sys
 import types
 import typing
@@ -44,6 +45,8 @@ def read_yaml(file: Path, kind: str, error: type[Exception]) -> Any:
         raise error(f"{file}: cannot read the {kind} ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise error(f"{file}: not valid YAML ({exc})") from None
+    except RecursionError:
+        raise error(f"{file}: not valid YAML (nested too deeply)") from None
 
 
 def read_file(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -112,6 +115,29 @@ def _directory_problem(value: str) -> str | None:
 
 
 Directory = Annotated[str, Check(_directory_problem)]  # a directory, or a path where one can be created
+
+
+def url_problem(value: str) -> str | None:
+    """What makes ``value`` no http(s) URL of a host (the clients would raise a traceback later), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        return "expected an http:// or https:// URL with a host"
+    return None
+
+
+def _region_problem(value: str) -> str | None:
+    # botocore's own rule for a region name (an invalid one fails deep inside client creation)
+    return None if re.fullmatch(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?", value) else "not an AWS region name"
+
+
+HttpUrl = Annotated[str, Check(url_problem)]  # http(s)://host[:port][/path]
+Region = Annotated[str, Check(_region_problem)]  # us-east-1
 
 
 def check_sections(raw: Mapping[str, Any], where: str) -> None:

@@ -4,8 +4,10 @@ ones"). The collector's index template against the REAL Elasticsearch and OpenSe
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,3 +79,68 @@ def test_the_broader_prefix_installed_second_names_the_narrower_template(backend
     ensure_index_template(client, f"{base}-next")
     with pytest.raises(ConfigError, match=rf"existing template '{base}-next' \({base}-next-\*\)"):
         ensure_index_template(client, base)
+
+
+# -- every command, hostile settings and arguments: one line, the right exit code ------------------------------
+def _invoke(args: list[str], cwd: Path) -> tuple[int, str]:
+    """``corrtrace ARGS`` in this process; a Python exception escaping the command fails the test."""
+    from click.testing import CliRunner
+
+    from corrtrace.cli import main
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, args, env={"CORRTRACE_CONFIG": None})
+    finally:
+        os.chdir(old)
+    assert isinstance(result.exception, SystemExit | None), "".join(traceback.format_exception(result.exception))
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out, out
+    return result.exit_code, result.stderr
+
+
+COLLECTOR_CONFIG = [  # (collector settings, what the one line says)
+    ("collector: " + "[" * 3000 + "]" * 3000, "not valid YAML (nested too deeply)"),
+    ("collector:\n  sinks: [elasticsearch]\n  es_url: 'not a url'", "collector.es_url[0]: expected an http:// or"),
+    ("collector:\n  es_url: 'http://127.0.0.1:99999'", "collector.es_url[0]: not a URL (Port out of range"),
+    ("collector:\n  es_url: ['http://[::1']", "collector.es_url[0]: not a URL (Invalid IPv6 URL)"),
+    ("collector:\n  cloudwatch_endpoint_url: 'ftp://x'", "collector.cloudwatch_endpoint_url: expected an http://"),
+    ("collector:\n  cloudwatch_region: 'bad region!'", "collector.cloudwatch_region: not an AWS region name"),
+    ("collector:\n  index_prefix: Logs", "collector.index_prefix: expected lowercase"),
+    ("collector:\n  index_prefix: 'a*'", "collector.index_prefix: an index name cannot contain '*'"),
+    ("collector:\n  index_prefix: '_x'", "collector.index_prefix: an index name cannot start with '_'"),
+    ("collector:\n  index_prefix: " + "a" * 250, "collector.index_prefix: too long"),
+    ("collector:\n  es_timeout: 0", "collector.es_timeout: expected a number greater than 0"),
+    ("collector:\n  multiline_max_bytes: 0", "collector.multiline_max_bytes: expected a number greater than 0"),
+    ("collector:\n  cloudwatch_log_group: '{environment.__class__}'", "unknown placeholder {environment.__class__}"),
+    ("collector:\n  retention_days: 100000000000", "collector.retention_days: expected at most 100000 days"),
+    ("collector:\n  data_dir: /proc/1/corrtrace", "collector.data_dir: cannot create /proc/1/corrtrace"),
+]
+
+
+@pytest.mark.parametrize(("settings", "says"), COLLECTOR_CONFIG, ids=[s for _, s in COLLECTOR_CONFIG])
+def test_a_bad_collector_setting_is_one_line(tmp_path: Path, settings: str, says: str) -> None:
+    (tmp_path / "app.log").write_text('{"correlation_id":"c-1"}\n')
+    (tmp_path / "c.yaml").write_text(settings + "\n")
+    code, err = _invoke(["collect", "--once", "--config", "c.yaml", "app.log"], tmp_path)
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+
+
+ARGUMENTS = [  # (command line, exit code, what the one line says)
+    (["search", "r-1", "--since", "99999999999999d"], 2, "not a time: '99999999999999d'"),
+    (["search", "r-1", "--until", "99999999999999999999999"], 2, "not a time: '99999999999999999999999'"),
+    (["search", "r-1", "--backend", "elasticsearch", "--es-url", "http://[::1"], 2, "collector.es_url[0]: not a URL"),
+    (["prune", "--days", "99999999999999"], 2, "--days: expected at most 100000"),
+    (["prune", "--data-dir", "/proc/1/corrtrace"], 2, "collector.data_dir: cannot create /proc/1/corrtrace"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "says"), ARGUMENTS, ids=[" ".join(a) for a, _, _ in ARGUMENTS])
+def test_a_bad_argument_is_one_line(tmp_path: Path, args: list[str], code: int, says: str) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "store").mkdir()
+    (tmp_path / "d" / "store" / "events.sqlite3").touch()
+    extra = ["--data-dir", "d"] if "--data-dir" not in args and args[0] in ("search", "prune") else []
+    got, err = _invoke([*args, *extra], tmp_path)
+    assert got == code and says in err and len(err.strip().splitlines()) == 1, err
