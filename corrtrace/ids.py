@@ -12,57 +12,63 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal, NamedTuple
 
 _tns = time.time_ns
 _urandom = os.urandom
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-_POOL_BYTES = 4096  # one getrandom() call per ~200 IDs
-_prefix_ms = -1
-_prefix = ""
+_BATCH = 512  # IDs per refill: one getrandom() call and a few C-level slice writes serve 512 IDs
+_DASHES = b"-" * _BATCH
+_SPACES = b" " * _BATCH
+_VARIANT = bytes.maketrans(b"0123456789abcdef", b"89ab89ab89ab89ab")  # hex digit -> its low 2 bits as a variant
 
 
-class _Entropy(threading.local):
-    """Per-thread hex of ``os.urandom`` bytes: one syscall serves ~200 IDs; threads never share a slice."""
-
-    pool = ""
-    pos = 1 << 30
-
-
-_entropy = _Entropy()
-
-
-def _reset_entropy_after_fork() -> None:
-    global _entropy
-    _entropy = _Entropy()  # a forked worker must never reuse its parent's unread random bytes
+def _refill() -> Iterator[str]:
+    """A fresh iterator over ``_BATCH`` random parts "rrr-Vrrr-rrrrrrrrrrrr" (V: the RFC 9562 variant, one of
+    8 9 a b): 22 random hex digits a slot, then the dashes, the variant and a separator written over columns
+    with extended slices, so no Python code runs per ID."""
+    global _parts
+    slots = bytearray(_urandom(_BATCH * 11).hex(), "ascii")
+    slots[3::22] = slots[8::22] = _DASHES
+    slots[4::22] = slots[4::22].translate(_VARIANT)
+    slots[21::22] = _SPACES
+    _parts = parts = iter(slots.decode("ascii").split())
+    return parts
 
 
-os.register_at_fork(after_in_child=_reset_entropy_after_fork)
+# Threads share one iterator: a list iterator's ``next`` is atomic under the GIL, so no two callers ever get
+# the same part, and a refill by two threads at once only discards the loser's unread parts.
+_parts: Iterator[str] = iter(())
+_stamp = (-1, "")  # (the millisecond, its formatted "tttttttt-tttt-7"), replaced as one object
+
+
+def _reset_after_fork() -> None:
+    global _parts
+    _parts = iter(())  # a forked worker must never reuse its parent's unread random bytes
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def new_uuid7() -> str:
     """Return a fresh UUIDv7 string such as ``0192f0c1-7a3b-7c4d-9e5f-0123456789ab``.
 
     48-bit millisecond time, 74 random bits from ``os.urandom``. The time part is formatted once per millisecond
-    and the random part sliced from a per-thread pool: a fresh request pays ~0.55 µs instead of ~1.5 µs.
+    and the random part pre-formatted in batches: a fresh request pays one clock read, one ``next`` and one
+    concatenation.
     """
-    global _prefix_ms, _prefix
+    global _stamp
     millis = _tns() // 1_000_000
-    if millis != _prefix_ms:
+    stamp = _stamp
+    if millis != stamp[0]:
         t = f"{millis & 0xFFFF_FFFF_FFFF:012x}"
-        _prefix = f"{t[:8]}-{t[8:]}-7"
-        _prefix_ms = millis
-    entropy = _entropy
-    p = entropy.pos
-    h = entropy.pool
-    if p + 20 > len(h):
-        h = entropy.pool = _urandom(_POOL_BYTES).hex()
-        p = 0
-    entropy.pos = p + 20
-    return f"{_prefix}{h[p : p + 3]}-{_VARIANT[h[p + 3]]}{h[p + 4 : p + 7]}-{h[p + 8 : p + 20]}"
+        _stamp = stamp = (millis, f"{t[:8]}-{t[8:]}-7")
+    try:
+        part = next(_parts)
+    except StopIteration:
+        part = next(_refill())
+    return stamp[1] + part
 
 
 def new_uuid4_hex() -> str:
@@ -169,13 +175,13 @@ class IdReader:
     request always gets an ID. Without it, a failing generator raises (the caller chose that generator).
     """
 
-    __slots__ = ("_allowed", "_match_bytes", "_match_text", "generate", "max_length", "policy")
+    __slots__ = ("_match_bytes", "_match_text", "allowed", "generate", "max_length", "policy")
 
     def __init__(self, policy: IdPolicy = DEFAULT_POLICY, on_error: ErrorHook | None = None) -> None:
         self.policy = policy
         self.max_length = policy.max_length
         self._match_text = policy._regex.fullmatch
-        self._allowed = allowed_bytes(policy.allowed_pattern)
+        self.allowed = allowed_bytes(policy.allowed_pattern)
         try:
             self._match_bytes: Callable[[bytes], object] | None = re.compile(
                 policy.allowed_pattern.encode("ascii")
@@ -187,8 +193,8 @@ class IdReader:
     def valid_bytes(self, raw: bytes) -> bool:
         if not raw or len(raw) > self.max_length:
             return False
-        if self._allowed is not None:
-            return not raw.translate(None, self._allowed)  # a non-ASCII byte is never in the allowed set
+        if self.allowed is not None:
+            return not raw.translate(None, self.allowed)  # a non-ASCII byte is never in the allowed set
         if not raw.isascii():
             return False
         if self._match_bytes is not None:
@@ -198,13 +204,13 @@ class IdReader:
     def valid_text(self, raw: str) -> bool:
         if not raw or len(raw) > self.max_length:
             return False
-        if self._allowed is not None:
-            return raw.isascii() and not raw.encode("ascii").translate(None, self._allowed)
+        if self.allowed is not None:
+            return raw.isascii() and not raw.encode("ascii").translate(None, self.allowed)
         return self._match_text(raw) is not None
 
     def read(self, raw: object) -> Accepted:
         """The ID for ``raw`` (bytes, str, or any value a JSON payload holds; None when absent)."""
-        allowed, limit = self._allowed, self.max_length
+        allowed, limit = self.allowed, self.max_length
         # valid_bytes / valid_text, with their translate test inlined: every request takes this path
         if type(raw) is bytes and (
             self.valid_bytes(raw) if allowed is None else 0 < len(raw) <= limit and not raw.translate(None, allowed)

@@ -120,11 +120,10 @@ def with_id_header(
 ) -> list[tuple[AnyStr, AnyStr]]:
     """A copy of the response ``headers`` plus the ID; a header the app set itself is kept, and the CORS expose
     list is appended to (never overwritten) or added to a CORS response that has none."""
+    for name, _value in headers:  # the common response names none of the three: one copy with the ID appended
+        if len(name) in forms.lengths and name.lower() in forms.special:
+            return _with_id_careful(list(headers), value, forms, expose)
     out = list(headers)
-    lengths, special = forms.lengths, forms.special
-    for name, _value in out:
-        if len(name) in lengths and name.lower() in special:
-            return _with_id_careful(out, value, forms, expose)
     out.append((forms.emit, value))
     return out
 

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from corrtrace.context import reset_correlation_id, set_correlation_id
-from corrtrace.ids import Accepted, new_uuid4_hex
+from corrtrace.ids import new_uuid4_hex
 
 from ._core import _NOTHING, HeaderForms, HttpMiddleware, log_access, log_unhandled, status_code, with_id_header
 from .settings import CorrelationSettings, resolve
@@ -31,115 +31,135 @@ _500_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length"
 class WSGICorrelationIdMiddleware(HttpMiddleware):
     """``app.wsgi_app = WSGICorrelationIdMiddleware(app.wsgi_app)`` (Flask) or wrap any WSGI callable."""
 
-    __slots__ = ("_forms", "_keys")
+    __slots__ = ("_allowed", "_fallback_keys", "_forms", "_key", "_max_length")
 
     def __init__(self, app: WSGIApp, settings: CorrelationSettings | None = None, **overrides: Any) -> None:
         super().__init__(app, resolve(settings, overrides))
         self._forms = HeaderForms(self.settings.header_name, binary=False)
-        self._keys = (self.settings.wsgi_key, *self.settings.wsgi_fallback_keys)  # the primary header first
+        self._key = self.settings.wsgi_key  # the primary header wins over the fallbacks
+        self._fallback_keys = self.settings.wsgi_fallback_keys
+        self._allowed, self._max_length = self._reader.allowed, self._reader.max_length
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        found = self._read(environ)
-        log, tracer = self._observers(environ.get("PATH_INFO", "")) if self._observed else _NOTHING
-        request = _Request(self, start_response, environ, found, log, tracer)
-        token = set_correlation_id(found.value)
         try:
-            result = self.app(environ, request.start_response)
+            raw = environ.get(self._key)
+            if raw is None:
+                for key in self._fallback_keys:
+                    raw = environ.get(key)
+                    if raw is not None:
+                        break
+            allowed = self._allowed
+            if raw is None:
+                cid, excerpt = self._reader.generate(), None
+            elif (  # IdReader.read's text test, inlined for the common case (a policy of the form [...]+)
+                allowed is not None
+                and type(raw) is str
+                and 0 < len(raw) <= self._max_length
+                and raw.isascii()
+                and not raw.encode("ascii").translate(None, allowed)
+            ):
+                cid, excerpt = raw, None
+            else:
+                cid, _, excerpt = self._reader.read(raw)
+            environ[ENVIRON_KEY] = cid
+            if self._rewrite:  # the app sees the ID it runs under in its own headers (a generated one too)
+                environ[self._key] = cid
+        except Exception as exc:  # a broken policy or an odd environ must not break the service
+            self.errors.report("read-id", exc)
+            cid, excerpt = new_uuid4_hex(), None
+        if self._echo:
+
+            def echo(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                """The ``start_response`` the app calls: the server's, with the ID header added (never failing)."""
+                try:
+                    headers = with_id_header(headers, cid, self._forms, self._expose)
+                except Exception as exc:
+                    self.errors.report("echo-header", exc)
+                return start_response(status, headers, exc_info)
+
+        else:
+            echo = start_response
+        log, tracer = self._observers(environ.get("PATH_INFO", "")) if self._observed else _NOTHING
+        # per-request state only when something observes the request (the access line, a span)
+        request = None if log is None and tracer is None else _Request(self, echo, environ, cid, excerpt, log, tracer)
+        token = set_correlation_id(cid)
+        try:
+            result = self.app(environ, echo if request is None else request.start_response)
         except Exception as exc:
             reset_correlation_id(token)
-            body = request.fail(exc)
-            request.finish()
-            return body
+            return self._fail(exc, cid, start_response, request)
         except BaseException:
             reset_correlation_id(token)
-            request.finish()
+            if request is not None:
+                request.finish()
             raise
         if type(result) is list:  # nothing of the app runs while a list is sent: finish now
             reset_correlation_id(token)
-            request.finish()
+            if request is not None:
+                request.finish()
             return result
-        return _Closing(result, token, request)
+        return _Closing(result, token, cid, request)
 
-    def _read(self, environ: dict[str, Any]) -> Accepted:
-        """The ID of the request (the primary header wins over the fallbacks), also put in ``environ``."""
+    def _fail(self, exc: Exception, cid: str, server_start: StartResponse, request: _Request | None) -> list[bytes]:
+        """The app raised before returning a body: log it under the ID and answer 500 with the header."""
+        log_unhandled(exc, cid, "WSGI")
+        headers = [*_500_HEADERS, (self._forms.emit, cid)] if self._echo else list(_500_HEADERS)
         try:
-            raw = None
-            for key in self._keys:
-                raw = environ.get(key)
-                if raw is not None:
-                    break
-            found = self._reader.read(raw)
-        except Exception as exc:  # a broken policy or an odd environ must not break the service
-            self.errors.report("read-id", exc)
-            found = Accepted(new_uuid4_hex(), "generated")
-        environ[ENVIRON_KEY] = found.value
-        if self._rewrite:  # the app sees the ID it runs under in its own headers (a generated one too)
-            environ[self._keys[0]] = found.value
-        return found
+            server_start(_500_STATUS, headers, sys.exc_info())
+        finally:
+            if request is not None:
+                request.error = exc
+                request.status = _500_STATUS
+                request.finish()
+        return [_500_BODY]
 
 
 class _Request:
-    """One request's state, from the ID read to the access line: the ``start_response`` the app calls (records
-    the status, adds the header), the 500 for an exception, and ``finish`` (access line, span end)."""
+    """An observed request's state, from the ID read to the access line: the ``start_response`` the app calls
+    (records the status, then echoes), and ``finish`` (access line, span end)."""
 
-    __slots__ = ("environ", "error", "found", "log", "mw", "server_start", "span", "start", "status")
+    __slots__ = ("cid", "echo", "environ", "error", "excerpt", "log", "mw", "span", "start", "status")
 
     def __init__(
         self,
         mw: WSGICorrelationIdMiddleware,
-        server_start: StartResponse,
+        echo: StartResponse,
         environ: dict[str, Any],
-        found: Accepted,
+        cid: str,
+        excerpt: str | None,
         log: Any,
         tracer: Any,
     ) -> None:
         self.mw = mw
-        self.server_start = server_start
+        self.echo = echo
         self.environ = environ
-        self.found = found
+        self.cid = cid
+        self.excerpt = excerpt  # of a rejected incoming ID, safe to log
         self.log = log
         self.start = time.perf_counter_ns() if log is not None else 0
-        self.span = tracer.start_wsgi(environ, found.value) if tracer is not None else None
+        self.span = tracer.start_wsgi(environ, cid) if tracer is not None else None
         self.status: str | None = None
         self.error: BaseException | None = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self.status = status
-        mw = self.mw
-        if mw._echo:
-            try:
-                headers = with_id_header(headers, self.found.value, mw._forms, mw._expose)
-            except Exception as exc:
-                mw.errors.report("echo-header", exc)
-        return self.server_start(status, headers, exc_info)
-
-    def fail(self, exc: Exception) -> list[bytes]:
-        """The app raised before returning a body: log it under the ID and answer 500 with the header."""
-        cid = self.found.value
-        self.error = exc
-        self.status = _500_STATUS
-        log_unhandled(exc, cid, "WSGI")
-        headers = [*_500_HEADERS, (self.mw._forms.emit, cid)] if self.mw._echo else list(_500_HEADERS)
-        self.server_start(_500_STATUS, headers, sys.exc_info())
-        return [_500_BODY]
+        return self.echo(status, headers, exc_info)
 
     def finish(self) -> None:
-        if self.log is None and self.span is None:
-            return
         status = status_code(self.status)
         try:
             if self.log is not None:
                 environ = self.environ
                 log_access(
                     self.log,
-                    self.found.value,
+                    self.cid,
                     environ.get("REQUEST_METHOD", "GET"),
                     environ.get("PATH_INFO", ""),
                     status,
                     self.error,
                     self.start,
                     environ.get("REMOTE_ADDR"),
-                    self.found.excerpt,
+                    self.excerpt,
                 )
         except Exception as exc:
             self.mw.errors.report("access-log", exc)
@@ -151,11 +171,12 @@ class _Request:
 class _Closing:
     """The app's body, with the ID bound until ``close()``; then the app's own ``close`` and the access line."""
 
-    __slots__ = ("_closed", "_request", "_result", "_token")
+    __slots__ = ("_cid", "_closed", "_request", "_result", "_token")
 
-    def __init__(self, result: Iterable[bytes], token: Token[str | None], request: _Request) -> None:
+    def __init__(self, result: Iterable[bytes], token: Token[str | None], cid: str, request: _Request | None) -> None:
         self._result = result
         self._token = token
+        self._cid = cid
         self._request = request
         self._closed = False
 
@@ -163,8 +184,9 @@ class _Closing:
         try:
             yield from self._result
         except Exception as exc:  # the response has started: log it under the ID, the server aborts the body
-            self._request.error = exc
-            log_unhandled(exc, self._request.found.value, "WSGI")
+            if self._request is not None:
+                self._request.error = exc
+            log_unhandled(exc, self._cid, "WSGI")
             raise
 
     def close(self) -> None:
@@ -180,7 +202,8 @@ class _Closing:
                 reset_correlation_id(self._token)
             except ValueError:  # closed from another context (some servers): that context never had our ID
                 pass
-            self._request.finish()
+            if self._request is not None:
+                self._request.finish()
 
     def __enter__(self) -> _Closing:
         return self
