@@ -372,9 +372,7 @@ def instrument_boto3(target: Any, settings: CorrelationSettings = DEFAULT_SETTIN
     to SQS/SNS message attributes and EventBridge ``detail``.
     """
     if overrides:
-        from dataclasses import replace
-
-        settings = replace(settings, **overrides)
+        settings = settings.replace(**overrides)
     meta = getattr(target, "meta", None)
     events = getattr(meta, "events", None) or getattr(target, "events", None)
     if events is None:

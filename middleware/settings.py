@@ -1,4 +1,9 @@
-"""Middleware settings as one frozen dataclass (the asgi-correlation-id style), shared by every adapter.
+"""Middleware settings as one immutable object (the asgi-correlation-id style), shared by every adapter.
+
+A plain slotted class, not a ``@dataclass``: ``dataclasses`` imports ``inspect`` (with ``ast``, ``dis``,
+``tokenize``), which would cost a Lambda cold start more than the rest of the wrapper. It behaves like a frozen
+dataclass: keyword (or positional) fields with defaults, ``==``, a readable ``repr``, assignment refused, and
+``settings.replace(**changes)`` for ``dataclasses.replace``.
 
 The derived byte forms of the header names are computed once here so that the per-request path only compares
 bytes it already has.
@@ -7,7 +12,6 @@ bytes it already has.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from corrtrace.ids import DEFAULT_POLICY, IdPolicy
@@ -15,7 +19,27 @@ from corrtrace.ids import DEFAULT_POLICY, IdPolicy
 DEFAULT_HEADER = "X-Correlation-ID"
 
 
-@dataclass(frozen=True)
+_FIELDS = (  # in declaration order: positional order, repr, equality
+    "header_name",
+    "fallback_headers",
+    "policy",
+    "echo_header",
+    "expose_header",
+    "update_request_header",
+    "access_log",
+    "access_logger",
+    "tracing",
+    "tracer_provider",
+    "message_attribute",
+    "service_map",
+    "outbound_logger",
+    "propagate_dynamodb",
+    "propagate_kinesis",
+    "skip_paths",
+    "correlation_id_path",
+)
+
+
 class CorrelationSettings:
     """How the correlation ID is read, echoed, logged and propagated.
 
@@ -25,34 +49,85 @@ class CorrelationSettings:
     (Powertools' names in ``aws_lambda.correlation_paths``).
     """
 
-    header_name: str = DEFAULT_HEADER
-    fallback_headers: tuple[str, ...] = ("X-Request-ID",)
-    policy: IdPolicy = DEFAULT_POLICY
-    echo_header: bool = True
-    expose_header: bool = True
-    update_request_header: bool = False
-    access_log: bool = True
-    access_logger: str = "corrtrace.access"
-    tracing: bool = False
-    tracer_provider: Any = None
-    message_attribute: str = "correlation_id"
-    service_map: Mapping[str, str] = field(default_factory=dict)
-    outbound_logger: str = "corrtrace.outbound"
-    propagate_dynamodb: bool = False
-    propagate_kinesis: bool = False
-    skip_paths: tuple[str, ...] = ()
-    correlation_id_path: str | None = None
+    __slots__ = _FIELDS
+    header_name: str
+    fallback_headers: tuple[str, ...]
+    policy: IdPolicy
+    echo_header: bool
+    expose_header: bool
+    update_request_header: bool
+    access_log: bool
+    access_logger: str
+    tracing: bool
+    tracer_provider: Any
+    message_attribute: str
+    service_map: Mapping[str, str]
+    outbound_logger: str
+    propagate_dynamodb: bool
+    propagate_kinesis: bool
+    skip_paths: tuple[str, ...]
+    correlation_id_path: str | None
 
-    def __post_init__(self) -> None:
-        if not self.header_name or not self.header_name.isascii() or any(c in self.header_name for c in ":\r\n "):
-            raise ValueError(
-                f"CorrelationSettings.header_name must be a plain ASCII header name, got {self.header_name!r}"
-            )
-        if isinstance(self.fallback_headers, str):
+    def __init__(
+        self,
+        header_name: str = DEFAULT_HEADER,
+        fallback_headers: tuple[str, ...] = ("X-Request-ID",),
+        policy: IdPolicy = DEFAULT_POLICY,
+        echo_header: bool = True,
+        expose_header: bool = True,
+        update_request_header: bool = False,
+        access_log: bool = True,
+        access_logger: str = "corrtrace.access",
+        tracing: bool = False,
+        tracer_provider: Any = None,
+        message_attribute: str = "correlation_id",
+        service_map: Mapping[str, str] | None = None,
+        outbound_logger: str = "corrtrace.outbound",
+        propagate_dynamodb: bool = False,
+        propagate_kinesis: bool = False,
+        skip_paths: tuple[str, ...] = (),
+        correlation_id_path: str | None = None,
+    ) -> None:
+        if not header_name or not header_name.isascii() or any(c in header_name for c in ":\r\n "):
+            raise ValueError(f"CorrelationSettings.header_name must be a plain ASCII header name, got {header_name!r}")
+        if isinstance(fallback_headers, str):
             raise TypeError("CorrelationSettings.fallback_headers must be a tuple of names, not one string")
-        if isinstance(self.skip_paths, str):
+        if isinstance(skip_paths, str):
             raise TypeError("CorrelationSettings.skip_paths must be a sequence of paths, not one string")
-        object.__setattr__(self, "skip_paths", tuple(self.skip_paths))
+        values = locals()
+        for name in _FIELDS:
+            object.__setattr__(self, name, values[name])
+        object.__setattr__(self, "service_map", {} if service_map is None else service_map)
+        object.__setattr__(self, "skip_paths", tuple(skip_paths))
+
+    def replace(self, **changes: Any) -> CorrelationSettings:
+        """A copy with ``changes`` applied (what ``dataclasses.replace`` does for a dataclass)."""
+        unknown = set(changes) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"CorrelationSettings has no field {sorted(unknown)[0]!r}")
+        return CorrelationSettings(**{**self._values(), **changes})
+
+    __replace__ = replace  # copy.replace (Python 3.13)
+
+    def _values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"CorrelationSettings is immutable; use settings.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("CorrelationSettings is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CorrelationSettings:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values().values()))  # a TypeError with a service_map, as for the dataclass
+
+    def __repr__(self) -> str:
+        return f"CorrelationSettings({', '.join(f'{k}={v!r}' for k, v in self._values().items())})"
 
     @property
     def header_bytes(self) -> bytes:
@@ -87,8 +162,4 @@ DEFAULT_SETTINGS = CorrelationSettings()
 def resolve(settings: CorrelationSettings | None, overrides: Mapping[str, Any]) -> CorrelationSettings:
     """Settings from a ``settings=`` object and/or keyword overrides (``header_name="X-Request-ID"``)."""
     base = settings or DEFAULT_SETTINGS
-    if not overrides:
-        return base
-    from dataclasses import replace
-
-    return replace(base, **overrides)
+    return base.replace(**overrides) if overrides else base

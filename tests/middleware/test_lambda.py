@@ -212,3 +212,20 @@ def test_plain_wrapper_form_and_failure_propagates(logs: LogCapture) -> None:
     assert corrtrace.get_correlation_id() is None
     with pytest.raises(ValueError, match="use correlated_handler"):
         CorrelatedBatch(load_fixture("directInvocation.json"))
+
+
+def test_the_lambda_wrapper_imports_no_heavy_stdlib_at_cold_start() -> None:
+    """A cold start pays for every module imported: the wrapper (a decorated handler included) must not pull in
+    ``dataclasses``/``inspect`` (~20 ms), ``logging``, ``asyncio`` or ``json`` before a line is written."""
+    import subprocess
+    import sys
+
+    heavy = ("dataclasses", "inspect", "logging", "asyncio", "json", "concurrent.futures")
+    code = (
+        "import sys\n"
+        "from corrtrace.middleware.aws_lambda import correlated_handler\n"
+        "handler = correlated_handler(lambda event, context: None)\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+    assert out == ""

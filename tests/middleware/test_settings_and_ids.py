@@ -69,3 +69,19 @@ def test_threads_draw_distinct_ids() -> None:
         batches = list(pool.map(lambda _: [fast_uuid7() for _ in range(2000)], range(8)))
     flat = [i for batch in batches for i in batch]
     assert len(set(flat)) == len(flat)
+
+
+def test_settings_behave_like_a_frozen_dataclass() -> None:
+    base = CorrelationSettings(skip_paths=["/healthz"])  # type: ignore[arg-type]
+    assert base.skip_paths == ("/healthz",) and base == CorrelationSettings(skip_paths=("/healthz",))
+    changed = base.replace(header_name="X-Req", access_log=False)
+    assert (changed.header_name, changed.access_log, changed.skip_paths) == ("X-Req", False, ("/healthz",))
+    assert base.header_name == "X-Correlation-ID" and changed != base
+    assert "header_name='X-Req'" in repr(changed)
+    with pytest.raises(AttributeError, match="immutable"):
+        base.tracing = True  # type: ignore[misc]
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        base.replace(colour="red")
+    with pytest.raises(TypeError):
+        CorrelationSettings(colour="red")  # type: ignore[call-arg]
+    assert CorrelationSettings().service_map == {} and CorrelationSettings().service_map is not base.service_map
