@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ from corrtrace.config import ConfigError, user_data_dir
 def _fail(message: str, code: int = 2) -> None:
     click.echo(message.splitlines()[0] if message else "error", err=True)
     sys.exit(code)
+
+
+def _seconds(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):  # NaN would never be reached: a hang
+        raise click.BadParameter(f"expected a finite number of seconds > 0, got {value}")
+    return value
 
 
 @click.group("alerts")
@@ -132,12 +139,15 @@ def deploy(
     chosen = _load(file, log_groups)
     region = region or settings.region
     endpoint_url = endpoint_url or settings.endpoint_url
-    deployer = Deployer(
-        boto3.client("logs", region_name=region, endpoint_url=endpoint_url),
-        boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url),
-        handler_arn=handler_arn or settings.handler_arn,
-        lambda_client=boto3.client("lambda", region_name=region, endpoint_url=endpoint_url),
-    )
+    try:
+        deployer = Deployer(
+            boto3.client("logs", region_name=region, endpoint_url=endpoint_url),
+            boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url),
+            handler_arn=handler_arn or settings.handler_arn,
+            lambda_client=boto3.client("lambda", region_name=region, endpoint_url=endpoint_url),
+        )
+    except (ValueError, botocore.exceptions.BotoCoreError) as exc:  # an endpoint or region botocore refuses
+        _fail(f"--region {region!r} / --endpoint-url {endpoint_url!r}: {exc}")
     try:
         changes = deployer.deploy(chosen, dry_run=dry_run, prune=prune)
     except AlertDefinitionError as exc:
@@ -174,7 +184,13 @@ def deploy(
     help="Keep alarm states here across restarts (default with --follow: alerts.state_file, else the per-user "
     "data directory).",
 )
-@click.option("--duration", type=float, default=None, help="With --follow: stop after this many seconds.")
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    callback=lambda ctx, param, value: _seconds(value),
+    help="With --follow: stop after this many seconds.",
+)
 def evaluate(
     files: tuple[Path, ...],
     alert_file: Path | None,
@@ -192,7 +208,12 @@ def evaluate(
     from corrtrace.alerts.settings import load_settings
 
     chosen = _load(alert_file, ())
-    logging.getLogger("corrtrace.alerts").addHandler(logging.NullHandler())  # transitions are printed below
+    # transitions and jams are printed below; problems (a damaged state file, a failed action) one line each
+    problems = logging.StreamHandler(sys.stderr)
+    problems.setLevel(logging.WARNING)
+    problems.addFilter(lambda r: getattr(r, "event.action", None) not in ("alarm", "stream-jam"))
+    problems.setFormatter(logging.Formatter("corrtrace alerts: %(message)s"))
+    logging.getLogger("corrtrace.alerts").addHandler(problems)
     out: list[dict[str, Any]] = []
 
     def report(n: AlarmNotification) -> None:
@@ -225,7 +246,10 @@ def evaluate(
     next_tick = None
     streams = files or (Path("-"),)
     for path in streams:
-        handle = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
+        try:
+            handle = sys.stdin if str(path) == "-" else path.open(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            _fail(f"{path}: cannot read ({exc.strerror or exc})")
         with handle:
             for raw in handle:
                 raw = raw.rstrip("\n")

@@ -7,6 +7,7 @@ ID is never a dimension, dimensions exclude a default value, at most 3 dimension
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -224,14 +225,17 @@ class _Ctx:
         return value
 
     def number(self, value: Any, path: str) -> float:
+        number = None
         if isinstance(value, str):  # YAML reads 1e9 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(path, f"expected a number, got {value!r}")
-        return float(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        if number is None or not math.isfinite(number):  # NaN never breaches: an alarm that can never fire
+            raise self.fail(path, f"expected a finite number, got {value!r}")
+        return number
 
     def integer(self, value: Any, path: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -252,6 +256,8 @@ def _value_getter(ctx: _Ctx, spec: str, pattern: FilterPattern, path: str) -> Va
     except ValueError:
         pass
     else:
+        if not math.isfinite(constant):
+            raise ctx.fail(path, f"expected a finite number, got {spec!r}")
         return lambda m, p, e: constant
     if spec.startswith("$."):
         if not pattern.is_json:

@@ -27,7 +27,8 @@ class DemoSettings:
     Rates are shares of the orders (0..1); ``alarm_period_seconds`` is the alarms' period (10, 20, 30 or a
     multiple of 60: short so the demo is quick); ``stream_*`` configure shipping's event-source mapping like
     Lambda's (BatchSize, MaximumRetryAttempts, ParallelizationFactor); ``settle_timeout_seconds`` bounds the
-    wait for the last rollbacks and alerts after the orders are sent.
+    wait for the last rollbacks and alerts after the orders are sent while nothing moves (each step of progress
+    grants it again, up to 4 times it in all): a slow host is waited for, a stuck mesh is not.
     """
 
     orders: int = 60

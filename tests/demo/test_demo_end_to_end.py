@@ -51,7 +51,7 @@ def test_demo_200_orders_on_elasticsearch_rolls_back_every_failure(
         workdir=str(tmp_path / "demo"),
         elasticsearch_url=es_url,
         index_prefix=index_prefix,
-        settle_timeout_seconds=240,  # an upper bound (settling returns as soon as all is final): room for a slow host
+        settle_timeout_seconds=240,  # without progress (settling returns as soon as all is final): a slow host
     )
     started = time.monotonic()
     with Demo(settings) as demo:

@@ -136,11 +136,33 @@ ARGUMENTS = [  # (command line, exit code, what the one line says)
 ]
 
 
+ALERT = """alerts:
+  - name: a1
+    log_groups: [/g]
+    pattern: Error
+    metric: {{namespace: n, name: m, value: '{value}'}}
+    alarm: {{statistic: Sum, period: 60, evaluation_periods: 1, threshold: {threshold}}}
+"""
+ARGUMENTS += [
+    (["alerts", "evaluate", "-f", "nan.yaml", "app.log"], 2, "field 'alarm.threshold': expected a finite number"),
+    (["alerts", "evaluate", "-f", "inf.yaml", "app.log"], 2, "field 'metric.value': expected a finite number"),
+    (["alerts", "evaluate", "missing.log"], 2, "missing.log: cannot read (No such file or directory)"),
+    (["alerts", "evaluate", "--follow", "--duration", "nan", "app.log"], 2, "expected a finite number of seconds"),
+    (["alerts", "deploy", "--dry-run", "--region", "us-east-1", "--endpoint-url", "x"], 2, "Invalid endpoint: x"),
+    (["alerts", "deploy", "--dry-run", "--region", "bad region!"], 2, "--region 'bad region!'"),
+    (["alerts", "evaluate", "--state-file", "state.json", "app.log"], 0, "alarm state file state.json is unreadable"),
+]
+
+
 @pytest.mark.parametrize(("args", "code", "says"), ARGUMENTS, ids=[" ".join(a) for a, _, _ in ARGUMENTS])
 def test_a_bad_argument_is_one_line(tmp_path: Path, args: list[str], code: int, says: str) -> None:
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "store").mkdir()
+    (tmp_path / "d" / "store").mkdir(parents=True)
     (tmp_path / "d" / "store" / "events.sqlite3").touch()
+    (tmp_path / "app.log").write_text('{"correlation_id":"c-1","message":"Error"}\n')
+    (tmp_path / "nan.yaml").write_text(ALERT.format(value="1", threshold=".nan"))
+    (tmp_path / "inf.yaml").write_text(ALERT.format(value="1e999", threshold="1"))
+    (tmp_path / "state.json").write_text("{damaged")
     extra = ["--data-dir", "d"] if "--data-dir" not in args and args[0] in ("search", "prune") else []
     got, err = _invoke([*args, *extra], tmp_path)
-    assert got == code and says in err and len(err.strip().splitlines()) == 1, err
+    problems = [x for x in err.splitlines() if x.strip() and not x.startswith(("alarm ", "Usage:", "Try "))]
+    assert got == code and says in err and len(problems) == (2 if code == 0 else 1), err  # + "N notification(s)"
