@@ -65,7 +65,13 @@ def main() -> None:
 
 @main.command("log-config")
 @click.option("--service", required=True, help="service.name on every line.")
-@click.option("--level", default="INFO", show_default=True, help="Level of the root and server loggers.")
+@click.option(
+    "--level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Level of the root and server loggers.",
+)
 @click.option("--version", "service_version", help="service.version on every line.")
 @click.option("--environment", help="service.environment on every line.")
 def log_config(service: str, level: str, service_version: str | None, environment: str | None) -> None:

@@ -41,7 +41,11 @@ def build_command(out: str, as_json: bool, config: str | None) -> None:
     from corrtrace.dashboards.validate import validate_dashboard
 
     settings = _settings(config)
-    written = write_all(out, settings)
+    try:
+        written = write_all(out, settings)
+    except OSError as exc:
+        click.echo(f"corrtrace dashboards: --out {out}: cannot write ({exc.strerror or exc})", err=True)
+        sys.exit(2)
     errors = [
         p
         for path in written

@@ -258,6 +258,8 @@ def validate_file(path: str | Path, **kwargs: Any) -> list[Problem]:
         return [Problem("(file)", f"cannot read: {exc.strerror or exc}")]
     except json.JSONDecodeError as exc:
         return [Problem("(file)", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+    except RecursionError:
+        return [Problem("(file)", "not a dashboard: JSON nested too deeply")]
     except (UnicodeDecodeError, ValueError) as exc:
         return [Problem("(file)", str(exc)[:200])]
     return validate_dashboard(document, **kwargs)

@@ -23,6 +23,8 @@ config_option = click.option(
     help="corrtrace.yaml (or CORRTRACE_CONFIG).",
 )
 
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
+
 
 def _settings(config_path: str | None) -> TxManagerSettings:
     try:
@@ -49,7 +51,7 @@ def txmanager() -> None:
 @config_option
 @click.option("--host", default=None, help="Listen address (default: txmanager.host).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Listen port (default: txmanager.port).")
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-level", default="INFO", show_default=True, type=LOG_LEVELS)
 @click.option(
     "--follow-failures",
     is_flag=True,
@@ -116,7 +118,7 @@ def _or_exit(start: Any) -> Any:
 
 @txmanager.command("follow-failures")
 @config_option
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-level", default="INFO", show_default=True, type=LOG_LEVELS)
 def follow_failures(config_path: str | None, log_level: str) -> None:
     """Read the failure channel (stream or queue) like Lambda's event-source mapping and call the manager."""
     import signal
@@ -188,7 +190,21 @@ def _client_call(config_path: str | None, url: str | None, fn: str, correlation_
         sys.exit(1)
 
 
-url_option = click.option("--url", default=None, help="Manager URL (default: http://txmanager.host:port).")
+url_option = click.option(
+    "--url",
+    default=None,
+    callback=lambda ctx, param, value: _checked_url(value),
+    help="Manager URL (default: http://txmanager.host:port).",
+)
+
+
+def _checked_url(value: str | None) -> str | None:
+    from corrtrace.config import url_problem
+
+    problem = value and url_problem(value)
+    if problem:
+        raise click.BadParameter(f"{problem}, got {value!r}")
+    return value
 
 
 @txmanager.command()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corrtrace.config import ConfigError, Port, load_section, read_file
+from corrtrace.config import ConfigError, HttpUrl, Port, Region, load_section, read_file
 
 SECTION = "txmanager"
 OPEN_TTL_ACTIONS = ("expire", "rollback")
@@ -24,9 +24,9 @@ class TxManagerSettings:
     """Where state lives, how hard to retry a participant, and whom to tell when a rollback finally fails."""
 
     table_name: str = "corrtrace-transactions"
-    dynamodb_endpoint: str | None = None
-    sns_endpoint: str | None = None
-    region: str = "us-east-1"
+    dynamodb_endpoint: HttpUrl | None = None
+    sns_endpoint: HttpUrl | None = None
+    region: Region = "us-east-1"
     secret: str | None = field(default=None, repr=False)
     secret_file: str | None = None
     max_attempts: int = 5
@@ -62,8 +62,8 @@ class TxManagerSettings:
     failure_channel: str = "dynamodb"  # dynamodb (a table with a stream) | sqs | sns (a topic into a queue) | kinesis
     failure_target: str = "corrtrace-failures"  # the table, queue, topic or stream name
     failure_dlq: str = "corrtrace-failures-dlq"  # the on-failure queue (malformed or unusable records)
-    failure_endpoint: str | None = None  # AWS endpoint of the channel (default: dynamodb_endpoint for a table)
-    manager_url: str | None = None  # where the trigger calls the manager (default http://host:port)
+    failure_endpoint: HttpUrl | None = None  # AWS endpoint of the channel (default: dynamodb_endpoint for a table)
+    manager_url: HttpUrl | None = None  # where the trigger calls the manager (default http://host:port)
 
     def __post_init__(self) -> None:
         if self.failure_channel not in FAILURE_CHANNELS:

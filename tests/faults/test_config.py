@@ -82,7 +82,7 @@ def test_the_broader_prefix_installed_second_names_the_narrower_template(backend
 
 
 # -- every command, hostile settings and arguments: one line, the right exit code ------------------------------
-def _invoke(args: list[str], cwd: Path) -> tuple[int, str]:
+def _invoke(args: list[str], cwd: Path) -> tuple[int, str, str]:
     """``corrtrace ARGS`` in this process; a Python exception escaping the command fails the test."""
     from click.testing import CliRunner
 
@@ -97,7 +97,7 @@ def _invoke(args: list[str], cwd: Path) -> tuple[int, str]:
     assert isinstance(result.exception, SystemExit | None), "".join(traceback.format_exception(result.exception))
     out = result.stdout + result.stderr
     assert "Traceback" not in out, out
-    return result.exit_code, result.stderr
+    return result.exit_code, result.stderr, result.stdout
 
 
 COLLECTOR_CONFIG = [  # (collector settings, what the one line says)
@@ -123,7 +123,7 @@ COLLECTOR_CONFIG = [  # (collector settings, what the one line says)
 def test_a_bad_collector_setting_is_one_line(tmp_path: Path, settings: str, says: str) -> None:
     (tmp_path / "app.log").write_text('{"correlation_id":"c-1"}\n')
     (tmp_path / "c.yaml").write_text(settings + "\n")
-    code, err = _invoke(["collect", "--once", "--config", "c.yaml", "app.log"], tmp_path)
+    code, err, _ = _invoke(["collect", "--once", "--config", "c.yaml", "app.log"], tmp_path)
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
 
 
@@ -153,6 +153,16 @@ ARGUMENTS += [
     (["alerts", "evaluate", "--state-file", "state.json", "app.log"], 0, "alarm state file state.json is unreadable"),
 ]
 
+ARGUMENTS += [
+    (["txmanager", "commit", "c-1", "--url", "http://[::1"], 2, "Invalid value for '--url': not a URL"),
+    (["txmanager", "follow-failures", "--log-level", "NOPE"], 2, "Invalid value for '--log-level'"),
+    (["txmanager", "status", "c-1", "--config", "tx.yaml"], 2, "txmanager.dynamodb_endpoint: expected an http://"),
+    (["txmanager", "status", "c-1", "--config", "region.yaml"], 2, "txmanager.region: not an AWS region name"),
+    (["dashboards", "build", "--out", "/proc/1/corrtrace"], 2, "--out /proc/1/corrtrace: cannot write"),
+    (["dashboards", "validate", "deep.json"], 1, "not a dashboard: JSON nested too deeply"),
+    (["log-config", "--service", "s", "--level", "NOPE"], 2, "Invalid value for '--level'"),
+]
+
 
 @pytest.mark.parametrize(("args", "code", "says"), ARGUMENTS, ids=[" ".join(a) for a, _, _ in ARGUMENTS])
 def test_a_bad_argument_is_one_line(tmp_path: Path, args: list[str], code: int, says: str) -> None:
@@ -162,7 +172,11 @@ def test_a_bad_argument_is_one_line(tmp_path: Path, args: list[str], code: int, 
     (tmp_path / "nan.yaml").write_text(ALERT.format(value="1", threshold=".nan"))
     (tmp_path / "inf.yaml").write_text(ALERT.format(value="1e999", threshold="1"))
     (tmp_path / "state.json").write_text("{damaged")
+    (tmp_path / "tx.yaml").write_text("txmanager:\n  dynamodb_endpoint: not a url\n")
+    (tmp_path / "region.yaml").write_text("txmanager:\n  region: ''\n")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     extra = ["--data-dir", "d"] if "--data-dir" not in args and args[0] in ("search", "prune") else []
-    got, err = _invoke([*args, *extra], tmp_path)
+    got, err, out = _invoke([*args, *extra], tmp_path)
     problems = [x for x in err.splitlines() if x.strip() and not x.startswith(("alarm ", "Usage:", "Try "))]
-    assert got == code and says in err and len(problems) == (2 if code == 0 else 1), err  # + "N notification(s)"
+    assert got == code and says in err + out, err + out
+    assert len(problems) == (2 if code == 0 else 1), err  # the line (and the summary of a run that went on)
