@@ -17,6 +17,10 @@ from tests.txmanager.conftest import SECRET, Mesh, Recorder, participant_app
 
 
 def test_50_concurrent_duplicate_triggers_roll_each_participant_back_once(mesh, settings, store, servers, free_port):
+    # 50 client threads, two managers and three participants share this process: on a loaded host one 50 ms
+    # participant call can take seconds. It must not outlive participant_timeout (then it would rightly be retried,
+    # a second hit): the timeout here is generous, since what is tested is deduplication, not timeouts
+    settings.participant_timeout = 30.0
     recs = {name: Recorder(name, delay=0.05) for name in ("cart", "payment", "stock")}
     m: Mesh = mesh(**recs)
     second = servers(create_app(settings, store=store), free_port())  # another instance, same table
@@ -35,7 +39,7 @@ def test_50_concurrent_duplicate_triggers_roll_each_participant_back_once(mesh, 
     clients[1].close()
 
     assert started.count(True) == 1  # exactly one trigger started it; 49 were counted as duplicates
-    status = m.wait(cid, ("rolled_back", "failed"))
+    status = m.wait(cid, ("rolled_back", "failed"), timeout=120)  # returns as soon as it is final
     assert status["state"] == "rolled_back" and status["triggers"] == 50
     for rec in recs.values():
         assert rec.hits["rollback"] == 1, rec.name  # not merely deduped by the participant: called once
