@@ -155,6 +155,7 @@ def _keep_original(event: dict[str, Any], line: bytes) -> None:
 
 
 _default: list[LineFormat] = []
+_loads = orjson.loads
 
 
 def default_format() -> LineFormat:
@@ -181,7 +182,7 @@ def make_record(
     ``@timestamp`` is replaced by the ingest time and flagged (see the collector README)."""
     raw: bytes | None = line
     try:  # a line that cannot be a JSON object goes straight to the text formats (no exception to pay for)
-        event = orjson.loads(line) if line[:1] == b"{" or line[:1].isspace() else None
+        event = _loads(line) if line[:1] == b"{" or line[:1].isspace() else None
     except orjson.JSONDecodeError:
         event = _lenient_json(line)
         if event is not None:
@@ -190,12 +191,15 @@ def make_record(
     if type(event) is not dict:
         event = (fmt or default_format()).text_event(line)
         raw = None
-    elif (
-        "correlation_id" not in event or "@timestamp" not in event or event.get("service").__class__ is not dict
-    ) and (fmt or default_format()).adopt(event):
-        raw = None
-    stamp = event.get("@timestamp")
-    ts = parse_timestamp_ms(stamp)
+        service = event.get("service")
+    else:
+        service = event.get("service")
+        if ("correlation_id" not in event or "@timestamp" not in event or service.__class__ is not dict) and (
+            fmt or default_format()
+        ).adopt(event):
+            raw = None
+            service = event.get("service")
+    ts = parse_timestamp_ms(event.get("@timestamp"))
     if ts is None:
         ts = default_ts if default_ts is not None else (now_ms if now_ms is not None else int(time.time() * 1000))
         if "@timestamp" in event:  # present but unreadable (null too): flag it, keep the line as read
@@ -208,17 +212,15 @@ def make_record(
         raw = None
     if raw is None:
         raw = orjson.dumps(event)
-    service = event.get("service")
+    cid = event.get("correlation_id")
     log = event.get("log")
     host = event.get("host")
-    cid = event.get("correlation_id")
-    svc_name = env = level = host_name = None
+    svc_name = env = None
     if service.__class__ is dict:
         svc_name = service.get("name")
         env = service.get("environment")
     level = log.get("level") if log.__class__ is dict else event.get("log.level")
-    if host.__class__ is dict:
-        host_name = host.get("name")
+    host_name = host.get("name") if host.__class__ is dict else None
     record = Record(
         source,
         offset,

@@ -19,6 +19,7 @@ MAX_MS = 253_402_300_799_999
 _CACHE_SIZE = 4096
 _second_cache: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
 _text_cache: dict[int, str] = {}  # epoch seconds -> "YYYY-MM-DDTHH:MM:SS"
+_MILLIS = {f".{ms:03d}Z": ms for ms in range(1000)}  # the tail of corrtrace's form -> its milliseconds
 
 
 def _seconds(head: str) -> int | None:
@@ -37,12 +38,14 @@ def _seconds(head: str) -> int | None:
 def parse_timestamp_ms(value: Any) -> int | None:
     """RFC 3339 text (or epoch milliseconds) -> epoch milliseconds; None when unusable (garbage, NaN, or
     outside years 1..9999). Text without a zone is read as local time, as ``datetime`` does."""
-    if value.__class__ is str and len(value) == 24 and value[19] == "." and value[23] == "Z":  # corrtrace's form
-        seconds = _second_cache.get(value[:19])
-        if seconds is None:
-            seconds = _seconds(value[:19])
-        if seconds is not None and value[20:23].isdigit():
-            return seconds * 1000 + int(value[20:23])
+    if value.__class__ is str and len(value) == 24:  # corrtrace's form: two slices, two dict look-ups
+        millis = _MILLIS.get(value[19:])
+        if millis is not None:
+            seconds = _second_cache.get(value[:19])
+            if seconds is None:
+                seconds = _seconds(value[:19])
+            if seconds is not None:
+                return seconds * 1000 + millis
     ms = _parse_other(value)
     return ms if ms is not None and MIN_MS <= ms <= MAX_MS else None
 

@@ -16,6 +16,8 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from itertools import accumulate, islice, repeat
+from operator import add
 from typing import Any
 
 from corrtrace.collector.checkpoint import Checkpoint
@@ -43,6 +45,42 @@ def fingerprint_of(fd: int, limit: int = 4096) -> str | None:
             return None
         nl = limit
     return hashlib.blake2b(head[:nl], digest_size=8).hexdigest()
+
+
+def _split_lines(data: bytes, fp: str, base: int, room: int, out: list[RawLine]) -> int:
+    """Up to ``room`` complete lines of ``data`` (at ``base`` in file ``fp``) onto ``out`` with their offsets,
+    all in C (split, accumulate, zip), when none ends in ``\\r`` or may be blank (starts with a byte <= space);
+    returns the bytes consumed, or -1 (nothing added) for data to be read line by line."""
+    if b"\r" in data:
+        return -1
+    lines = data.split(b"\n", max(room, 0))
+    rest = lines.pop()  # after the last newline taken: a partial line, or the lines beyond ``room``
+    if not lines:
+        return 0
+    first = min(lines)  # a line starting with white space sorts before any other line
+    if not first or first[0] <= 32:
+        return -1
+    bounds = list(accumulate(map(add, map(len, lines), repeat(1)), initial=base))
+    out.extend(zip(repeat(fp), bounds, islice(bounds, 1, None), lines))
+    return len(data) - len(rest)
+
+
+def _each_line(data: bytes, last: int, real: int, fp: str, base: int, room: int, out: list[RawLine]) -> int:
+    """Up to ``room`` lines of ``data`` (complete up to ``last``; ``real`` bytes were read) onto ``out``: a
+    trailing ``\\r`` cut, blank lines skipped; returns the bytes consumed."""
+    pos = 0
+    while room > 0:
+        nl = data.find(b"\n", pos, last + 1)
+        if nl < 0:
+            break
+        line = data[pos:nl]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.strip():
+            out.append((fp, base + pos, base + min(nl + 1, real), line))
+            room -= 1
+        pos = nl + 1
+    return pos
 
 
 @dataclass
@@ -313,19 +351,10 @@ class FileTail:
             last = data.rfind(b"\n")
         short = len(data) < want
         base = r.offset
-        pos = 0
         room = max_lines - len(out)
-        while room > 0:
-            nl = data.find(b"\n", pos, last + 1)
-            if nl < 0:
-                break
-            line = data[pos:nl]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if line.strip():
-                out.append((fp, base + pos, base + min(nl + 1, real), line))
-                room -= 1
-            pos = nl + 1
+        pos = _split_lines(data, fp, base, room, out) if real == len(data) else -1
+        if pos < 0:
+            pos = _each_line(data, last, real, fp, base, room, out)
         r.eof = short and pos == last + 1
         r.offset = base + min(pos, real)  # what was read belongs to this file even if it was truncated since
         r.last_read = time.monotonic()

@@ -108,6 +108,44 @@ def test_non_json_lines_are_wrapped_never_dropped(tmp_path: Path) -> None:
     assert all("@timestamp" in d for d in docs)
 
 
+def _expected_lines(data: bytes) -> list[tuple[int, int, bytes]]:
+    """The tailer's line rule, written plainly: every newline-ended line at its offsets, a trailing CR cut,
+    blank (white-space only) lines skipped."""
+    out, pos = [], 0
+    for raw in data.split(b"\n")[:-1]:
+        text = raw[:-1] if raw.endswith(b"\r") else raw
+        if text.strip():
+            out.append((pos, pos + len(raw) + 1, text))
+        pos += len(raw) + 1
+    return out
+
+
+def test_every_line_keeps_its_offsets_however_the_reads_split(tmp_path: Path) -> None:
+    plain = b"".join(line(i) for i in range(40))  # read by splitting a whole read at once
+    mixed = b"\n \t\n" + line(40).replace(b"\n", b"\r\n") + b"\x0b\r\n  indented text\n\r\n\n" + line(41)
+    crlf = plain.replace(b"\n", b"\r\n")
+    blank = plain + b"\n\tindented\n" + plain  # an empty line
+    spaces = plain + b" \t \n  indented\n" + plain  # white space only, and a line that starts with it
+    cases = [
+        ("plain", plain, 7),
+        ("crlf", crlf, 6),
+        ("blank", blank, 9),
+        ("spaces", spaces, 40),
+        ("mixed", mixed + plain, 5),
+        ("late", plain + mixed, 100),
+    ]
+    for name, data, max_lines in cases:
+        path = tmp_path / f"{name}.log"
+        path.write_bytes(data + b'{"partial": "no newline yet"')
+        tail = FileTail([str(path)], Checkpoint(None), scan_interval=0)
+        got = []
+        while batch := tail.read(max_lines):
+            assert len(batch) <= max_lines
+            got += [(start, end, text) for _, start, end, text in batch]
+        tail.close()
+        assert got == _expected_lines(data), name
+
+
 def test_same_content_after_rename_keeps_its_identity(tmp_path: Path) -> None:
     path = tmp_path / "a.log"
     write_lines(path, range(10))
