@@ -140,6 +140,9 @@ def collect(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # What start-up made (modules, the settings' validators: most of the objects the process will ever hold) is
+    # never garbage: out of every later collection, the one at exit included (about 0.1 s of CPU per run).
+    gc.freeze()
     pipeline.start()
     pruner = None
     if not pipeline.once:
