@@ -452,6 +452,7 @@ def main() -> None:
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-es-1m", action="store_true", help="search on Elasticsearch at 100k only")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", action="append", metavar="ROW", help="run only this row (repeatable), e.g. formats")
     args = parser.parse_args()
     q = args.quick
     results: dict[str, Any] = {}
@@ -474,6 +475,11 @@ def main() -> None:
         ]
         if not args.skip_rss:
             steps.append(("rss_with_es_down", lambda: bench_rss(100_000 if q else 1_000_000, 5 if q else 60, tmp)))
+        if args.only:
+            unknown = set(args.only) - {name for name, _ in steps}
+            if unknown:
+                parser.error(f"unknown row(s): {', '.join(sorted(unknown))} (rows: {', '.join(n for n, _ in steps)})")
+            steps = [(name, fn) for name, fn in steps if name in args.only]
         for name, fn in steps:
             t = time.perf_counter()
             results[name] = fn()
