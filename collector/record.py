@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
+from corrtrace.timestamps import MAX_MS, MIN_MS, format_timestamp, parse_timestamp_ms
 
 if TYPE_CHECKING:
     from corrtrace.collector.parsers import LineFormat
@@ -167,6 +167,29 @@ def default_format() -> LineFormat:
     return _default[0]
 
 
+def _text_record(source: str, offset: int, end: int, event: dict[str, Any], ms: int, doc_id: str | None) -> Record:
+    """The record of a text line a format read, time included: its fields are where the parsers put them (a text
+    event names no environment or host), and ``@timestamp`` is not read back."""
+    cid = event.get("correlation_id")
+    service = event.get("service")
+    log = event.get("log")
+    name = service.get("name") if service.__class__ is dict else None
+    level = log.get("level") if log.__class__ is dict else None
+    return Record(
+        source,
+        offset,
+        end,
+        orjson.dumps(event),
+        ms,
+        cid if cid.__class__ is str else None,
+        name if name.__class__ is str else None,
+        level if level.__class__ is str else None,
+        None,
+        None,
+        doc_id,
+    )
+
+
 def make_record(
     source: str,
     offset: int,
@@ -189,7 +212,9 @@ def make_record(
             _keep_original(event, line)
             raw = None
     if type(event) is not dict:
-        event = (fmt or default_format()).text_event(line)
+        event, ms = (fmt or default_format()).text_event(line)
+        if ms is not None and MIN_MS <= ms <= MAX_MS:
+            return _text_record(source, offset, end, event, ms, doc_id), event
         raw = None
         service = event.get("service")
     else:

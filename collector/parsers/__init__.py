@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from corrtrace.collector.parsers import clock
 from corrtrace.collector.parsers.text import BUILTIN, DEFAULT_SERVICE, TextParser
 from corrtrace.collector.parsers.user import UserFormat
 
@@ -57,20 +58,25 @@ class LineFormat:
         self.id_aliases = tuple(id_aliases)
         self.service_aliases = tuple(service_aliases)
 
-    def text_event(self, line: bytes) -> dict[str, Any]:
+    def text_event(self, line: bytes) -> tuple[dict[str, Any], int | None]:
         """The event of a line that is not a JSON object (for a multiline record, its first line is parsed and
-        the rest follows the message)."""
+        the rest follows the message), and its time in epoch ms when a parser read one (None otherwise: then
+        ``@timestamp`` is absent or, for a multiline record, the nearest JSON line's, still to be read)."""
         text = line.decode("utf-8", "replace").rstrip("\r\n")
         first, joined, rest = text.partition("\n")
-        event = None
+        parsed = None
         for parse in self.parsers:
-            event = parse(first)
-            if event is not None:
+            parsed = parse(first)
+            if parsed is not None:
                 break
         service = self.service
-        if event is None:
+        ms = None
+        if parsed is None:
             event = wrap_text(text)
         else:
+            event, ms = parsed
+            if ms is not None:
+                event["@timestamp"] = clock.iso(ms)
             if joined:
                 event["message"] = f"{event.get('message', '')}\n{rest}"
             if "correlation_id" not in event and "labels" in event:
@@ -80,7 +86,7 @@ class LineFormat:
             event["service"] = {"name": service}
         if joined:
             self._joined(event, line)
-        return event
+        return event, ms
 
     @staticmethod
     def _joined(event: dict[str, Any], line: bytes) -> None:

@@ -14,10 +14,11 @@ from typing import Any
 
 from corrtrace.collector.parsers import clock
 
-from corrtrace.ids import is_valid
-from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
+from corrtrace.ids import DEFAULT_POLICY
 
-TextParser = Callable[[str], "dict[str, Any] | None"]
+# line -> (event, epoch ms of its time or None), or None when the line is not in the format; ``@timestamp`` is
+# written from the ms by ``LineFormat.text_event`` (so make_record need not read it back)
+TextParser = Callable[[str], "tuple[dict[str, Any], int | None] | None"]
 
 # 09-02-2015 15:03:24 ui-svc INFO [uuid-123] message
 TALK = re.compile(r"(\d\d-\d\d-\d{4}) (\d\d:\d\d:\d\d)(?:[.,](\d{1,6}))? ([^\s\[\]]+) ([A-Za-z]+) \[([^\]\s]*)\] ?(.*)")
@@ -46,43 +47,41 @@ _LOGFMT_ROLE = {
 _ESCAPES = re.compile(r"\\(.)")
 
 
+_ID_MAX = DEFAULT_POLICY.max_length
+_ID_MATCH = re.compile(DEFAULT_POLICY.allowed_pattern).fullmatch  # ``is_valid``, one call less per line
+
+
 def _cid(value: str | None) -> str | None:
-    return value if value and is_valid(value) else None
+    return value if value and len(value) <= _ID_MAX and _ID_MATCH(value) is not None else None
 
 
-def _base(ms: int | None, level: str | None, message: str, cid: str | None) -> dict[str, Any]:
-    event: dict[str, Any] = {"message": message}
-    if ms is not None:
-        event["@timestamp"] = format_timestamp(ms)
-    if level:
-        event["log"] = {"level": level.upper()}
-    if cid:
-        event["correlation_id"] = cid
-    return event
-
-
-def talk(line: str) -> dict[str, Any] | None:
+def talk(line: str) -> tuple[dict[str, Any], int | None] | None:
     m = TALK.match(line)
     if m is None:
         return None
     date, time_, frac, service, level, cid, message = m.groups()
-    event = _base(clock.day_first(date, time_, frac), level, message, _cid(cid))
-    event["service"] = {"name": service}
-    return event
+    event: dict[str, Any] = {"message": message, "log": {"level": level.upper()}, "service": {"name": service}}
+    if _cid(cid):
+        event["correlation_id"] = cid
+    return event, clock.day_first(date, time_, frac)
 
 
-def logback(line: str) -> dict[str, Any] | None:
+def logback(line: str) -> tuple[dict[str, Any], int | None] | None:
     m = LOGBACK.match(line)
     if m is None:
         return None
     date, time_, frac, thread, level, logger, cid, message = m.groups()
-    event = _base(clock.year_first(date, time_, frac), level, message, _cid(cid))
-    event["log"]["logger"] = logger
-    event["process"] = {"thread": {"name": thread}}
-    return event
+    event: dict[str, Any] = {
+        "message": message,
+        "log": {"level": level.upper(), "logger": logger},
+        "process": {"thread": {"name": thread}},
+    }
+    if _cid(cid):
+        event["correlation_id"] = cid
+    return event, clock.year_first(date, time_, frac)
 
 
-def nginx(line: str) -> dict[str, Any] | None:
+def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     m = NGINX.match(line)
     if m is None:
         return None
@@ -92,29 +91,31 @@ def nginx(line: str) -> dict[str, Any] | None:
     code = int(status)
     method, _, rest = request.partition(" ")
     target, _, version = rest.partition(" ")
+    http: dict[str, Any] = {
+        "request": {"method": method} if referrer == "-" else {"method": method, "referrer": referrer},
+        "response": {"status_code": code, "body": {"bytes": int(size)}},
+    }
+    if version[:5] == "HTTP/":
+        http["version"] = version[5:]
     event: dict[str, Any] = {
         "message": f"{request} {status}",
         "log": {"level": "ERROR" if code >= 500 else "INFO"},
-        "http": {"request": {"method": method}, "response": {"status_code": code, "body": {"bytes": int(size)}}},
+        "http": http,
         "url": {"original": target, "path": target.partition("?")[0]},
         "source": {"address": addr},
-        "event": {"dataset": "nginx.access"},
+        "event": (
+            {"dataset": "nginx.access", "duration": int(float(request_time) * 1e9)}
+            if request_time
+            else {"dataset": "nginx.access"}
+        ),
     }
-    if ms is not None:
-        event["@timestamp"] = format_timestamp(ms)
-    if cid and cid != "-" and is_valid(cid):
+    if cid and cid != "-" and _cid(cid):
         event["correlation_id"] = cid
-    if version.startswith("HTTP/"):
-        event["http"]["version"] = version[5:]
-    if referrer != "-":
-        event["http"]["request"]["referrer"] = referrer
     if user != "-":
         event["user"] = {"name": user}
     if agent != "-":
         event["user_agent"] = {"original": agent}
-    if request_time:
-        event["event"]["duration"] = int(float(request_time) * 1e9)
-    return event
+    return event, ms
 
 
 def logfmt_fields(line: str) -> dict[str, str] | None:
@@ -168,7 +169,7 @@ def logfmt_fields(line: str) -> dict[str, str] | None:
             return None
 
 
-def logfmt(line: str) -> dict[str, Any] | None:
+def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
     """Keys are matched as written (logfmt's are lower case); the keys corrtrace does not know go to labels."""
     fields = logfmt_fields(line) if "=" in line else None
     if fields is None:
@@ -177,13 +178,14 @@ def logfmt(line: str) -> dict[str, Any] | None:
     if len(fields) < 2 or not known:
         return None
     event: dict[str, Any] = {"message": ""}
+    ms = None
     for key in known:
         role, value = _LOGFMT_ROLE[key], fields[key]
         if role == "time":
-            ms = parse_timestamp_ms(value)
-            if ms is None:
+            read = clock.rfc3339(value)
+            if read is None:
                 continue
-            event["@timestamp"] = format_timestamp(ms)
+            ms = read
         elif role == "level":
             event["log"] = {"level": value.upper()}
         elif role == "message":
@@ -196,10 +198,8 @@ def logfmt(line: str) -> dict[str, Any] | None:
             continue
         del fields[key]
     if fields:
-        event["labels"] = (
-            {k.replace(".", "_"): v for k, v in fields.items()} if any("." in k for k in fields) else fields
-        )
-    return event
+        event["labels"] = {k.replace(".", "_"): v for k, v in fields.items()} if "." in "".join(fields) else fields
+    return event, ms
 
 
 BUILTIN: dict[str, TextParser] = {"talk": talk, "logfmt": logfmt, "logback": logback, "nginx": nginx}

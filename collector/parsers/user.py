@@ -11,13 +11,14 @@ from typing import Any
 from corrtrace.collector.parsers import clock
 
 from corrtrace.ids import is_valid
-from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
+from corrtrace.timestamps import parse_timestamp_ms
 
 MAX_PATTERN = 4096
 
 
 class UserFormat:
-    """Callable like the built-in parsers: line -> event dict, or None when the pattern does not match."""
+    """Callable like the built-in parsers: line -> (event, epoch ms or None), or None when the pattern does not
+    match."""
 
     def __init__(self, pattern: str, *, time_format: str | None = None) -> None:
         import re2
@@ -44,19 +45,18 @@ class UserFormat:
         self.pattern = pattern
         self.time_format = time_format
 
-    def __call__(self, line: str) -> dict[str, Any] | None:
+    def __call__(self, line: str) -> tuple[dict[str, Any], int | None] | None:
         m = self.regex.match(line)
         if m is None:
             return None
         event: dict[str, Any] = {"message": ""}
+        ms = None
         labels: dict[str, str] = {}
         for name, value in m.groupdict().items():
             if value is None:
                 continue
             if name == "timestamp":
                 ms = clock.with_format(value, self.time_format) if self.time_format else parse_timestamp_ms(value)
-                if ms is not None:
-                    event["@timestamp"] = format_timestamp(ms)
             elif name == "level":
                 event.setdefault("log", {})["level"] = value.upper()
             elif name == "logger":
@@ -74,4 +74,4 @@ class UserFormat:
                 labels[name] = value
         if labels:
             event["labels"] = labels
-        return event
+        return event, ms
