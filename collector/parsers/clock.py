@@ -99,7 +99,9 @@ def iso(ms: int) -> str:
 def rfc3339(value: str) -> int | None:
     """``parse_timestamp_ms(value)``, with corrtrace's own form (``2026-11-30T12:00:05.123Z``, what most logfmt
     writers put in ``time=``) read from a per-second cache."""
-    if len(value) == 24 and value[19] == "." and value[23] == "Z" and value[20:23].isdigit():
+    if len(value) == 24 and value[19] == "." and value[23] == "Z" and value[10] == "T":
+        if not value[20:23].isdecimal():  # "1²3" is isdigit() but no int(): unreadable, not an exception
+            return None
         seconds = _rfc_seconds.get(value[:19])
         if seconds is None:
             whole = parse_timestamp_ms(value[:20] + "000Z")

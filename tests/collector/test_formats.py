@@ -62,6 +62,13 @@ def test_logfmt_lines_from_the_documented_formats() -> None:
     assert logfmt("just words here") is None and logfmt('a="unclosed b=c') is None
 
 
+def test_a_logfmt_time_with_unicode_digits_is_unreadable_not_an_error() -> None:
+    """``"1²3".isdigit()`` is true but ``int()`` refuses it: the line is kept, its time is the ingest time."""
+    event = event_of("time=2026-11-30T12:00:05.1\u00b23Z level=info msg=x correlation_id=c-go-1")
+    assert event["@timestamp"] == "1970-01-01T00:00:00.000Z" and event["labels"]["time"].endswith("\u00b23Z")
+    assert event["correlation_id"] == "c-go-1" and event["message"] == "x"
+
+
 def test_logback_lines_and_an_empty_mdc() -> None:
     first, second, empty = (
         event_of(line, build_format("logback", service="shipping-java"))
