@@ -60,7 +60,7 @@ def _parse_other(value: Any) -> int | None:
         if seconds is None:
             return None
         frac = value[20:-1] if value[19] == "." else ""
-        if frac and not frac.isdigit():
+        if frac and not frac.isdecimal():  # "1²3" is isdigit() but no int(): unreadable, not an error
             return None
         return seconds * 1000 + (int((frac + "000")[:3]) if frac else 0)
     try:

@@ -261,7 +261,9 @@ def test_a_restarted_node_rejoins_and_the_next_run_ships_to_it(outage: Outage, t
     prefix = f"t-cluster-next-{uuid.uuid4().hex[:8]}"  # not under the first prefix: templates may not overlap
     app = tmp_path / "next.log"
     write_lines(app, range(3000))
-    config = collector_config(tmp_path, "next", prefix, [], index_replicas=2)  # a copy on every node
+    # a copy on every node; 30 bulks of 100, so the pool's round robin reaches every live node (one 3,000-event
+    # bulk and the template request could both go to the other two)
+    config = collector_config(tmp_path, "next", prefix, [], index_replicas=2, batch_max_events=100)
     assert _client_requests(node) == 0  # nothing but this test's probes has talked to it since it restarted
     run = subprocess.run(
         [sys.executable, "-m", "corrtrace.cli", "collect", "--config", str(config), "--once", str(app)],

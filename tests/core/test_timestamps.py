@@ -34,3 +34,11 @@ def test_cloudwatch_alarm_times_and_the_round_trip() -> None:
     assert parse_timestamp_s("2024-01-01T00:00:00.000+0000") == 1_704_067_200.0  # an alarm's stateChange time
     assert parse_timestamp_s(1_704_067_200_000) is None  # text only: a number is not an alarm time
     assert parse_timestamp_ms(format_timestamp(1_704_067_200_123)) == 1_704_067_200_123
+
+
+def test_fractions_in_other_unicode_digits_are_unreadable_not_an_error() -> None:
+    """``"1²3".isdigit()`` is true but ``int()`` refuses it: such a time is unreadable (None), never a ValueError
+    out of make_record for one hostile line."""
+    for value in ("2026-11-30T12:00:05.1²3Z", "2026-11-30T12:00:05.12³Z", "2026-11-30T12:00:05.1²Z"):
+        assert parse_timestamp_ms(value) is None
+    assert parse_timestamp_ms("2026-11-30T12:00:05.1234Z") == parse_timestamp_ms("2026-11-30T12:00:05.123Z")
