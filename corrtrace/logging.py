@@ -522,7 +522,8 @@ def configure(
     """Send ``logger`` (the root logger by default) to JSON lines on ``stream`` (stdout) or the file ``path``.
 
     With the root logger and ``servers`` (the default), uvicorn's and gunicorn's loggers (``SERVER_LOGGERS``)
-    write through the same handler, so every line a server process writes is JSON in the same shape.
+    write through the same handler, so every line a server process writes is JSON in the same shape; a server
+    logger the server switched off before (no handler, not propagated: ``uvicorn --no-access-log``) stays off.
     Calling it again replaces the handler it installed before, so it is safe in tests and reloads.
     """
     target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
@@ -539,6 +540,8 @@ def configure(
     if servers and target is logging.getLogger():
         for name in SERVER_LOGGERS:
             server_logger = logging.getLogger(name)
+            if not server_logger.handlers and not server_logger.propagate:
+                continue  # switched off by the server (uvicorn --no-access-log): it stays off
             server_logger.handlers = [handler]  # a new list: uvicorn's gunicorn worker shares gunicorn's
             server_logger.propagate = False
     return handler

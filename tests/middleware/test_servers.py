@@ -141,3 +141,22 @@ def test_gunicorn_with_logconfig_dict(
     assert any(e["log"]["logger"] == "gunicorn.error" and "Booting worker" in e["message"] for e in events)
     access = {e["correlation_id"] for e in events if e["log"]["logger"] in ("gunicorn.access", "uvicorn.access")}
     assert access >= {"srv-ok-1", "srv-boom-1"}  # the server's access line carries the request's ID
+
+
+def test_configure_keeps_a_server_access_log_that_was_switched_off(
+    tmp_path: pathlib.Path, free_port: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``uvicorn --no-access-log`` with ``configure()`` called at import: corrtrace's access line is the only one
+    (configure used to give uvicorn.access its handler back, so uvicorn wrote a second line per request)."""
+    log = tmp_path / "app.jsonl"
+    monkeypatch.setenv("CORRTRACE_TEST_LOG", str(log))
+    port, out = free_port(), tmp_path / "uvicorn.out"
+    command = [sys.executable, "-m", "uvicorn", f"{APPS}.configured_app:asgi", "--host", "127.0.0.1"]
+    responses = serve([*command, "--port", str(port), "--no-access-log", "--log-level", "info"], port, out)
+    assert responses["ok"].headers["X-Correlation-ID"] == "srv-ok-1"
+    text = log.read_text()
+    events = [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+    ours = {e["correlation_id"] for e in events if e["log"]["logger"] == "corrtrace.access"}
+    assert ours >= {"srv-ok-1", "srv-boom-1", responses["fresh"].headers["X-Correlation-ID"]}
+    assert any(e["log"]["logger"] == "uvicorn.error" for e in events)  # the server's other lines are still JSON
+    assert not [e for e in events if e["log"]["logger"] == "uvicorn.access"]
