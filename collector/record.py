@@ -169,12 +169,9 @@ def default_format() -> LineFormat:
 
 def _text_record(source: str, offset: int, end: int, event: dict[str, Any], ms: int, doc_id: str | None) -> Record:
     """The record of a text line a format read, time included: its fields are where the parsers put them (a text
-    event names no environment or host), and ``@timestamp`` is not read back."""
-    cid = event.get("correlation_id")
-    service = event.get("service")
-    log = event.get("log")
-    name = service.get("name") if service.__class__ is dict else None
-    level = log.get("level") if log.__class__ is dict else None
+    event names no environment or host; its ``service`` and ``log`` are dicts the format built, ``service.name``
+    and ``log.level`` strings), and ``@timestamp`` is not read back."""
+    cid = event.get("correlation_id")  # a multiline record may inherit it from a JSON line: checked
     return Record(
         source,
         offset,
@@ -182,8 +179,8 @@ def _text_record(source: str, offset: int, end: int, event: dict[str, Any], ms: 
         orjson.dumps(event),
         ms,
         cid if cid.__class__ is str else None,
-        name if name.__class__ is str else None,
-        level if level.__class__ is str else None,
+        event["service"]["name"] if "service" in event else None,
+        event["log"].get("level") if "log" in event else None,
         None,
         None,
         doc_id,

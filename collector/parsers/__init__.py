@@ -62,8 +62,13 @@ class LineFormat:
         """The event of a line that is not a JSON object (for a multiline record, its first line is parsed and
         the rest follows the message), and its time in epoch ms when a parser read one (None otherwise: then
         ``@timestamp`` is absent or, for a multiline record, the nearest JSON line's, still to be read)."""
-        text = line.decode("utf-8", "replace").rstrip("\r\n")
-        first, joined, rest = text.partition("\n")
+        text = line.decode("utf-8", "replace")
+        if "\n" in text or "\r" in text:  # a multiline record, or a line end kept
+            text = text.rstrip("\r\n")
+            first, joined, rest = text.partition("\n")
+        else:
+            first = text
+            joined = rest = ""
         parsed = None
         for parse in self.parsers:
             parsed = parse(first)

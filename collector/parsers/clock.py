@@ -18,7 +18,8 @@ _MONTHS = {
 }
 _cache: dict[str, int | None] = {}
 _heads: dict[int, str] = {}  # epoch seconds -> "YYYY-MM-DDTHH:MM:SS"
-_rfc_seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
+_rfc_ms: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS." -> epoch ms of that second
+_MILLIS = {f"{i:03d}": i for i in range(1000)}  # "007" -> 7: ASCII digits only (others go the long way)
 _FRACTIONS = tuple(f".{i:03d}Z" for i in range(1000))
 
 
@@ -98,17 +99,21 @@ def iso(ms: int) -> str:
 
 def rfc3339(value: str) -> int | None:
     """``parse_timestamp_ms(value)``, with corrtrace's own form (``2026-11-30T12:00:05.123Z``, what most logfmt
-    writers put in ``time=``) read from a per-second cache."""
+    writers put in ``time=``) read from a per-second cache: one lookup for the second, one for the milliseconds."""
     if len(value) == 24 and value[19] == "." and value[23] == "Z" and value[10] == "T":
-        if not value[20:23].isdecimal():  # "1²3" is isdigit() but no int(): unreadable, not an exception
-            return None
-        seconds = _rfc_seconds.get(value[:19])
-        if seconds is None:
-            whole = parse_timestamp_ms(value[:20] + "000Z")
+        head = value[:20]
+        whole = _rfc_ms.get(head)
+        if whole is None:
+            whole = parse_timestamp_ms(head + "000Z")
             if whole is None:
                 return parse_timestamp_ms(value)
-            if len(_rfc_seconds) > 4096:
-                _rfc_seconds.clear()
-            seconds = _rfc_seconds[value[:19]] = whole // 1000
-        return seconds * 1000 + int(value[20:23])
+            if len(_rfc_ms) > 4096:
+                _rfc_ms.clear()
+            _rfc_ms[head] = whole
+        millis = _MILLIS.get(value[20:23])
+        if millis is None:
+            if not value[20:23].isdecimal():  # "1²3" is isdigit() but no int(): unreadable, not an exception
+                return None
+            millis = int(value[20:23])  # other scripts' decimal digits, as parse_timestamp_ms reads them
+        return whole + millis
     return parse_timestamp_ms(value)

@@ -27,10 +27,16 @@ LOGBACK = re.compile(
     r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:[,.](\d{1,9}))? \[([^\]]*)\] +"
     r"(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL) +(\S+) +- +\[([^\]\s]*)\] ?(.*)"
 )
-# nginx combined + the id (quoted or not) + optionally $request_time $msec (deploy/nginx/corrtrace.conf)
+_ID_MAX = DEFAULT_POLICY.max_length
+_ID_MATCH = re.compile(DEFAULT_POLICY.allowed_pattern).fullmatch  # ``is_valid``, one call less per line
+# the policy's id as a pattern piece (``[A-Za-z0-9\-_.:]{1,128}``): a format that captures it needs no check after
+_ID = DEFAULT_POLICY.allowed_pattern.removesuffix("+") + f"{{1,{_ID_MAX}}}"
+# nginx combined + the id (quoted or not) + optionally $request_time $msec (deploy/nginx/corrtrace.conf). The id
+# group holds the token only when it is a valid id (else the other branch reads it, uncaptured); optional parts
+# are written ``(?:X|)``, not ``(?:X)?``: the same match, without sre's repeat bookkeeping around groups.
 NGINX = re.compile(
     r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
-    r'(?: "?([^"\s]*)"?)?(?: (\d{1,9}(?:\.\d{1,6})?) (\d{1,11}(?:\.\d{1,6})?))?\s*$'
+    r'(?: "?(?:(' + _ID + r')|[^"\s]*)"?|)(?: (\d{1,9}(?:\.\d{1,6}|)) (\d{1,11}(?:\.\d{1,6}|))|)\s*$'
 )
 # logfmt: key=value or key="quoted \" value", separated by whitespace (the grammar, as a regular expression:
 # ``\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+``). Read by ``logfmt_fields`` in one pass.
@@ -45,10 +51,6 @@ _LOGFMT_ROLE = {
     "correlation_id": "correlation_id",
 }
 _ESCAPES = re.compile(r"\\(.)")
-
-
-_ID_MAX = DEFAULT_POLICY.max_length
-_ID_MATCH = re.compile(DEFAULT_POLICY.allowed_pattern).fullmatch  # ``is_valid``, one call less per line
 
 
 def _cid(value: str | None) -> str | None:
@@ -86,11 +88,16 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     if m is None:
         return None
     addr, user, local, request, status, size, referrer, agent, cid, request_time, msec = m.groups()
-    # with $request_time and $msec: the request's arrival in milliseconds, so it sorts before what it called
-    ms = round((float(msec) - float(request_time)) * 1000) if msec else clock.nginx_local(local)
     code = int(status)
     method, _, rest = request.partition(" ")
     target, _, version = rest.partition(" ")
+    if request_time:  # with $request_time and $msec: the request's arrival in ms, so it sorts before what it called
+        took = float(request_time)
+        ms: int | None = round((float(msec) - took) * 1000)
+        about: dict[str, Any] = {"dataset": "nginx.access", "duration": int(took * 1e9)}
+    else:
+        ms = clock.nginx_local(local)
+        about = {"dataset": "nginx.access"}
     http: dict[str, Any] = {
         "request": {"method": method} if referrer == "-" else {"method": method, "referrer": referrer},
         "response": {"status_code": code, "body": {"bytes": int(size)}},
@@ -98,18 +105,14 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     if version[:5] == "HTTP/":
         http["version"] = version[5:]
     event: dict[str, Any] = {
-        "message": f"{request} {status}",
+        "message": request + " " + status,
         "log": {"level": "ERROR" if code >= 500 else "INFO"},
         "http": http,
         "url": {"original": target, "path": target.partition("?")[0]},
         "source": {"address": addr},
-        "event": (
-            {"dataset": "nginx.access", "duration": int(float(request_time) * 1e9)}
-            if request_time
-            else {"dataset": "nginx.access"}
-        ),
+        "event": about,
     }
-    if cid and cid != "-" and _cid(cid):
+    if cid is not None and cid != "-":  # the pattern captured it only when valid
         event["correlation_id"] = cid
     if user != "-":
         event["user"] = {"name": user}
@@ -118,13 +121,33 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     return event, ms
 
 
+def _bare_pairs(fields: dict[str, str], tokens: list[str], room: int) -> int | None:
+    """Add ``key=value`` tokens (no quotes, no whitespace) to ``fields``, at most ``room`` of them; the room left,
+    or None when a token is not a pair (past the room, tokens are still checked)."""
+    if len(tokens) <= room:  # the usual case: no count kept per token
+        for token in tokens:
+            name, eq, value = token.partition("=")
+            if not name or not eq:
+                return None
+            fields[name] = value
+        return room - len(tokens)
+    for token in tokens:
+        name, eq, value = token.partition("=")
+        if not name or not eq:
+            return None
+        if room:
+            room -= 1
+            fields[name] = value
+    return room
+
+
 def logfmt_fields(line: str) -> dict[str, str] | None:
     """The pairs of a logfmt line (the first ``LOGFMT_MAX_PAIRS``; a repeated key keeps its last value), or None
     when the line does not follow the grammar. One pass, linear: ``str.split`` reads the stretches between
     quotes, ``str.find`` each quoted value's closing quote (a quote after an odd run of backslashes is escaped).
     """
     fields: dict[str, str] = {}
-    pairs = 0
+    room = LOGFMT_MAX_PAIRS
     pos = 0
     while True:
         quote = line.find('"', pos)
@@ -137,13 +160,11 @@ def logfmt_fields(line: str) -> dict[str, str] | None:
             key = tokens.pop()
             if key.find("=") != len(key) - 1 or len(key) < 2:
                 return None
-        for token in tokens:
-            name, eq, value = token.partition("=")
-            if not name or not eq:
+        if tokens:
+            left = _bare_pairs(fields, tokens, room)
+            if left is None:
                 return None
-            pairs += 1
-            if pairs <= LOGFMT_MAX_PAIRS:
-                fields[name] = value
+            room = left
         if quote < 0:
             return fields or None
         end = quote
@@ -161,8 +182,8 @@ def logfmt_fields(line: str) -> dict[str, str] | None:
             if "\n" in value and _QUOTED.fullmatch(value) is None:  # a backslash cannot escape a line break
                 return None
             value = _ESCAPES.sub(r"\1", value)
-        pairs += 1
-        if pairs <= LOGFMT_MAX_PAIRS:
+        if room:
+            room -= 1
             fields[key[:-1]] = value
         pos = end + 1
         if pos < len(line) and not line[pos].isspace():
@@ -180,23 +201,22 @@ def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
     event: dict[str, Any] = {"message": ""}
     ms = None
     for key in known:
-        role, value = _LOGFMT_ROLE[key], fields[key]
-        if role == "time":
-            read = clock.rfc3339(value)
-            if read is None:
-                continue
-            ms = read
+        role = _LOGFMT_ROLE[key]
+        if role == "message":
+            event["message"] = fields.pop(key)
         elif role == "level":
-            event["log"] = {"level": value.upper()}
-        elif role == "message":
-            event["message"] = value
+            event["log"] = {"level": fields.pop(key).upper()}
         elif role == "service":
-            event["service"] = {"name": value}
-        elif _cid(value):
-            event["correlation_id"] = value
+            event["service"] = {"name": fields.pop(key)}
+        elif role == "time":
+            read = clock.rfc3339(fields[key])
+            if read is not None:
+                ms = read
+                del fields[key]
         else:
-            continue
-        del fields[key]
+            value = fields[key]
+            if len(value) <= _ID_MAX and _ID_MATCH(value) is not None:
+                event["correlation_id"] = fields.pop(key)
     if fields:
         event["labels"] = {k.replace(".", "_"): v for k, v in fields.items()} if "." in "".join(fields) else fields
     return event, ms

@@ -13,13 +13,15 @@ import pytest
 import re2
 import yaml
 from click.testing import CliRunner
-from corrtrace.collector.parsers import build_format
+from corrtrace.collector.parsers import build_format, clock
 from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_MAX_PAIRS, NGINX, TALK, logfmt, logfmt_fields
 from corrtrace.collector.record import make_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corrtrace.cli import main
+from corrtrace.ids import is_valid
+from corrtrace.timestamps import parse_timestamp_ms
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 NGINX_LINE = (
@@ -364,3 +366,39 @@ def test_logfmt_keeps_the_first_pairs_of_a_long_line() -> None:
 def test_the_builtin_patterns_have_no_backreferences_or_lookaround() -> None:
     for pattern in PATTERNS.values():
         assert not re.search(r"\(\?[=!<]|\\[1-9]", pattern.pattern)
+
+
+# the nginx pattern captures the id only when it is valid: what the line becomes is what a plain capture + the
+# policy's check gave (the reference below), for any token in the id's place
+_NGINX_PLAIN = re.compile(
+    r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
+    r'(?: "?([^"\s]*)"?)?(?: (\d{1,9}(?:\.\d{1,6})?) (\d{1,11}(?:\.\d{1,6})?))?\s*$'
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=st.text(alphabet='aZ09-_.:/" \t\u00e9', max_size=140) | st.sampled_from(["-", "a" * 128, "a" * 129]))
+def test_nginx_reads_the_id_the_policy_accepts(token: str) -> None:
+    line = NGINX_LINE.replace('"01J9ZK3Q8X-edge-1"', token)
+    plain = _NGINX_PLAIN.match(line)
+    ours = NGINX.match(line)
+    assert (ours is None) == (plain is None)
+    if ours is not None and plain is not None:
+        cid = plain[9]
+        expected = cid if cid and cid != "-" and is_valid(cid) else None
+        assert event_of(line).get("correlation_id") == expected
+        assert ours[9] in (None, cid) and ours.groups()[9:] == plain.groups()[9:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    second=st.integers(0, 59),
+    fraction=st.text(alphabet="0123456789\u0661\u00b2a", min_size=3, max_size=3),
+    tail=st.sampled_from(["Z", "z", "+00:00", "Z "]),
+)
+def test_logfmt_time_reads_as_parse_timestamp_ms(second: int, fraction: str, tail: str) -> None:
+    """The per-second cache and the milliseconds table give what ``parse_timestamp_ms`` gives (or nothing where it
+    gives nothing), for ASCII and other decimal digits alike."""
+    value = f"2026-11-30T12:00:{second:02d}.{fraction}{tail}"
+    for _ in range(2):  # cold, then from the cache
+        assert clock.rfc3339(value) == parse_timestamp_ms(value)
