@@ -114,22 +114,34 @@ def _merge(target: dict[str, Any], fields: Mapping[str, Any]) -> None:
 class _Clock:
     """RFC 3339 UTC timestamps with milliseconds, cached per millisecond and per second."""
 
-    __slots__ = ("_millis", "_prefix", "_second", "_text")
+    __slots__ = ("_bytes", "_millis", "_prefix", "_second", "_text")
 
     def __init__(self) -> None:
         self._millis = self._second = -1
         self._prefix = self._text = ""
+        self._bytes = b""
 
     def format(self, created: float) -> str:
         millis = int(created * 1000)
         if millis != self._millis:
-            second, fraction = divmod(millis, 1000)
-            if second != self._second:
-                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-                self._second = second
-            self._millis = millis
-            self._text = f"{self._prefix}.{fraction:03d}Z"
+            self._tick(millis)
         return self._text
+
+    def format_bytes(self, created: float) -> bytes:
+        """``format`` as ASCII bytes (the direct line's head)."""
+        millis = int(created * 1000)
+        if millis != self._millis:
+            self._tick(millis)
+        return self._bytes
+
+    def _tick(self, millis: int) -> None:
+        second, fraction = divmod(millis, 1000)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        self._millis = millis
+        self._text = f"{self._prefix}.{fraction:03d}Z"
+        self._bytes = self._text.encode("ascii")
 
 
 # Attributes ``LogRecord.__init__`` sets; ``extra=`` keys and filters' additions come after them in ``__dict__``.
@@ -176,10 +188,18 @@ class JsonFormatter(logging.Formatter):
         _merge(static, static_fields or {})
         self._static = static
         self._static_tail = b"," + orjson.dumps(static)[1:]
+        self._static_end = self._static_tail + b"\n"
+        self._log_members: dict[tuple[int, str], bytes] = {}
         self._clock = _Clock()
 
     def _head(
-        self, created: float, message: str, cid: str | None, level: str, logger: str, trace: tuple[str, str] | None
+        self,
+        created: float,
+        message: str,
+        cid: str | None,
+        level: str,
+        logger: str,
+        trace: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
         """The fields every line starts with, in order (a record's and a direct line's alike)."""
         event: dict[str, Any] = {
@@ -217,12 +237,33 @@ class JsonFormatter(logging.Formatter):
             event["error"] = {"stack_trace": record.exc_text}
         return event
 
-    def fields_line(self, level: int, logger: str, message: str, cid: str, fields: Mapping[str, Any]) -> str:
-        """The line ``format`` writes for a record logged now with ``extra=fields`` (nested objects whose roots
-        are not the formatter's own), no exception and no bound fields: the direct path of ``log_fields``."""
-        event = self._head(time.time(), message, cid, logging.getLevelName(level), logger, None)
-        event.update(fields)
-        return (format_event(event)[:-1] + self._static_tail).decode()
+    def members_line(self, level: int, logger: str, message: str, cid: str | None, members: bytes) -> bytes:
+        """The line (UTF-8, newline included) ``format`` writes for a record logged now whose ``extra=`` fields
+        are the JSON object members ``members`` (``"url":{"path":"/"},...``; roots not the formatter's own), with
+        no exception and no bound fields: the direct path of ``emit_json``. The head is cached bytes and the
+        variable strings go through orjson, so every value is escaped as the record path escapes it."""
+        dumps = orjson.dumps
+        log_member = self._log_members.get((level, logger))
+        if log_member is None:
+            log_member = self._log_member(level, logger)
+        trace = _trace_context_provider() if _trace_context_provider is not None else None
+        if trace:
+            log_member += b',"trace":{"id":%s},"span":{"id":%s}' % (dumps(trace[0]), dumps(trace[1]))
+        return b'{"@timestamp":"%s","message":%s,"correlation_id":%s,%s%s%s%s' % (
+            self._clock.format_bytes(time.time()),
+            dumps(message),
+            dumps(cid or get_correlation_id()),
+            log_member,
+            b"," if members else b"",
+            members,
+            self._static_end,
+        )
+
+    def _log_member(self, level: int, logger: str) -> bytes:
+        member = b'"log":' + orjson.dumps({"level": logging.getLevelName(level), "logger": logger})
+        if len(self._log_members) < 256:  # bounded: one entry per logger and level that writes direct lines
+            self._log_members[(level, logger)] = member
+        return member
 
     def _dynamic(self, record: logging.LogRecord) -> tuple[Mapping[str, Any] | None, list[tuple[str, Any]]]:
         return record.__dict__.get("_corrtrace_fields") or get_log_fields(), _extras(record.__dict__)
@@ -349,12 +390,16 @@ def loguru_patcher(record: Mapping[str, Any]) -> None:
 
 
 class JsonStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """``logging.StreamHandler`` that also takes a formatted line directly (``write_line``, for ``log_fields``)."""
+    """``logging.StreamHandler`` that also takes a formatted line directly (``write_bytes``, for ``log_fields``)."""
 
     def write_line(self, line: str) -> None:
         with self.lock:  # type: ignore[union-attr]
             self.stream.write(line + self.terminator)
             self.flush()
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write one UTF-8 line that already ends with its newline."""
+        self.write_line(data[:-1].decode())
 
 
 class JsonFileHandler(logging.Handler):
@@ -399,7 +444,10 @@ class JsonFileHandler(logging.Handler):
             self._next_check = time.monotonic() + self.check_interval
 
     def write_line(self, line: str) -> None:
-        data = (line + self.terminator).encode("utf-8")
+        self.write_bytes((line + self.terminator).encode("utf-8"))
+
+    def write_bytes(self, data: bytes) -> None:
+        """Append one UTF-8 line that already ends with its newline (one ``os.write``)."""
         with self.lock:  # type: ignore[union-attr]
             if self._fd < 0:  # closed (a reconfigure, a test): reopen, as logging.FileHandler does
                 self._open()
@@ -469,14 +517,30 @@ def log_fields(logger: logging.Logger, level: int, message: str, cid: str, field
     """
     if not logger.isEnabledFor(level):
         return
-    handler = _direct_handler(logger, level)
-    if handler is not None and not get_log_fields() and _HEAD_ROOTS.isdisjoint(fields):
+    if _HEAD_ROOTS.isdisjoint(fields):
         try:
-            handler.write_line(handler.formatter.fields_line(level, logger.name, message, cid, fields))  # type: ignore[union-attr]
+            members = orjson.dumps(fields)[1:-1]
+        except TypeError:  # an odd value: logging's own path writes it (sanitised)
+            pass
+        else:
+            emit_json(logger, level, message, cid, members)
+            return
+    logger.log(level, message, extra={"correlation_id": cid, **fields})
+
+
+def emit_json(logger: logging.Logger, level: int, message: str, cid: str, members: bytes) -> None:
+    """Log ``message`` whose fields are already JSON object members (``"url":{"path":"/"},...``, roots not the
+    formatter's own), for a caller that checked ``logger.isEnabledFor(level)`` itself: the access line builds
+    its fields so (``middleware/_core.py``), with no dict per line. Written directly when ``configure``'s handler
+    is the only destination; otherwise parsed back into ``extra=`` fields for an ordinary ``logger.log``."""
+    handler = _direct_handler(logger, level)
+    if handler is not None and not get_log_fields():
+        try:
+            handler.write_bytes(handler.formatter.members_line(level, logger.name, message, cid, members))  # type: ignore[union-attr]
             return
         except Exception:  # let logging's own path write it or report the failure (handleError)
             pass
-    logger.log(level, message, extra={"correlation_id": cid, **fields})
+    logger.log(level, message, extra={"correlation_id": cid, **orjson.loads(b"{" + members + b"}")})
 
 
 # The loggers uvicorn and gunicorn write to: ``configure`` and ``server_log_config`` route them to the JSON handler.

@@ -237,42 +237,59 @@ def log_access(
 ) -> None:
     """Write the ``corrtrace.access`` line (same fields for ASGI and WSGI); ``path`` is capped here.
 
-    The fields are nested objects, so a line to ``configure``'s handler is written directly (``log_fields``).
+    The fields are built as JSON (no dict per line) and written directly to ``configure``'s handler (``emit_json``).
     """
     level = access_level(status, error)
     if not log.isEnabledFor(level):
         return
-    path = cap(path)
+    if len(path) > 2048:
+        path = cap(path)
     duration = time.perf_counter_ns() - start
-    fields: dict[str, Any] = {
-        "event": {
-            "dataset": "corrtrace.access",
-            "duration": duration,
-            "outcome": "failure" if error is not None or status >= 500 else "success",
-        },
-        "http": {"request": {"method": method}, "response": {"status_code": status}},
-        "url": {"path": path},
-    }
+    dumps = _dumps
+    members = _ACCESS_MEMBERS % (
+        duration,
+        b"failure" if error is not None or status >= 500 else b"success",
+        dumps(method),
+        status,
+        dumps(path),
+    )
     if client:
-        fields["client"] = {"address": client}
+        members += b',"client":{"address":%s}' % dumps(client)
     if rejected is not None:
-        fields["labels"] = {"rejected_correlation_id": rejected}
+        members += b',"labels":{"rejected_correlation_id":%s}' % dumps(rejected)
     if error is not None:
-        fields["error"] = {"type": type(error).__name__}
-    _log_fields(log, level, f"{method} {path} {status}", cid, fields)
+        members += b',"error":{"type":%s}' % dumps(type(error).__name__)
+    _emit_json(log, level, f"{method} {path} {status}", cid, members)
 
 
-def _first_log_fields(*args: Any) -> None:
-    """``corrtrace.logging.log_fields``, imported on the first access line (a Lambda cold start never needs it;
-    an import statement per line would cost more than the rest of the line), then called directly."""
-    global _log_fields
-    from corrtrace.logging import log_fields
-
-    _log_fields = log_fields
-    log_fields(*args)
+# The access line's own fields, as JSON object members; the strings are filled in JSON-escaped (orjson).
+_ACCESS_MEMBERS = (
+    b'"event":{"dataset":"corrtrace.access","duration":%d,"outcome":"%s"},'
+    b'"http":{"request":{"method":%s},"response":{"status_code":%d}},"url":{"path":%s}'
+)
 
 
-_log_fields: Callable[..., None] = _first_log_fields
+def _first_dumps(value: Any) -> bytes:
+    """``orjson.dumps``, imported on the first access line (a Lambda cold start never needs it; an import
+    statement per line would cost more than the rest of the line), then called directly."""
+    global _dumps
+    import orjson
+
+    _dumps = orjson.dumps
+    return orjson.dumps(value)
+
+
+def _first_emit_json(*args: Any) -> None:
+    """``corrtrace.logging.emit_json``, imported on the first access line as ``_first_dumps`` is."""
+    global _emit_json
+    from corrtrace.logging import emit_json
+
+    _emit_json = emit_json
+    emit_json(*args)
+
+
+_dumps: Callable[[Any], bytes] = _first_dumps
+_emit_json: Callable[..., None] = _first_emit_json
 
 
 def log_unhandled(exc: BaseException, cid: str, protocol: str) -> None:
