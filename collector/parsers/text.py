@@ -50,6 +50,7 @@ _LOGFMT_ROLE = {
     **dict.fromkeys(("service", "service.name", "app", "svc"), "service"),
     "correlation_id": "correlation_id",
 }
+_LOGFMT_KEYS = _LOGFMT_ROLE.keys()
 _ESCAPES = re.compile(r"\\(.)")
 
 
@@ -195,7 +196,7 @@ def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
     fields = logfmt_fields(line) if "=" in line else None
     if fields is None:
         return None
-    known = fields.keys() & _LOGFMT_ROLE.keys()
+    known = fields.keys() & _LOGFMT_KEYS
     if len(fields) < 2 or not known:
         return None
     event: dict[str, Any] = {"message": ""}
