@@ -173,6 +173,48 @@ def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log
     assert direct["trace"] == {"id": "0af7651916cd43dd8448eb211c80319c"} and direct["service"] == {"name": "svc"}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error", "client", "rejected"),
+    [
+        ("GET", "/", 200, None, "127.0.0.1", None),
+        ("POST", '/a"b\\c/\u00e9\u2028\x01', 404, None, None, 'bad"\\x0d'),
+        ("GET", "/boom", 500, ZeroDivisionError("x"), "::1", None),
+        ("PUT", "/x" * 1500, 503, None, "10.0.0.1", None),
+    ],
+)
+def test_the_access_line_built_as_json_is_the_record_path_line(
+    direct_log: tuple[logging.Logger, Path],
+    method: str,
+    path: str,
+    status: int,
+    error: Exception | None,
+    client: str | None,
+    rejected: str | None,
+) -> None:
+    """The direct line (a bytes template, each string escaped by orjson) parses to the same event as the line
+    written through a ``LogRecord`` (a logger filter forces that path), odd paths and every optional field too."""
+    from corrtrace.middleware._core import log_access
+
+    log, path_out = direct_log
+    log.setLevel(logging.DEBUG)
+    log_access(log, "cid-1", method, path, status, error, 0, client, rejected)
+    log.addFilter(lambda record: True)
+    try:
+        log_access(log, "cid-1", method, path, status, error, 0, client, rejected)
+    finally:
+        log.filters.clear()
+        log.setLevel(logging.NOTSET)
+    direct, via_record = (orjson.loads(line) for line in path_out.read_bytes().splitlines())
+    for event in (direct, via_record):
+        assert event.pop("@timestamp") and event["event"].pop("duration") > 0
+    assert direct == via_record
+    assert direct["url"]["path"] == (path if len(path) <= 2048 else path[:2048] + "…")
+    assert direct["message"] == f"{method} {direct['url']['path']} {status}"
+    assert direct.get("client", {}).get("address") == client
+    assert direct.get("labels", {}).get("rejected_correlation_id") == rejected
+    assert direct.get("error", {}).get("type") == (type(error).__name__ if error else None)
+
+
 def test_access_lines_survive_sigkill(tmp_path: Path) -> None:
     """No buffer in the process: every access line the middleware wrote before a SIGKILL is whole in the file."""
     path = tmp_path / "killed.log"
