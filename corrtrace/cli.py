@@ -57,6 +57,16 @@ def _unavailable(name: str, exc: Exception) -> click.Command:
     return stand_in
 
 
+def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for a ``--url`` option: a usage error now, not retries against ``ftp://x`` and a traceback."""
+    from corrtrace.config import url_problem
+
+    problem = value and url_problem(value)
+    if problem:
+        raise click.BadParameter(f"{problem}, got {value!r}")
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="corrtrace")
 def main() -> None:

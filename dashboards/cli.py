@@ -12,6 +12,7 @@ from typing import Any
 import click
 from corrtrace.dashboards.settings import DashboardsSettings
 
+from corrtrace.cli import http_url
 from corrtrace.config import ConfigError, load_section
 
 
@@ -154,7 +155,7 @@ def validate_command(
 
 
 @dashboards.command("import")
-@click.option("--url", required=True, envvar="GRAFANA_URL", help="Grafana base URL ($GRAFANA_URL).")
+@click.option("--url", required=True, envvar="GRAFANA_URL", callback=http_url, help="Grafana base URL ($GRAFANA_URL).")
 @click.option("--token", required=True, envvar="GRAFANA_TOKEN", help="Service-account token ($GRAFANA_TOKEN).")
 @click.option("--folder", default=None, help="Folder title, created if missing (default: the config's folder).")
 @click.option("--overwrite", is_flag=True, help="Replace dashboards with the same uid.")

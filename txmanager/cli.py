@@ -13,6 +13,7 @@ from typing import Any
 import click
 from corrtrace.txmanager.settings import TxManagerSettings, load_settings
 
+from corrtrace.cli import http_url
 from corrtrace.config import ConfigError
 
 config_option = click.option(
@@ -193,18 +194,9 @@ def _client_call(config_path: str | None, url: str | None, fn: str, correlation_
 url_option = click.option(
     "--url",
     default=None,
-    callback=lambda ctx, param, value: _checked_url(value),
+    callback=http_url,
     help="Manager URL (default: http://txmanager.host:port).",
 )
-
-
-def _checked_url(value: str | None) -> str | None:
-    from corrtrace.config import url_problem
-
-    problem = value and url_problem(value)
-    if problem:
-        raise click.BadParameter(f"{problem}, got {value!r}")
-    return value
 
 
 @txmanager.command()

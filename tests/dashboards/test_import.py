@@ -194,3 +194,11 @@ def test_bad_input_exits_2(grafana: FakeGrafana, tmp_path) -> None:
     garbage.write_text("{")
     assert run("--url", grafana.url, "--token", TOKEN, str(garbage))[0] == 2
     assert grafana.state.requests == []
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "http://[::1", "http://127.0.0.1:99999", "grafana:3000"])
+def test_a_url_that_is_no_http_url_is_a_usage_error_before_any_attempt(url: str) -> None:
+    result = CliRunner().invoke(main, ["dashboards", "import", "--url", url, "--token", TOKEN])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--url'" in result.stderr and repr(url) in result.stderr
+    assert "attempts" not in result.stderr and "Traceback" not in result.stderr
