@@ -40,7 +40,7 @@ def _refill() -> Iterator[str]:
 # Threads share one iterator: a list iterator's ``next`` is atomic under the GIL, so no two callers ever get
 # the same part, and a refill by two threads at once only discards the loser's unread parts.
 _parts: Iterator[str] = iter(())
-_stamp = (-1, "")  # (the millisecond, its formatted "tttttttt-tttt-7"), replaced as one object
+_stamp = (0, 0, "")  # [start, end) of a millisecond in ns, its formatted "tttttttt-tttt-7"; replaced as one
 
 
 def _reset_after_fork() -> None:
@@ -55,20 +55,21 @@ def new_uuid7() -> str:
     """Return a fresh UUIDv7 string such as ``0192f0c1-7a3b-7c4d-9e5f-0123456789ab``.
 
     48-bit millisecond time, 74 random bits from ``os.urandom``. The time part is formatted once per millisecond
-    and the random part pre-formatted in batches: a fresh request pays one clock read, one ``next`` and one
-    concatenation.
+    and the random part pre-formatted in batches: a fresh request pays one clock read compared with the bounds of
+    the current millisecond (no division), one ``next`` and one concatenation.
     """
     global _stamp
-    millis = _tns() // 1_000_000
+    now = _tns()
     stamp = _stamp
-    if millis != stamp[0]:
+    if not stamp[0] <= now < stamp[1]:  # another millisecond (or the clock was set back)
+        millis = now // 1_000_000
         t = f"{millis & 0xFFFF_FFFF_FFFF:012x}"
-        _stamp = stamp = (millis, f"{t[:8]}-{t[8:]}-7")
+        _stamp = stamp = (millis * 1_000_000, (millis + 1) * 1_000_000, f"{t[:8]}-{t[8:]}-7")
     try:
         part = next(_parts)
     except StopIteration:
         part = next(_refill())
-    return stamp[1] + part
+    return stamp[2] + part
 
 
 def new_uuid4_hex() -> str:
@@ -154,15 +155,18 @@ _SIMPLE_CLASS = re.compile(r"\[(?:[^\]\\]|\\.)+\]\+")
 
 
 def allowed_bytes(pattern: str) -> bytes | None:
-    """For a policy pattern of the form ``[...]+``, the bytes it allows (for ``bytes.translate``), else None.
-
-    ``raw.translate(None, allowed)`` is empty exactly when every byte is allowed: ~80 ns against ~200 ns for
-    the regex, on the path every request takes.
-    """
+    """For a policy pattern of the form ``[...]+``, the bytes it allows, else None."""
     if not _SIMPLE_CLASS.fullmatch(pattern):
         return None
     one = re.compile(pattern[:-1])
     return bytes(b for b in range(128) if one.fullmatch(chr(b)))
+
+
+def letters_table(allowed: bytes) -> bytes:
+    """A ``bytes.translate`` table mapping each allowed byte to ``a`` and every other byte to a space:
+    ``raw.translate(table).isalpha()`` is true exactly when ``raw`` is non-empty and every byte is allowed. Two C
+    calls and no per-call table: ~110 ns against ~200 ns for the regex or ``translate(None, allowed)``."""
+    return bytes(0x61 if b in allowed else 0x20 for b in range(256))
 
 
 ErrorHook = Callable[[str, BaseException], None]
@@ -175,13 +179,14 @@ class IdReader:
     request always gets an ID. Without it, a failing generator raises (the caller chose that generator).
     """
 
-    __slots__ = ("_match_bytes", "_match_text", "allowed", "generate", "max_length", "policy")
+    __slots__ = ("_letters", "_match_bytes", "_match_text", "generate", "max_length", "policy")
 
     def __init__(self, policy: IdPolicy = DEFAULT_POLICY, on_error: ErrorHook | None = None) -> None:
         self.policy = policy
         self.max_length = policy.max_length
         self._match_text = policy._regex.fullmatch
-        self.allowed = allowed_bytes(policy.allowed_pattern)
+        allowed = allowed_bytes(policy.allowed_pattern)
+        self._letters = letters_table(allowed) if allowed is not None else None
         try:
             self._match_bytes: Callable[[bytes], object] | None = re.compile(
                 policy.allowed_pattern.encode("ascii")
@@ -191,36 +196,27 @@ class IdReader:
         self.generate = _checked_generator(policy.generator, on_error)
 
     def valid_bytes(self, raw: bytes) -> bool:
-        if not raw or len(raw) > self.max_length:
-            return False
-        if self.allowed is not None:
-            return not raw.translate(None, self.allowed)  # a non-ASCII byte is never in the allowed set
-        if not raw.isascii():
+        if self._letters is not None:  # a non-ASCII byte is never allowed; empty is not alphabetic
+            return len(raw) <= self.max_length and raw.translate(self._letters).isalpha()
+        if not raw or len(raw) > self.max_length or not raw.isascii():
             return False
         if self._match_bytes is not None:
             return self._match_bytes(raw) is not None
         return self._match_text(raw.decode("ascii")) is not None
 
     def valid_text(self, raw: str) -> bool:
-        if not raw or len(raw) > self.max_length:
-            return False
-        if self.allowed is not None:
-            return raw.isascii() and not raw.encode("ascii").translate(None, self.allowed)
-        return self._match_text(raw) is not None
+        """Whether a text value (a WSGI ``environ`` value, a payload string) passes the policy."""
+        if self._letters is not None:
+            return (
+                len(raw) <= self.max_length and raw.isascii() and raw.encode("ascii").translate(self._letters).isalpha()
+            )
+        return 0 < len(raw) <= self.max_length and self._match_text(raw) is not None
 
     def read(self, raw: object) -> Accepted:
         """The ID for ``raw`` (bytes, str, or any value a JSON payload holds; None when absent)."""
-        allowed, limit = self.allowed, self.max_length
-        # valid_bytes / valid_text, with their translate test inlined: every request takes this path
-        if type(raw) is bytes and (
-            self.valid_bytes(raw) if allowed is None else 0 < len(raw) <= limit and not raw.translate(None, allowed)
-        ):
+        if type(raw) is bytes and self.valid_bytes(raw):
             return _new(Accepted, (raw.decode("ascii"), "accepted", None))
-        if type(raw) is str and (
-            self.valid_text(raw)
-            if allowed is None
-            else 0 < len(raw) <= limit and raw.isascii() and not raw.encode("ascii").translate(None, allowed)
-        ):
+        if type(raw) is str and self.valid_text(raw):
             return _new(Accepted, (raw, "accepted", None))
         if raw is None or raw == "" or raw == b"":
             return _new(Accepted, (self.generate(), "generated", None))

@@ -81,3 +81,16 @@ def test_uuid7_is_time_sortable_and_well_formed() -> None:
     assert all(pattern.fullmatch(g) for g in generated)
     prefixes = [g[:13] for g in generated]  # the 48-bit millisecond timestamp
     assert prefixes == sorted(prefixes)
+
+
+def test_uuid7_time_prefix_follows_the_clock_across_milliseconds_and_when_set_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1_700_000_000_000_500_000]  # ns: half-way through a millisecond
+    monkeypatch.setattr(ids, "_tns", lambda: clock[0])
+    seen = []
+    for step in (0, 400_000, 200_000, -10_000_000_000, 1):  # same ms, next ms, set back 10 s, same ms again
+        clock[0] += step
+        seen.append(int(ids.new_uuid7().replace("-", "")[:12], 16))
+    start = 1_700_000_000_000
+    assert seen == [start, start, start + 1, start - 10_000 + 1, start - 10_000 + 1]
