@@ -199,9 +199,10 @@ class JsonFormatter(logging.Formatter):
         cid: str | None,
         level: str,
         logger: str,
-        trace: tuple[str, str] | None = None,
+        trace: tuple[str, str] | None,
     ) -> dict[str, Any]:
-        """The fields every line starts with, in order (a record's and a direct line's alike)."""
+        """The fields every record's line starts with, in order (``members_line`` writes the same head as bytes;
+        tests/core/test_logging.py holds the two equal)."""
         event: dict[str, Any] = {
             "@timestamp": self._clock.format(created),
             "message": message,
@@ -390,7 +391,7 @@ def loguru_patcher(record: Mapping[str, Any]) -> None:
 
 
 class JsonStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """``logging.StreamHandler`` that also takes a formatted line directly (``write_bytes``, for ``log_fields``)."""
+    """``logging.StreamHandler`` that also takes a formatted line directly (``write_bytes``, for ``emit_json``)."""
 
     def write_line(self, line: str) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -479,7 +480,6 @@ class JsonFileHandler(logging.Handler):
 
 _LINE_HANDLERS = (JsonStreamHandler, JsonFileHandler)
 _DIRECT_FILTERS: frozenset[type] = frozenset()  # set below, once the filter classes exist
-_HEAD_ROOTS = _OWN_ROOTS | {"trace", "span"}
 
 
 def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | JsonFileHandler | None:
@@ -507,32 +507,16 @@ def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | J
     return found  # type: ignore[no-any-return]
 
 
-def log_fields(logger: logging.Logger, level: int, message: str, cid: str, fields: Mapping[str, Any]) -> None:
-    """Log ``message`` with ``fields`` (nested objects, e.g. the access line's ``http``, ``url``, ``event``).
-
-    When the line's only destination is a handler ``configure`` installed, the JSON line is built and written
-    directly: no ``LogRecord``, no ``findCaller``, no filter pass (their work, the ID and the trace context, is
-    done here), the same line ``JsonFormatter`` writes for the record. Otherwise (other handlers, a logger
-    filter, bound fields, a write that fails) it is an ordinary ``logger.log`` call with ``extra=fields``.
-    """
-    if not logger.isEnabledFor(level):
-        return
-    if _HEAD_ROOTS.isdisjoint(fields):
-        try:
-            members = orjson.dumps(fields)[1:-1]
-        except TypeError:  # an odd value: logging's own path writes it (sanitised)
-            pass
-        else:
-            emit_json(logger, level, message, cid, members)
-            return
-    logger.log(level, message, extra={"correlation_id": cid, **fields})
-
-
 def emit_json(logger: logging.Logger, level: int, message: str, cid: str, members: bytes) -> None:
     """Log ``message`` whose fields are already JSON object members (``"url":{"path":"/"},...``, roots not the
     formatter's own), for a caller that checked ``logger.isEnabledFor(level)`` itself: the access line builds
-    its fields so (``middleware/_core.py``), with no dict per line. Written directly when ``configure``'s handler
-    is the only destination; otherwise parsed back into ``extra=`` fields for an ordinary ``logger.log``."""
+    its fields so (``middleware/_core.py``), with no dict per line.
+
+    When the line's only destination is a handler ``configure`` installed, the line is written directly: no
+    ``LogRecord``, no ``findCaller``, no filter pass (their work, the ID and the trace context, is done here),
+    the same line ``JsonFormatter`` writes for the record. Otherwise (other handlers, a logger filter, bound
+    fields, a write that fails) the members are parsed back into ``extra=`` fields for an ordinary
+    ``logger.log``."""
     handler = _direct_handler(logger, level)
     if handler is not None and not get_log_fields():
         try:

@@ -63,7 +63,10 @@ def lambda_logger() -> Any:
     return logging.getLogger("corrtrace.lambda")
 
 
-def cap(text: str, limit: int = 2048) -> str:
+PATH_LIMIT = 2048  # characters of a URL path an access line keeps
+
+
+def cap(text: str, limit: int = PATH_LIMIT) -> str:
     """Shorten an untrusted but JSON-escaped value (a URL path) so one request cannot flood the log."""
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -242,7 +245,7 @@ def log_access(
     level = access_level(status, error)
     if not log.isEnabledFor(level):
         return
-    if len(path) > 2048:
+    if len(path) > PATH_LIMIT:  # the call only when it shortens (every request takes this line)
         path = cap(path)
     duration = time.perf_counter_ns() - start
     dumps = _dumps

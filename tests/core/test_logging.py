@@ -19,8 +19,8 @@ from corrtrace import context
 from corrtrace.logging import (
     JsonFileHandler,
     configure,
+    emit_json,
     format_event,
-    log_fields,
     parse_line,
     set_trace_context_provider,
 )
@@ -139,6 +139,8 @@ def direct_log(tmp_path: Path) -> Iterator[tuple[logging.Logger, Path]]:
 
 
 def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log: tuple[logging.Logger, Path]) -> None:
+    from corrtrace.middleware._core import log_access
+
     log, path = direct_log
     records: list[str] = []
     factory = logging.getLogRecordFactory()
@@ -154,15 +156,17 @@ def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log
         "url": {"path": "/x"},
         "labels": {"rejected_correlation_id": "a\\x0d"},
     }
+    members = orjson.dumps(fields)[1:-1]
     logging.setLogRecordFactory(counting)
     set_trace_context_provider(lambda: ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"))
     try:
-        log_fields(log, logging.WARNING, "GET /x 404", "cid-1", fields)  # the only destination is ours: direct
+        emit_json(log, logging.WARNING, "GET /x 404", "cid-1", members)  # the only destination is ours: direct
         assert records == []
         log.addFilter(lambda record: True)  # a logger filter must see a record: the ordinary path
-        log_fields(log, logging.WARNING, "GET /x 404", "cid-1", fields)
+        emit_json(log, logging.WARNING, "GET /x 404", "cid-1", members)
         assert records == ["direct-test.access"]
-        log_fields(log, logging.DEBUG, "below the level", "cid-1", fields)
+        log.setLevel(logging.WARNING)  # below the logger's level: the access line's gate writes nothing
+        log_access(log, "cid-1", "GET", "/ok", 200, None, 0, None, None)
     finally:
         logging.setLogRecordFactory(factory)
         set_trace_context_provider(None)
