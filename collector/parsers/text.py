@@ -125,21 +125,16 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
 def _bare_pairs(fields: dict[str, str], tokens: list[str], room: int) -> int | None:
     """Add ``key=value`` tokens (no quotes, no whitespace) to ``fields``, at most ``room`` of them; the room left,
     or None when a token is not a pair (past the room, tokens are still checked)."""
-    if len(tokens) <= room:  # the usual case: no count kept per token
-        for token in tokens:
-            name, eq, value = token.partition("=")
-            if not name or not eq:
-                return None
-            fields[name] = value
-        return room - len(tokens)
-    for token in tokens:
+    for token in tokens if len(tokens) <= room else tokens[:room]:
         name, eq, value = token.partition("=")
         if not name or not eq:
             return None
-        if room:
-            room -= 1
-            fields[name] = value
-    return room
+        fields[name] = value
+    if len(tokens) > room:
+        if any(token.find("=") < 1 for token in tokens[room:]):  # no "=", or nothing before it: no pair
+            return None
+        return 0
+    return room - len(tokens)
 
 
 def logfmt_fields(line: str) -> dict[str, str] | None:
@@ -215,8 +210,7 @@ def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
                 ms = read
                 del fields[key]
         else:
-            value = fields[key]
-            if len(value) <= _ID_MAX and _ID_MATCH(value) is not None:
+            if _cid(fields[key]):
                 event["correlation_id"] = fields.pop(key)
     if fields:
         event["labels"] = {k.replace(".", "_"): v for k, v in fields.items()} if "." in "".join(fields) else fields
