@@ -108,7 +108,9 @@ def test_handler_never_blocks_spills_to_disk_and_delivers_everything(tmp_path: P
 def test_handler_drops_oldest_only_when_disk_budget_is_gone_and_says_so(tmp_path: Path, capsys) -> None:
     store = EmbeddedStore(tmp_path / "store")
     sink = _SlowSink(store)
-    handler = ShippingHandler([sink], queue_size=10, spill_dir=tmp_path / "spill", disk_budget=20_000)
+    # batch_size=10: the shipping thread holds at most 10 lines while the sink is down. With the default 2,000 it
+    # could take every line into its batch as fast as they were logged, and nothing would ever need dropping.
+    handler = ShippingHandler([sink], queue_size=10, spill_dir=tmp_path / "spill", disk_budget=20_000, batch_size=10)
     logger = logging.getLogger("test.handler.drop")
     logger.propagate = False
     logger.addHandler(handler)
