@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,14 +101,19 @@ def test_collector_ships_signed_with_rotating_session_credentials(prefix: str, t
         assert run.returncode == 0, run.stderr[-3000:]
         assert "denied" not in proxy.state, proxy.state["denied"][:3]
         assert creds.state["issued"] >= 3 and len(proxy.state["keys_used"]) >= 3  # rotated mid-run
-        found = subprocess.run(
-            [sys.executable, "-m", "corrtrace.cli", "search", "req-7", "--config", str(config), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-        )
-        assert found.returncode == 0, found.stderr[-2000:]
+        deadline = time.monotonic() + 30  # stored is not yet searchable: the index refreshes every 1 s (or later)
+        while True:
+            found = subprocess.run(
+                [sys.executable, "-m", "corrtrace.cli", "search", "req-7", "--config", str(config), "--json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+            )
+            assert found.returncode == 0, found.stderr[-2000:]
+            if len(orjson.loads(found.stdout)) == TOTAL // 50 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert len(orjson.loads(found.stdout)) == TOTAL // 50
         unsigned = subprocess.run(
             [
