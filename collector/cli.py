@@ -172,6 +172,8 @@ def collect(
             pruner.close()
         pipeline.stop(drain_timeout=10.0)
         for sink in built:
+            if once and pipeline.error is None:
+                sink.make_searchable()  # `collect --once FILE && corrtrace search ID` finds every stored line
             sink.close()
     if live:
         sys.stderr.write("\n")

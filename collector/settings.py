@@ -10,16 +10,28 @@ from typing import Annotated, Any
 from corrtrace.collector.parsers import DEFAULT_ID_ALIASES, DEFAULT_SERVICE_ALIASES
 from corrtrace.collector.retention import DEFAULT_MAX_STORE_MB, DEFAULT_RETENTION_DAYS, cloudwatch_days
 from corrtrace.collector.retry import Backoff, DeadLetters
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from corrtrace.config import ConfigError, Directory, HttpUrl, Positive, PositiveInt, Region, user_data_dir
 
 MAX_RETENTION_DAYS = 100_000  # ~270 years; more overflows the stores' time arithmetic (0 already means forever)
 SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
+
+
 # one node URL, a YAML list of a cluster's nodes, or "a,b,c"
+def _each_node_once(urls: list[str]) -> list[str]:
+    """A node listed twice (``http://es:9200`` and ``http://es:9200/``) is one node: the client refuses a
+    pool with duplicates, and a second entry would not make the cluster any more available."""
+    first: dict[str, str] = {}
+    for url in urls:
+        first.setdefault(url.rstrip("/"), url)
+    return list(first.values())
+
+
 UrlList = Annotated[
     list[HttpUrl],
     BeforeValidator(lambda v: [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v),
+    AfterValidator(_each_node_once),
 ]
 
 

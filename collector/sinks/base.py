@@ -81,4 +81,8 @@ class Sink(Protocol):
         """The checkpoint now holds ``offsets`` (source identity -> end offset): lines before them are never
         delivered again, so state kept to recognise a resend (CloudWatch's landed journal) can be dropped."""
 
+    def make_searchable(self) -> None:
+        """Make what was delivered searchable now (``collect --once`` calls it before it exits, so a search
+        right after finds every stored line); a no-op where a stored line already is."""
+
     def close(self) -> None: ...

@@ -353,5 +353,8 @@ class CloudWatchSink:
         found.sort(key=lambda t: (t[0], t[1]))
         return [doc for _, _, doc in found[: query.limit]]
 
+    def make_searchable(self) -> None:
+        """Nothing to ask for: CloudWatch Logs has no refresh (its searches may lag a few seconds)."""
+
     def close(self) -> None:
         pass

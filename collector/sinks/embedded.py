@@ -196,6 +196,9 @@ class EmbeddedStore:
     def committed(self, offsets: dict[str, int]) -> None:
         """Nothing to forget: a resend is recognised by its id."""
 
+    def make_searchable(self) -> None:
+        """Nothing to wait for: a committed row is searchable."""
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -104,6 +104,10 @@ class NodeClient:
     def delete_indices(self, names: list[str]) -> None:
         self._request("DELETE", "/" + quote(",".join(names), safe=","))
 
+    def refresh(self, pattern: str) -> None:
+        params = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+        self._request("POST", f"/{quote(pattern, safe=',*')}/_refresh", params=params)
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []

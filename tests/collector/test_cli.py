@@ -181,3 +181,45 @@ def test_collect_once_stops_on_refused_credentials_and_loses_nothing(
     assert fixed.exit_code == 0, fixed.output
     es.indices.refresh(index=f"{index_prefix}-*")
     assert es.count(index=f"{index_prefix}-*")["count"] == 90
+
+
+@pytest.mark.parametrize(
+    ("sink", "urls"),
+    [("elasticsearch", "es"), ("elasticsearch", "es,localhost"), ("opensearch", "os")],
+    ids=["one-node", "node-list", "opensearch"],
+)
+def test_collect_once_leaves_every_stored_line_searchable(
+    tmp_path: Path, es_url: str, os_url: str, index_prefix: str, sink: str, urls: str
+) -> None:
+    """`collect --once FILE && corrtrace search ID` finds every line: the index is created beforehand with
+    refreshes off, so only the collector's own refresh at the end of --once can make the lines visible."""
+    import httpx
+    from corrtrace.collector.sinks.elasticsearch import connect, ensure_index_template
+
+    from tests.collector.helpers import BASE_MS, iso
+
+    node = {"es": es_url, "os": os_url, "localhost": es_url.replace("127.0.0.1", "localhost")}
+    base = node[urls.split(",")[0]]
+    day = iso(BASE_MS)[:10].replace("-", ".")
+    ensure_index_template(connect([base], flavor=sink), index_prefix)  # the mappings `search` relies on
+    settings = {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"}}
+    httpx.put(f"{base}/{index_prefix}-{day}", json=settings, timeout=60).raise_for_status()
+    try:
+        path = tmp_path / "app.log"
+        _write_requests(path)
+        config = tmp_path / "collector.yaml"
+        collector = {
+            "data_dir": str(tmp_path / "data"),
+            "sinks": [sink],
+            "es_url": [node[u] for u in urls.split(",")],
+            "index_prefix": index_prefix,
+        }
+        config.write_text(yaml.safe_dump({"collector": collector}))
+        result = _run(["collect", "--config", str(config), "--once", str(path)])
+        assert result.exit_code == 0, result.output
+        found = _run(["search", "req-1", "--config", str(config), "--backend", sink, "--json"])
+        assert found.exit_code == 0, found.output
+        assert [e["labels"]["seq"] for e in orjson.loads(found.output)] == list(range(1, 90, 3))
+    finally:
+        httpx.delete(f"{base}/{index_prefix}-*", timeout=60)
+        httpx.delete(f"{base}/_index_template/{index_prefix}*", timeout=60)

@@ -116,6 +116,13 @@ def test_json_mapping_and_list_in_the_environment() -> None:
         load_settings(env={"CORRTRACE_TXMANAGER_SERVICE_URLS": '{"a": '})
 
 
+def test_a_node_listed_twice_is_one_node() -> None:
+    """elasticsearch-py refuses a node pool with duplicates (a ValueError traceback from `collect`)."""
+    env = {"CORRTRACE_COLLECTOR_ES_URL": "http://es-1:9200, http://es-2:9200/,http://es-1:9200/, http://es-2:9200"}
+    collector = load_section("collector", CollectorSettings, env=env)
+    assert collector.es_url == ["http://es-1:9200", "http://es-2:9200/"]
+
+
 def test_a_field_added_later_is_validated_the_same_way() -> None:
     @dataclass
     class Later:
