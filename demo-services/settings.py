@@ -126,6 +126,18 @@ class Mesh:
             raise FileNotFoundError(
                 f"{chosen}: no demo mesh here; start one with `corrtrace demo --keep-running` or pass --mesh"
             ) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(_not_a_mesh(chosen, str(exc))) from None
+        if not isinstance(data, dict):
+            raise ValueError(_not_a_mesh(chosen, f"a JSON {type(data).__name__}, not an object"))
+        fields = dataclasses.fields(cls)
+        unknown = sorted(str(key) for key in data if key not in {f.name for f in fields})
+        missing = [
+            f.name for f in fields if f.name not in data and f.default is f.default_factory is dataclasses.MISSING
+        ]
+        if unknown or missing:
+            what = f"unknown key {unknown[0]!r}" if unknown else f"no {missing[0]!r}"
+            raise ValueError(_not_a_mesh(chosen, what))
         return cls(**data)
 
     def secret(self) -> str:
@@ -134,6 +146,11 @@ class Mesh:
         if value:
             return value
         return self.secret_path.read_text(encoding="utf-8").strip()
+
+
+def _not_a_mesh(path: Path, reason: str) -> str:
+    """The one line ``mdm check`` prints for a file that is not the mesh a demo wrote."""
+    return f"{path}: not a demo mesh file ({reason}); start a demo with `corrtrace demo --keep-running` or pass --mesh"
 
 
 def write_secret(mesh: Mesh, secret: str) -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from corrtrace.cli import main
@@ -69,6 +70,26 @@ def test_bad_input_exits_2() -> None:
     assert runner.invoke(main, ["mdm", "check", "--mesh", "/nonexistent/demo"]).exit_code == 2
     assert "--keep-running" in runner.invoke(main, ["demo", "--help"]).output
     assert "--repair" in runner.invoke(main, ["mdm", "check", "--help"]).output
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"services": [', "Expecting value"),
+        (b"[1, 2]", "a JSON list, not an object"),
+        (b'{"workdir": "w", "moto_url": "http://m", "services": {}}', "unknown key 'services'"),
+        (b'{"moto_url": "http://m"}', "no 'workdir'"),
+        (b"\xff\xfe", "can't decode byte 0xff"),
+    ],
+    ids=["truncated", "list", "unknown-key", "missing-key", "not-utf8"],
+)
+def test_a_damaged_mesh_file_is_one_line_naming_the_file(tmp_path: Path, content: bytes, reason: str) -> None:
+    (tmp_path / "mesh.json").write_bytes(content)
+    result = CliRunner().invoke(main, ["mdm", "check", "--mesh", str(tmp_path)])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"corrtrace mdm check: {tmp_path / 'mesh.json'}: not a demo mesh file (")
+    assert reason in line and "corrtrace demo --keep-running" in line
 
 
 def _port_open(port: int) -> bool:
