@@ -86,6 +86,17 @@ def with_format(value: str, time_format: str) -> int | None:
     return int(parsed.timestamp() * 1000)
 
 
+def time_format_problem(time_format: str) -> str | None:
+    """What makes ``time_format`` unusable by ``strptime`` (``%Q``, a lone ``%`` at the end), else None: said
+    when the format is declared, since at read time every line would only fall back to the ingest time."""
+    try:
+        datetime.strptime("", time_format)
+    except ValueError as exc:
+        reason = str(exc)
+        return None if reason.startswith("time data") else reason  # "does not match": the format itself is fine
+    return None
+
+
 def iso(ms: int) -> str:
     """``format_timestamp(ms)``, the same text, in a third of its time: the second's head is cached and the
     milliseconds come from a table (a text line is formatted once, on the format's own path)."""

@@ -42,6 +42,8 @@ class UserFormat:
                 f"{pattern[:60]!r} is not a built-in format ({', '.join(FORMAT_NAMES)}) "
                 "and has no named group like (?P<correlation_id>...)"
             )
+        if time_format and (problem := clock.time_format_problem(time_format)):
+            raise FormatError(f"time_format {time_format[:60]!r}: {problem}")
         self.pattern = pattern
         self.time_format = time_format
 

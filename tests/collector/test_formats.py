@@ -184,6 +184,23 @@ def test_a_bad_user_format_is_one_clear_line_at_start_up(tmp_path: Path, fmt: st
     assert result.exit_code == 2 and reason in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("time_format", "reason"), [("%Q", "'Q' is a bad directive"), ("%d/%m/%Y %", "stray %")], ids=["%Q", "stray"]
+)
+def test_a_bad_time_format_is_one_clear_line_at_start_up(tmp_path: Path, time_format: str, reason: str) -> None:
+    """Accepted before, it gave every line the ingest time instead of its own, and said nothing."""
+    fmt = r"(?P<timestamp>\S+ \S+) (?P<message>.*)"
+    source = {"path": str(tmp_path / "a.log"), "format": fmt, "time_format": time_format}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"collector": {"data_dir": str(tmp_path / "d"), "sources": [source]}}))
+    result = _run(["collect", "--config", str(config), "--once"])
+    assert result.exit_code == 2
+    assert result.output.startswith("corrtrace: collector.sources[0].") and reason in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = _run(["parse-test", "--format", fmt, "--time-format", time_format, "30/11/2026 12:00:05 x"])
+    assert result.exit_code == 2 and reason in result.output and "Traceback" not in result.output
+
+
 def test_parse_test_prints_what_a_line_becomes() -> None:
     result = _run(["parse-test", "09-02-2015 15:03:24 ui-svc INFO [uuid-123] ....", NGINX_LINE])
     assert result.exit_code == 0
