@@ -82,8 +82,8 @@ class BatchQueue:
     """A few batches in memory, the rest spilled to a bounded ``DiskBuffer``; FIFO throughout.
 
     Spilling is for an outage: a sink failing requests (``failing()``) or no batch taken for ``stall_seconds``.
-    Otherwise a full memory queue makes the reader wait, so a backlog shipped to a busy but working sink never
-    pays for encoding, writing and decoding every batch once more.
+    Otherwise a full memory queue (or a spill still draining after an outage) makes the reader wait, so a backlog
+    shipped to a busy but working sink never pays for encoding, writing and decoding every batch once more.
     """
 
     def __init__(
@@ -114,7 +114,7 @@ class BatchQueue:
                     self._cond.notify_all()
                     self._disk_state(None)
                     return True
-                if not len(self.disk) and not self._stalled():
+                if not self._stalled():  # after an outage too: spilling more would only delay the drain
                     self._cond.wait(0.1)  # the shipper is taking batches: wait for it
                     if stop.is_set():
                         return False

@@ -80,3 +80,31 @@ def test_a_busy_sink_makes_the_reader_wait_a_failing_one_makes_it_spill(tmp_path
     assert len(queue.disk) == 1
     assert [queue.get(0.1).offsets["a"] for _ in range(2)] == [2, 3]  # type: ignore[union-attr]
     queue.disk.close()
+
+
+def test_after_an_outage_the_reader_waits_again_instead_of_spilling_the_rest_of_the_run(tmp_path: Path) -> None:
+    """Once the sink works again, new batches wait for the shipper to drain what was spilled; they used to go to
+    disk too (encoded, written, read and decoded once more) for as long as the spill had anything in it, which on
+    a backlog is the rest of the run."""
+    failing = threading.Event()
+    queue = BatchQueue(tmp_path / "buffer", memory_batches=1, stall_seconds=600, failing=failing.is_set)
+    stop = threading.Event()
+    batches = [Batch([], {"a": i}) for i in range(5)]
+    failing.set()  # an outage: what the reader brings is spilled
+    for batch in batches[:3]:
+        assert queue.put(batch, stop)
+    assert len(queue.disk) == 2  # one in memory, two on disk
+    failing.clear()  # the sink answers again: the shipper takes the oldest batch
+    assert queue.get(0.1).offsets["a"] == 0  # type: ignore[union-attr]
+    waiting = threading.Thread(target=queue.put, args=(batches[3], stop))
+    waiting.start()
+    time.sleep(0.3)
+    assert waiting.is_alive() and len(queue.disk) == 2  # waits: nothing more is spilled
+    taken = [queue.get(0.1).offsets["a"] for _ in range(2)]  # type: ignore[union-attr]
+    waiting.join(5)
+    assert not waiting.is_alive() and len(queue.disk) == 0  # the spill drained, the batch went to memory
+    taken.append(queue.get(0.1).offsets["a"])  # type: ignore[union-attr]
+    assert queue.put(batches[4], stop) and len(queue.disk) == 0
+    taken.append(queue.get(0.1).offsets["a"])  # type: ignore[union-attr]
+    assert taken == [1, 2, 3, 4]  # FIFO throughout
+    queue.disk.close()
