@@ -126,9 +126,8 @@ def with_id_header(
     for name, _value in headers:  # the common response names none of the three: one copy with the ID appended
         if len(name) in forms.lengths and name.lower() in forms.special:
             return _with_id_careful(list(headers), value, forms, expose)
-    out = list(headers)
-    out.append((forms.emit, value))
-    return out
+    # one list display, cheaper than list() then append(); mypy misreads a starred AnyStr iterable here
+    return [*headers, (forms.emit, value)]  # type: ignore[list-item]
 
 
 def _with_id_careful(

@@ -18,7 +18,6 @@ from corrtrace.context import reset_correlation_id, set_correlation_id
 from corrtrace.ids import new_uuid4_hex
 
 from ._core import (
-    _NOTHING,
     ErrorGuard,
     HeaderForms,
     HttpMiddleware,
@@ -71,9 +70,7 @@ class WSGICorrelationIdMiddleware(HttpMiddleware):
             self.errors.report("read-id", exc)
             cid, excerpt = new_uuid4_hex(), None
         echo = self._bind_echo((start_response, cid)) if self._echo else start_response
-        log, tracer = self._observers(environ.get("PATH_INFO", "")) if self._observed else _NOTHING
-        # per-request state only when something observes the request (the access line, a span)
-        request = None if log is None and tracer is None else _Request(self, echo, environ, cid, excerpt, log, tracer)
+        request = self._observe(environ, echo, cid, excerpt) if self._observed else None
         token = set_correlation_id(cid)
         try:
             result = self.app(environ, echo if request is None else request.start_response)
@@ -91,6 +88,11 @@ class WSGICorrelationIdMiddleware(HttpMiddleware):
                 request.finish()
             return result
         return _Closing(result, token, cid, request)
+
+    def _observe(self, environ: dict[str, Any], echo: StartResponse, cid: str, excerpt: str | None) -> _Request | None:
+        """The request's state when an access line or a span observes it (None on a skipped path)."""
+        log, tracer = self._observers(environ.get("PATH_INFO", ""))
+        return None if log is None and tracer is None else _Request(self, echo, environ, cid, excerpt, log, tracer)
 
     def _fail(self, exc: Exception, cid: str, server_start: StartResponse, request: _Request | None) -> list[bytes]:
         """The app raised before returning a body: log it under the ID and answer 500 with the header."""
