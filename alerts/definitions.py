@@ -22,7 +22,7 @@ from corrtrace.alerts.patterns import FilterPattern, PatternError, compile_patte
 from corrtrace.alerts.patterns import ast as pattern_ast
 from corrtrace.alerts.patterns.compiler import MISSING, select
 
-from corrtrace.config import read_yaml
+from corrtrace.config import read_yaml, shown
 from corrtrace.errors import InvalidInput
 
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
@@ -217,7 +217,7 @@ class _Ctx:
 
     def string(self, value: Any, path: str, *, max_len: int = 255, regex: re.Pattern[str] | None = None) -> str:
         if not isinstance(value, str) or not value:
-            raise self.fail(path, f"expected a non-empty string, got {value!r}")
+            raise self.fail(path, f"expected a non-empty string, got {shown(value)}")
         if len(value) > max_len:
             raise self.fail(path, f"longer than {max_len} characters")
         if regex is not None and not regex.fullmatch(value):
@@ -234,12 +234,12 @@ class _Ctx:
         elif isinstance(value, int | float) and not isinstance(value, bool):
             number = float(value)
         if number is None or not math.isfinite(number):  # NaN never breaches: an alarm that can never fire
-            raise self.fail(path, f"expected a finite number, got {value!r}")
+            raise self.fail(path, f"expected a finite number, got {shown(value)}")
         return number
 
     def integer(self, value: Any, path: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(path, f"expected an integer >= {minimum}, got {value!r}")
+            raise self.fail(path, f"expected an integer >= {minimum}, got {shown(value)}")
         return value
 
 
@@ -257,7 +257,7 @@ def _value_getter(ctx: _Ctx, spec: str, pattern: FilterPattern, path: str) -> Va
         pass
     else:
         if not math.isfinite(constant):
-            raise ctx.fail(path, f"expected a finite number, got {spec!r}")
+            raise ctx.fail(path, f"expected a finite number, got {shown(spec)}")
         return lambda m, p, e: constant
     if spec.startswith("$."):
         if not pattern.is_json:
@@ -442,7 +442,7 @@ def _actions(ctx: _Ctx, raw: Any) -> tuple[ActionSpec, ...]:
         a = ctx.mapping(item, path, ("type", "topic_arn", "function_arn", "url"))
         kind = a.get("type")
         if kind not in ACTION_TYPES:
-            raise ctx.fail(f"{path}.type", f"expected one of {', '.join(ACTION_TYPES)}, got {kind!r}")
+            raise ctx.fail(f"{path}.type", f"expected one of {', '.join(ACTION_TYPES)}, got {shown(kind)}")
         key = {"sns": "topic_arn", "lambda": "function_arn", "txmanager": "url"}[kind]
         target = a.get(key, "")
         if kind != "txmanager" and not (isinstance(target, str) and target.startswith("arn:")):

@@ -12,7 +12,7 @@ from corrtrace.collector.retention import DEFAULT_MAX_STORE_MB, DEFAULT_RETENTIO
 from corrtrace.collector.retry import Backoff, DeadLetters
 from pydantic import AfterValidator, BeforeValidator
 
-from corrtrace.config import ConfigError, Directory, HttpUrl, Positive, PositiveInt, Region, user_data_dir
+from corrtrace.config import ConfigError, Directory, HttpUrl, Positive, PositiveInt, Region, shown, user_data_dir
 
 MAX_RETENTION_DAYS = 100_000  # ~270 years; more overflows the stores' time arithmetic (0 already means forever)
 SINK_NAMES = ("embedded", "elasticsearch", "opensearch", "cloudwatch")
@@ -140,19 +140,19 @@ class CollectorSettings:
             raise ConfigError(f"collector.sinks: unknown sink {unknown[0]!r} (expected one of {', '.join(SINK_NAMES)})")
         for name in ("batch_max_events", "batch_max_bytes", "buffer_max_bytes", "memory_batches", "workers"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"collector.{name}: expected a positive number, got {getattr(self, name)!r}")
+                raise ConfigError(f"collector.{name}: expected a positive number, got {shown(getattr(self, name))}")
         for name in ("retention_days", "es_retention_days", "cloudwatch_retention_days", "embedded_retention_days"):
             if (getattr(self, name) or 0) > MAX_RETENTION_DAYS:
                 raise ConfigError(f"collector.{name}: expected at most {MAX_RETENTION_DAYS} days (0 = forever)")
         if self.cloudwatch_max_event_bytes < 1024 or self.cloudwatch_max_event_bytes > 1_048_576:
             raise ConfigError(
                 "collector.cloudwatch_max_event_bytes: expected 1024..1048576 "
-                f"(message bytes + 26), got {self.cloudwatch_max_event_bytes!r}"
+                f"(message bytes + 26), got {shown(self.cloudwatch_max_event_bytes)}"
             )
         if self.es_auth not in (None, "aws_sigv4"):
-            raise ConfigError(f"collector.es_auth: expected aws_sigv4 (or unset), got {self.es_auth!r}")
+            raise ConfigError(f"collector.es_auth: expected aws_sigv4 (or unset), got {shown(self.es_auth)}")
         if self.es_aws_service not in ("es", "aoss"):
-            raise ConfigError(f"collector.es_aws_service: expected es or aoss, got {self.es_aws_service!r}")
+            raise ConfigError(f"collector.es_aws_service: expected es or aoss, got {shown(self.es_aws_service)}")
         if self.es_auth and "elasticsearch" in self.sinks:
             raise ConfigError(
                 "collector.es_auth: aws_sigv4 signs requests to Amazon OpenSearch Service; use the "
@@ -161,7 +161,7 @@ class CollectorSettings:
         if not self.es_url:
             raise ConfigError("collector.es_url: expected a node URL or a list of them")
         if self.es_lifecycle not in ("prune", "native"):
-            raise ConfigError(f"collector.es_lifecycle: expected prune or native, got {self.es_lifecycle!r}")
+            raise ConfigError(f"collector.es_lifecycle: expected prune or native, got {shown(self.es_lifecycle)}")
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise ConfigError("collector.backoff_max: expected >= backoff_initial > 0")
         for key in ("cloudwatch_log_group", "cloudwatch_log_stream"):
@@ -170,7 +170,7 @@ class CollectorSettings:
                 raise ConfigError(f"collector.{key}: {problem} (use {{environment}}, {{service}}, {{host}})")
         problem = _index_prefix_problem(self.index_prefix)  # checked whatever the sinks: `search` may pick one
         if problem:
-            raise ConfigError(f"collector.index_prefix: {problem}, got {self.index_prefix!r}")
+            raise ConfigError(f"collector.index_prefix: {problem}, got {shown(self.index_prefix)}")
         from corrtrace.collector.sources.config import source_specs
 
         source_specs(self)  # every format and multiline rule compiles (ConfigError naming the key otherwise)

@@ -59,11 +59,11 @@ def _unavailable(name: str, exc: Exception) -> click.Command:
 
 def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback for a ``--url`` option: a usage error now, not retries against ``ftp://x`` and a traceback."""
-    from corrtrace.config import url_problem
+    from corrtrace.config import shown, url_problem
 
     problem = value and url_problem(value)
     if problem:
-        raise click.BadParameter(f"{problem}, got {value!r}")
+        raise click.BadParameter(f"{problem}, got {shown(value)}")
     return value
 
 

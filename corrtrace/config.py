@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import re
+import reprlib
 import sys
 import types
 import typing
@@ -146,7 +147,7 @@ def check_sections(raw: Mapping[str, Any], where: str) -> None:
         if name not in SECTIONS:
             close = difflib.get_close_matches(str(name), SECTIONS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known sections: {', '.join(SECTIONS)}"
-            raise ConfigError(f"{where}: unknown section {name!r}; {hint}")
+            raise ConfigError(f"{where}: unknown section {shown(name)}; {hint}")
 
 
 def _is_number(hint: Any) -> bool:
@@ -181,10 +182,24 @@ def _from_env(value: str, hint: Any, where: str) -> Any:
         try:
             return json.loads(value)
         except ValueError as exc:
-            raise ConfigError(f"{where}: not valid JSON ({exc}), got {value!r}") from None
+            raise ConfigError(f"{where}: not valid JSON ({exc}), got {shown(value)}") from None
     if origin is list:
         return [v.strip() for v in value.split(",") if v.strip()]
     return value
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+_SHOWN.maxlevel = 2
+SHOWN_LIMIT = 160  # characters of a shown value
+
+
+def shown(value: Any) -> str:
+    """A bounded ``repr`` of a configured value for an error line: a value of any size (a YAML alias bomb
+    expands to millions of items, a pasted file) still makes one short line."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= SHOWN_LIMIT else text[: SHOWN_LIMIT - 3] + "..."
 
 
 # pydantic error types -> what the user should have written
@@ -228,7 +243,7 @@ def _validate(value: Any, hint: Any, where: str, source: str = "") -> Any:
             for p in error["loc"]
             if not ((isinstance(p, str) and p[:1].isupper()) or p in ("list", "dict"))
         )
-        raise ConfigError(f"{where}{inner}: {_expected(error)}, got {value!r}{source}") from None
+        raise ConfigError(f"{where}{inner}: {_expected(error)}, got {shown(value)}{source}") from None
 
 
 def load_section(
@@ -251,14 +266,14 @@ def load_section(
     check_sections(raw, str(path or env.get(CONFIG_ENV) or "configuration"))
     values = raw.get(section) or {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{section}: expected a mapping of settings, got {values!r}")
+        raise ConfigError(f"{section}: expected a mapping of settings, got {shown(values)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls, include_extras=True)
     unknown = sorted(set(values) - set(fields))
     if unknown:
         close = difflib.get_close_matches(str(unknown[0]), fields, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(fields))}"
-        raise ConfigError(f"{section}.{unknown[0]}: unknown key ({hint})")
+        raise ConfigError(f"{section}.{shown(str(unknown[0]))[1:-1]}: unknown key ({hint})")
     kwargs = {name: _validate(v, hints[name], f"{section}.{name}") for name, v in values.items()}
     prefix = f"CORRTRACE_{section.upper()}_"
     for variable, value in env.items():

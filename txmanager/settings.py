@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corrtrace.config import ConfigError, HttpUrl, Port, Region, load_section, read_file
+from corrtrace.config import ConfigError, HttpUrl, Port, Region, load_section, read_file, shown
 
 SECTION = "txmanager"
 OPEN_TTL_ACTIONS = ("expire", "rollback")
@@ -69,7 +69,7 @@ class TxManagerSettings:
         if self.failure_channel not in FAILURE_CHANNELS:
             raise ConfigError(
                 f"{SECTION}.failure_channel: expected one of {', '.join(FAILURE_CHANNELS)}, "
-                f"got {self.failure_channel!r}"
+                f"got {shown(self.failure_channel)}"
             )
         if self.max_attempts < 1:
             raise ConfigError(f"{SECTION}.max_attempts: expected at least 1, got {self.max_attempts}")
@@ -85,7 +85,7 @@ class TxManagerSettings:
         if self.open_ttl_action not in OPEN_TTL_ACTIONS:
             raise ConfigError(
                 f"{SECTION}.open_ttl_action: expected one of {', '.join(OPEN_TTL_ACTIONS)}, "
-                f"got {self.open_ttl_action!r}"
+                f"got {shown(self.open_ttl_action)}"
             )
         if self.backoff_multiplier < 1:
             raise ConfigError(f"{SECTION}.backoff_multiplier: expected at least 1, got {self.backoff_multiplier}")

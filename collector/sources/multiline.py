@@ -20,6 +20,8 @@ from corrtrace.collector.parsers import JoinedLines, LineFormat
 from corrtrace.collector.record import default_format
 from corrtrace.collector.sources.base import RawLine
 
+from corrtrace.config import shown
+
 BUILTIN_RULES = ("python", "java")
 
 
@@ -90,7 +92,7 @@ class PatternRule:
 
     def __post_init__(self) -> None:
         if self.match not in ("after", "before"):
-            raise ValueError(f"multiline.match: expected after or before, got {self.match!r}")
+            raise ValueError(f"multiline.match: expected after or before, got {shown(self.match)}")
         import re2
 
         options = re2.Options()
@@ -120,7 +122,7 @@ def build_rules(spec: Any) -> list[Rule]:
                 raise ValueError(f"multiline: unknown key {sorted(unknown)[0]!r} (pattern, negate, match)")
             rules.append(PatternRule(item["pattern"], bool(item.get("negate", False)), str(item.get("match", "after"))))
         else:
-            raise ValueError(f"multiline: expected python, java, none or {{pattern, negate, match}}, got {item!r}")
+            raise ValueError(f"multiline: expected python, java, none or {{pattern, negate, match}}, got {shown(item)}")
     return rules
 
 

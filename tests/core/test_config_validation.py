@@ -159,3 +159,40 @@ def test_tail_paths_matching_nothing_fail_once_and_warn_when_following(tmp_path:
     finally:
         follower.send_signal(signal.SIGTERM)
         follower.wait(timeout=30)
+
+
+def _alias_bomb(levels: int = 8) -> str:
+    """A YAML flow list of ``levels`` anchors, each ten aliases of the one before: 10**levels strings."""
+    items = []
+    for i in range(levels):
+        element = f"*l{i - 1}" if i else "x"
+        items.append(f"&l{i} [" + ", ".join([element] * 10) + "]")
+    return "[" + ", ".join(items) + "]"
+
+
+ALIAS_BOMB = _alias_bomb()
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (f"collector:\n  paths: {ALIAS_BOMB}\n", "collector.paths[0]: expected a string, got [["),
+        (f"collector:\n  es_auth: '{'k' * 1_000_000}'\n", "collector.es_auth: expected aws_sigv4 (or unset), got 'kkk"),
+        ('collector:\n  "bad\\nkey": 1\n', "collector.bad\\nkey: unknown key"),
+        (f"? '{'s' * 100_000}'\n: 1\n", "unknown section 'sss"),
+    ],
+    ids=["alias-bomb", "megabyte-string", "newline-in-key", "huge-section"],
+)
+def test_a_value_of_any_size_is_shown_in_one_short_line(tmp_path: Path, text: str, where: str) -> None:
+    """The error line used to carry the whole value: 40 MB for the alias bomb, a megabyte for a pasted string,
+    a raw newline that split the line."""
+    code, output = run(["collect", "--once", "--config", config(tmp_path, text)])
+    one_clear_line(code, output, where)
+    assert len(output) < 1_000, output[:1_000]  # the value at most 160 characters (+ the known keys' list)
+
+
+def test_the_transaction_managers_section_shows_values_the_same_way(tmp_path: Path) -> None:
+    path = config(tmp_path, f"txmanager:\n  open_ttl_action: {ALIAS_BOMB}\n")
+    with pytest.raises(ConfigError, match=r"^txmanager\.open_ttl_action: expected a string, got \[\[") as caught:
+        load_settings(path, env={})
+    assert len(str(caught.value)) < 300
