@@ -7,6 +7,7 @@ header echoed) under the same header name; corrtrace with the access log off, as
 
 from __future__ import annotations
 
+import contextvars
 import statistics
 import time
 from collections.abc import Callable
@@ -85,11 +86,16 @@ def interleaved_medians(
     apps: dict[str, Any], run: Callable[[Any, int], float], requests: int, repeats: int
 ) -> dict[str, float]:
     """Median seconds per request of each app after a warm-up; repetitions interleaved across candidates so
-    machine noise hits them all alike (also used by the WSGI rows of benchmarks/middleware.py)."""
+    machine noise hits them all alike (also used by the WSGI rows of benchmarks/middleware.py).
+
+    Each batch runs in a fresh, empty ``contextvars.Context``: a ContextVar that an earlier row or candidate left
+    set (django-guid's ``guid``, asgiref's ``Local``) would otherwise make every later ``ContextVar.set`` copy a
+    bigger mapping, so a candidate's figure would depend on which rows ran before it.
+    """
     samples: dict[str, list[float]] = {name: [] for name in apps}
     for app in apps.values():
-        run(app, WARMUP)
+        contextvars.Context().run(run, app, WARMUP)
     for _ in range(repeats):
         for name, app in apps.items():
-            samples[name].append(run(app, requests) / requests)
+            samples[name].append(contextvars.Context().run(run, app, requests) / requests)
     return {name: statistics.median(values) for name, values in samples.items()}
