@@ -19,6 +19,7 @@ import orjson
 from corrtrace.context import get_correlation_id, get_log_fields, was_logged
 
 ECS_VERSION = "8.11.0"
+_time_ns = time.time_ns
 TraceContextProvider = Callable[[], "tuple[str, str] | None"]
 
 _trace_context_provider: TraceContextProvider | None = None
@@ -42,6 +43,17 @@ def current_trace_context() -> tuple[str, str] | None:
     """``(trace_id, span_id)`` when tracing is on (the otel module installed a provider), else None."""
     provider = _trace_context_provider
     return provider() if provider is not None else None
+
+
+def trace_member() -> bytes:
+    """The ``"trace"`` and ``"span"`` members of a direct line (with their leading comma), or ``b""``."""
+    provider = _trace_context_provider
+    if provider is None:
+        return b""
+    trace = provider()
+    if not trace:
+        return b""
+    return b',"trace":{"id":%s},"span":{"id":%s}' % (orjson.dumps(trace[0]), orjson.dumps(trace[1]))
 
 
 def _default(obj: Any) -> Any:
@@ -111,37 +123,40 @@ def _merge(target: dict[str, Any], fields: Mapping[str, Any]) -> None:
             target[key] = value
 
 
-class _Clock:
-    """RFC 3339 UTC timestamps with milliseconds, cached per millisecond and per second."""
+_FRACTIONS = tuple(f".{i:03d}Z" for i in range(1000))  # a millisecond's part of a timestamp, formatted once
 
-    __slots__ = ("_bytes", "_millis", "_prefix", "_second", "_text")
+
+class _Clock:
+    """RFC 3339 UTC timestamps with milliseconds, cached per millisecond and per second. Each cache is one tuple
+    replaced whole, so a thread never reads one millisecond's number with another's text."""
+
+    __slots__ = ("_now", "_second")
 
     def __init__(self) -> None:
-        self._millis = self._second = -1
-        self._prefix = self._text = ""
-        self._bytes = b""
+        self._now: tuple[int, int, int, str, bytes] = (-1, 0, 0, "", b"")  # millis, [start, end) in ns, text, bytes
+        self._second: tuple[int, str] = (-1, "")
 
     def format(self, created: float) -> str:
         millis = int(created * 1000)
-        if millis != self._millis:
-            self._tick(millis)
-        return self._text
+        now = self._now
+        return now[3] if now[0] == millis else self.tick(millis)[3]
 
-    def format_bytes(self, created: float) -> bytes:
-        """``format`` as ASCII bytes (the direct line's head)."""
-        millis = int(created * 1000)
-        if millis != self._millis:
-            self._tick(millis)
-        return self._bytes
+    def now_bytes(self) -> bytes:
+        """Now as ASCII bytes (a direct line's head): the clock compared with the current millisecond's bounds,
+        no division per line."""
+        ns = _time_ns()
+        now = self._now
+        return now[4] if now[1] <= ns < now[2] else self.tick(ns // 1_000_000)[4]
 
-    def _tick(self, millis: int) -> None:
+    def tick(self, millis: int) -> tuple[int, int, int, str, bytes]:
+        """The cache for ``millis`` (milliseconds since the epoch)."""
         second, fraction = divmod(millis, 1000)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        self._millis = millis
-        self._text = f"{self._prefix}.{fraction:03d}Z"
-        self._bytes = self._text.encode("ascii")
+        prefix = self._second
+        if prefix[0] != second:
+            prefix = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        text = prefix[1] + _FRACTIONS[fraction]
+        now = self._now = (millis, millis * 1_000_000, (millis + 1) * 1_000_000, text, text.encode("ascii"))
+        return now
 
 
 # Attributes ``LogRecord.__init__`` sets; ``extra=`` keys and filters' additions come after them in ``__dict__``.
@@ -247,17 +262,31 @@ class JsonFormatter(logging.Formatter):
         log_member = self._log_members.get((level, logger))
         if log_member is None:
             log_member = self._log_member(level, logger)
-        trace = _trace_context_provider() if _trace_context_provider is not None else None
-        if trace:
-            log_member += b',"trace":{"id":%s},"span":{"id":%s}' % (dumps(trace[0]), dumps(trace[1]))
-        return b'{"@timestamp":"%s","message":%s,"correlation_id":%s,%s%s%s%s' % (
-            self._clock.format_bytes(time.time()),
+        return b'{"@timestamp":"%s","message":%s,"correlation_id":%s,%s%s%s%s%s' % (
+            _CLOCK.now_bytes(),
             dumps(message),
             dumps(cid or get_correlation_id()),
             log_member,
+            trace_member(),
             b"," if members else b"",
             members,
             self._static_end,
+        )
+
+    def line_template(self, level: int, logger: str, message: bytes, members: bytes) -> bytes:
+        """A bytes ``%`` template of the line ``members_line`` writes, for a caller that fills the whole line in one
+        ``%`` (``DirectLine``). Its values, in order: the timestamp, the values of ``message`` (a template of the
+        message as a JSON string), the ID JSON-escaped (without quotes), the trace member (``trace_member``), the
+        values of ``members`` (a template of JSON object members)."""
+        log_member = self._log_members.get((level, logger)) or self._log_member(level, logger)
+        return (
+            b'{"@timestamp":"%s","message":'
+            + message
+            + b',"correlation_id":"%s",'
+            + log_member.replace(b"%", b"%%")
+            + b"%s,"
+            + members
+            + self._static_end.replace(b"%", b"%%")
         )
 
     def _log_member(self, level: int, logger: str) -> bytes:
@@ -449,15 +478,19 @@ class JsonFileHandler(logging.Handler):
 
     def write_bytes(self, data: bytes) -> None:
         """Append one UTF-8 line that already ends with its newline (one ``os.write``)."""
-        with self.lock:  # type: ignore[union-attr]
+        lock = self.lock
+        lock.acquire()  # type: ignore[union-attr]  # not ``with``: half the cost, on every line
+        try:
             if self._fd < 0:  # closed (a reconfigure, a test): reopen, as logging.FileHandler does
                 self._open()
-            elif time.monotonic() >= self._next_check:
+            elif _monotonic() >= self._next_check:
                 self._reopen_if_moved()
-            written = os.write(self._fd, data)
+            written = _write(self._fd, data)
             while written < len(data):  # a short write (nearly full disk): the rest, or the OSError
                 data = data[written:]
-                written = os.write(self._fd, data)
+                written = _write(self._fd, data)
+        finally:
+            lock.release()  # type: ignore[union-attr]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -478,6 +511,8 @@ class JsonFileHandler(logging.Handler):
         return f"<JsonFileHandler {self.path} ({logging.getLevelName(self.level)})>"
 
 
+_monotonic = time.monotonic
+_write = os.write
 _LINE_HANDLERS = (JsonStreamHandler, JsonFileHandler)
 _DIRECT_FILTERS: frozenset[type] = frozenset()  # set below, once the filter classes exist
 
@@ -507,15 +542,49 @@ def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | J
     return found  # type: ignore[no-any-return]
 
 
+_CLOCK = _Clock()  # the direct lines' timestamps
+
+
+class DirectLine:
+    """A kind of line its caller builds as JSON itself (the access line, ``middleware/_core.py``): the message and
+    the members as bytes ``%`` templates, and per logger and level the whole line's template (``line_template``
+    of the formatter the line goes to)."""
+
+    __slots__ = ("_templates", "members", "message")
+
+    def __init__(self, message: bytes, members: bytes) -> None:
+        self.message, self.members = message, members
+        self._templates: dict[logging.Logger, dict[int, tuple[JsonFormatter, bytes]]] = {}
+
+    def route(self, logger: logging.Logger, level: int) -> tuple[Callable[[bytes], None], bytes, bytes, bytes] | None:
+        """Where this line from ``logger`` at ``level`` goes when ``configure``'s handler is its only destination
+        (see ``emit_json``) and no fields are bound: ``(write, template, timestamp, trace)``, else None. The caller
+        fills ``template`` in one ``%`` (see ``JsonFormatter.line_template``) and passes the line to ``write``; it
+        checked ``logger.isEnabledFor(level)``."""
+        handler = _direct_handler(logger, level)
+        if handler is None or get_log_fields():
+            return None
+        formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+        levels = self._templates.get(logger)
+        cached = levels.get(level) if levels is not None else None
+        if cached is None or cached[0] is not formatter:
+            cached = (formatter, formatter.line_template(level, logger.name, self.message, self.members))
+            if levels is None and len(self._templates) < 256:  # bounded: the loggers writing such lines
+                levels = self._templates[logger] = {}
+            if levels is not None:
+                levels[level] = cached
+        trace = trace_member() if _trace_context_provider is not None else b""
+        return handler.write_bytes, cached[1], _CLOCK.now_bytes(), trace
+
+
 def emit_json(logger: logging.Logger, level: int, message: str, cid: str, members: bytes) -> None:
     """Log ``message`` whose fields are already JSON object members (``"url":{"path":"/"},...``, roots not the
-    formatter's own), for a caller that checked ``logger.isEnabledFor(level)`` itself: the access line builds
-    its fields so (``middleware/_core.py``), with no dict per line.
+    formatter's own), for a caller that checked ``logger.isEnabledFor(level)`` itself.
 
-    When the line's only destination is a handler ``configure`` installed, the line is written directly: no
-    ``LogRecord``, no ``findCaller``, no filter pass (their work, the ID and the trace context, is done here),
-    the same line ``JsonFormatter`` writes for the record. Otherwise (other handlers, a logger filter, bound
-    fields, a write that fails) the members are parsed back into ``extra=`` fields for an ordinary
+    When the line's only destination is a handler ``configure`` installed, the line is written
+    directly: no ``LogRecord``, no ``findCaller``, no filter pass (their work, the ID and the trace context, is
+    done here), the same line ``JsonFormatter`` writes for the record. Otherwise (other handlers, a logger filter,
+    bound fields, a write that fails) the members are parsed back into ``extra=`` fields for an ordinary
     ``logger.log``."""
     handler = _direct_handler(logger, level)
     if handler is not None and not get_log_fields():

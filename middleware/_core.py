@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, AnyStr
 
 from corrtrace.context import mark_logged
-from corrtrace.ids import IdPolicy, IdReader
+from corrtrace.ids import IdPolicy, IdReader, allowed_bytes, new_uuid4_hex, new_uuid7
 
 if TYPE_CHECKING:
     import logging
@@ -216,16 +216,6 @@ def otel_helper(name: str, settings: CorrelationSettings) -> Any:
     return getattr(otel, name)(settings)
 
 
-def access_level(status: int, error: BaseException | None) -> int:
-    """ERROR for a 5xx, WARNING for a 4xx, INFO otherwise, so a level filter finds failed requests. A 500 from an
-    unhandled exception is WARNING: its ERROR line is the exception's own (with the stack), logged once."""
-    if error is not None:
-        return _WARNING
-    if status >= 500:
-        return _ERROR
-    return _WARNING if status >= 400 else _INFO
-
-
 def log_access(
     log: logging.Logger,
     cid: str,
@@ -236,39 +226,95 @@ def log_access(
     start: int,
     client: str | None,
     rejected: str | None,
+    plain_id: bytes | None = None,
 ) -> None:
-    """Write the ``corrtrace.access`` line (same fields for ASGI and WSGI); ``path`` is capped here.
+    """Write the ``corrtrace.access`` line (same fields for ASGI and WSGI); ``path`` is capped here. ``plain_id``:
+    the ID's bytes when they need no JSON escaping (``plain_ids``), so the line skips escaping it.
 
-    The fields are built as JSON (no dict per line) and written directly to ``configure``'s handler (``emit_json``).
+    The line is one bytes template filled in one ``%`` (each string escaped by orjson) and written directly to
+    ``configure``'s handler (``corrtrace.logging.DirectLine``); any other destination gets it through
+    ``emit_json`` (a ``LogRecord``), with the same fields.
     """
-    level = access_level(status, error)
+    # The level: ERROR for a 5xx, WARNING for a 4xx, INFO otherwise, so a level filter finds failed requests. A 500
+    # from an unhandled exception is WARNING: its ERROR line is the exception's own (with the stack), logged once.
+    if error is not None:
+        level = _WARNING
+    elif status < 400:
+        level = _INFO
+    else:
+        level = _ERROR if status >= 500 else _WARNING
     if not log.isEnabledFor(level):
         return
-    if len(path) > PATH_LIMIT:  # the call only when it shortens (every request takes this line)
+    duration = _perf_ns() - start
+    if len(path) > PATH_LIMIT:  # the call only when it shortens
         path = cap(path)
-    duration = time.perf_counter_ns() - start
     dumps = _dumps
-    members = _ACCESS_MEMBERS % (
-        duration,
-        b"failure" if error is not None or status >= 500 else b"success",
-        dumps(method),
-        status,
-        dumps(path),
-    )
-    if client:
-        members += b',"client":{"address":%s}' % dumps(client)
+    quoted = _METHODS.get(method) or dumps(method)[1:-1]
+    escaped = dumps(path)[1:-1]
+    extra = (_CLIENTS.get(client) or _client_member(client)) if client else b""
     if rejected is not None:
-        members += b',"labels":{"rejected_correlation_id":%s}' % dumps(rejected)
+        extra += b',"labels":{"rejected_correlation_id":' + dumps(rejected) + b"}"
     if error is not None:
-        members += b',"error":{"type":%s}' % dumps(type(error).__name__)
+        extra += b',"error":{"type":' + dumps(type(error).__name__) + b"}"
+    outcome = b"failure" if error is not None or status >= 500 else b"success"
+    route = _access_route(log, level)
+    if route is not None:
+        write, template, stamp, trace = route
+        try:
+            write(
+                template
+                % (
+                    stamp,
+                    quoted,
+                    escaped,
+                    status,
+                    plain_id or dumps(cid)[1:-1],
+                    trace,
+                    duration,
+                    outcome,
+                    quoted,
+                    status,
+                    escaped,
+                    extra,
+                )
+            )
+            return
+        except Exception:  # let logging's own path write it or report the failure (handleError)
+            pass
+    members = _ACCESS_MEMBERS % (duration, outcome, quoted, status, escaped, extra)
     _emit_json(log, level, f"{method} {path} {status}", cid, members)
 
 
-# The access line's own fields, as JSON object members; the strings are filled in JSON-escaped (orjson).
+# The access line's message and own fields as templates: the method and path are filled in JSON-escaped (orjson,
+# without the quotes), the last value is the optional members (client, rejected ID label, error type) or nothing.
+_ACCESS_MESSAGE = b'"%s %s %d"'
 _ACCESS_MEMBERS = (
     b'"event":{"dataset":"corrtrace.access","duration":%d,"outcome":"%s"},'
-    b'"http":{"request":{"method":%s},"response":{"status_code":%d}},"url":{"path":%s}'
+    b'"http":{"request":{"method":"%s"},"response":{"status_code":%d}},"url":{"path":"%s"}%s'
 )
+_METHODS = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WEBSOCKET")}
+_CLIENTS: dict[str, bytes] = {}  # client address -> its member, for the addresses seen lately (bounded)
+_perf_ns = time.perf_counter_ns
+
+
+def _client_member(client: str) -> bytes:
+    member = b',"client":{"address":' + _dumps(client) + b"}"
+    if len(_CLIENTS) >= 1024:
+        _CLIENTS.clear()
+    _CLIENTS[client] = member
+    return member
+
+
+def plain_ids(policy: IdPolicy) -> bool:
+    """Whether every ID a middleware with ``policy`` runs under needs no JSON escaping: generated by the core's
+    generators (or their fallback) and, when accepted from a header, made of printable ASCII other than ``"``
+    and ``\\`` (the policy's pattern a class of such bytes, as the default one)."""
+    allowed = allowed_bytes(policy.allowed_pattern)
+    return (
+        policy.generator in (new_uuid7, new_uuid4_hex)
+        and allowed is not None
+        and all(0x20 <= b < 0x7F and b not in b'"\\' for b in allowed)
+    )
 
 
 def _first_dumps(value: Any) -> bytes:
@@ -290,8 +336,18 @@ def _first_emit_json(*args: Any) -> None:
     emit_json(*args)
 
 
+def _first_access_route(*args: Any) -> Any:
+    """The access line's ``corrtrace.logging.DirectLine.route``, made on the first access line."""
+    global _access_route
+    from corrtrace.logging import DirectLine
+
+    _access_route = DirectLine(_ACCESS_MESSAGE, _ACCESS_MEMBERS).route
+    return _access_route(*args)
+
+
 _dumps: Callable[[Any], bytes] = _first_dumps
 _emit_json: Callable[..., None] = _first_emit_json
+_access_route: Callable[..., Any] = _first_access_route
 
 
 def log_unhandled(exc: BaseException, cid: str, protocol: str) -> None:

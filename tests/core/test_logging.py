@@ -257,3 +257,24 @@ def test_file_handler_follows_rename_rotation(tmp_path: Path) -> None:
     handler.close()
     assert rotated.read_text() == "one\ntwo\n"
     assert path.read_text() == "three\nfour\n"
+
+
+def test_a_direct_line_follows_a_new_configure(tmp_path: Path) -> None:
+    """The access line's template is cached per logger and level, and rebuilt for the formatter of a new
+    ``configure`` (here a new service name) rather than written with the old one's."""
+    from corrtrace.middleware._core import log_access
+
+    parent = logging.getLogger("direct-reconfigure")
+    parent.propagate = False
+    log = logging.getLogger("direct-reconfigure.access")
+    try:
+        for service in ("one", "two"):
+            handler = configure(service, path=tmp_path / f"{service}.log", logger=parent)
+            log_access(log, "cid-1", "GET", "/", 200, None, 0, None, None)
+    finally:
+        parent.removeHandler(handler)
+        handler.close()
+        parent.propagate = True
+    for service in ("one", "two"):
+        (line,) = (tmp_path / f"{service}.log").read_bytes().splitlines()
+        assert orjson.loads(line)["service"] == {"name": service}

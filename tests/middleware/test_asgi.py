@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from corrtrace.middleware import CorrelationIdMiddleware, CorrelationSettings
 from fastapi import BackgroundTasks, FastAPI
@@ -388,3 +390,26 @@ async def test_concurrent_requests_over_a_real_server(uvicorn_server: Any) -> No
             responses = await asyncio.gather(*(client.get("/", headers={"X-Correlation-ID": i}) for i in ids))
     assert [r.text for r in responses] == ids
     assert [r.headers["x-correlation-id"] for r in responses] == ids
+
+
+async def test_an_id_with_a_quote_the_policy_allows_is_escaped_in_the_access_line(tmp_path: Path) -> None:
+    """The access line takes the echoed ID bytes as they are only when the policy makes them JSON-safe (the
+    line written directly to ``configure``'s file, its only destination)."""
+    import logging
+
+    from corrtrace.logging import configure
+
+    parent = logging.getLogger("quote-test")
+    handler = configure("svc", path=tmp_path / "access.log", logger=parent)
+    parent.propagate = False
+    policy = IdPolicy(allowed_pattern=r'[A-Za-z"\\]+')
+    app = CorrelationIdMiddleware(seen_app, policy=policy, access_logger="quote-test.access")
+    try:
+        messages = await call_asgi(app, [(b"x-correlation-id", b'ab"c\\d')])
+    finally:
+        parent.removeHandler(handler)
+        handler.close()
+        parent.propagate = True
+    assert response_header(messages, b"x-correlation-id") == b'ab"c\\d'
+    (line,) = (tmp_path / "access.log").read_bytes().splitlines()
+    assert orjson.loads(line)["correlation_id"] == 'ab"c\\d'
