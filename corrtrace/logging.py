@@ -526,11 +526,13 @@ def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | J
     found: Any = None
     node: logging.Logger | None = logger
     while node is not None:
-        for handler in node.handlers:
-            if level >= handler.level:
-                if found is not None or type(handler) not in _LINE_HANDLERS:
-                    return None
-                found = handler
+        handlers = node.handlers
+        if handlers:  # most loggers on the way up have none: no iterator for them
+            for handler in handlers:
+                if level >= handler.level:
+                    if found is not None or type(handler) not in _LINE_HANDLERS:
+                        return None
+                    found = handler
         if not node.propagate:
             break
         node = node.parent

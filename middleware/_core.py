@@ -250,6 +250,7 @@ def log_access(
         path = cap(path)
     dumps = _dumps
     quoted = _METHODS.get(method) or dumps(method)[1:-1]
+    code = _STATUSES.get(status) or b"%d" % status
     escaped = dumps(path)[1:-1]
     extra = (_CLIENTS.get(client) or _client_member(client)) if client else b""
     if rejected is not None:
@@ -267,13 +268,13 @@ def log_access(
                     stamp,
                     quoted,
                     escaped,
-                    status,
+                    code,
                     plain_id or dumps(cid)[1:-1],
                     trace,
                     duration,
                     outcome,
                     quoted,
-                    status,
+                    code,
                     escaped,
                     extra,
                 )
@@ -281,18 +282,20 @@ def log_access(
             return
         except Exception:  # let logging's own path write it or report the failure (handleError)
             pass
-    members = _ACCESS_MEMBERS % (duration, outcome, quoted, status, escaped, extra)
+    members = _ACCESS_MEMBERS % (duration, outcome, quoted, code, escaped, extra)
     _emit_json(log, level, f"{method} {path} {status}", cid, members)
 
 
 # The access line's message and own fields as templates: the method and path are filled in JSON-escaped (orjson,
-# without the quotes), the last value is the optional members (client, rejected ID label, error type) or nothing.
-_ACCESS_MESSAGE = b'"%s %s %d"'
+# without the quotes), the status as digits, the last value is the optional members (client, rejected ID label,
+# error type) or nothing.
+_ACCESS_MESSAGE = b'"%s %s %s"'
 _ACCESS_MEMBERS = (
     b'"event":{"dataset":"corrtrace.access","duration":%d,"outcome":"%s"},'
-    b'"http":{"request":{"method":"%s"},"response":{"status_code":%d}},"url":{"path":"%s"}%s'
+    b'"http":{"request":{"method":"%s"},"response":{"status_code":%s}},"url":{"path":"%s"}%s'
 )
 _METHODS = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WEBSOCKET")}
+_STATUSES = {code: b"%d" % code for code in range(100, 600)}  # a status as the line writes it
 _CLIENTS: dict[str, bytes] = {}  # client address -> its member, for the addresses seen lately (bounded)
 _perf_ns = time.perf_counter_ns
 
