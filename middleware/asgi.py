@@ -45,7 +45,7 @@ class CorrelationIdMiddleware(HttpMiddleware):
     ``CorrelationIdMiddleware(app, header_name="X-Request-ID", access_log=False)``.
     """
 
-    __slots__ = ("_bind_send", "_forms", "_log_only", "_names", "_plain_ids")
+    __slots__ = ("_bind_send", "_forms", "_log_only", "_names", "_plain_ids", "_valid")
 
     def __init__(self, app: ASGIApp, settings: CorrelationSettings | None = None, **overrides: Any) -> None:
         super().__init__(app, resolve(settings, overrides))
@@ -54,6 +54,7 @@ class CorrelationIdMiddleware(HttpMiddleware):
         self._bind_send = _send_method(self._forms, self._echo, self._expose, self.errors)
         # only the access line observes, on every path: its level is checked when the line is written
         self._log_only = self._log is not None and self._tracer is None and not self._skip_prefixes
+        self._valid = self._reader.valid_bytes
         self._plain_ids = plain_ids(self.settings.policy)  # the access line takes the echoed bytes as they are
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,7 +78,9 @@ class CorrelationIdMiddleware(HttpMiddleware):
                 cid = self._reader.generate()
                 echo = cid.encode("latin-1")
                 excerpt = None
-            else:  # an accepted header value is already the ID's bytes (ASCII): only a new ID is encoded
+            elif type(raw) is bytes and self._valid(raw):  # the header value is already the ID's bytes (ASCII)
+                cid, echo, excerpt = raw.decode("ascii"), raw, None
+            else:  # rejected (or an odd value): the reader's new ID and the excerpt to log
                 cid, status, excerpt = self._reader.read(raw)
                 echo = raw if status == "accepted" else cid.encode("latin-1")
             if self._rewrite:  # the app sees the ID it runs under in its own headers (a generated one too)
