@@ -67,6 +67,9 @@ def drop(es: Any, prefix: str) -> None:
 
 
 # 1 -------------------------------------------------------------------------------------------------------------
+PARSE_TARGET_RATIO = 4.0  # x the elasticsearch.helpers path, with `corrtrace collect`'s GC setting
+
+
 def bench_parse(n: int, runs: int, tmp: Path) -> dict[str, Any]:
     """Read, parse, route and build _bulk bodies on one core, from a file of 350-byte lines (page cache),
     in the collector's 2 MiB batches; the peer reads the same file with json.loads + helpers' chunking."""
@@ -133,7 +136,9 @@ def bench_parse(n: int, runs: int, tmp: Path) -> dict[str, Any]:
         "events_per_s_collect_gc": round(mine_cli),
         "helpers_events_per_s_collect_gc": round(peer_cli),
         "ratio_vs_helpers_collect_gc": mine_cli / peer_cli,
-        "target_events_per_s": 300_000,
+        # The target is the same-run ratio with which the first version recorded 311k events/s (2caf24b: the
+        # helpers path 4.0x slower); an absolute rate measures the machine as much as the code.
+        "target_ratio_vs_helpers_collect_gc": PARSE_TARGET_RATIO,
     }
 
 
