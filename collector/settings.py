@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from corrtrace.collector.parsers import DEFAULT_ID_ALIASES, DEFAULT_SERVICE_ALIASES
 from corrtrace.collector.retention import DEFAULT_MAX_STORE_MB, DEFAULT_RETENTION_DAYS, cloudwatch_days
-from corrtrace.collector.retry import Backoff, DeadLetters
+from corrtrace.collector.retry import DEFAULT_KEEP, DEFAULT_MAX_BYTES, Backoff, DeadLetters
 from pydantic import AfterValidator, BeforeValidator
 
 from corrtrace.config import ConfigError, Directory, HttpUrl, Positive, PositiveInt, Region, shown, user_data_dir
@@ -108,6 +108,9 @@ class CollectorSettings:
     embedded_retention_days: int | None = None
     es_lifecycle: str = "prune"  # "native": the engine's ILM (Elasticsearch) or ISM (OpenSearch) deletes old indices
     max_store_mb: int = DEFAULT_MAX_STORE_MB  # the embedded store's cap; the oldest events go first
+    # the dead-letter file's cap (0: none) and how many rotated files (.1, .2 ...) are kept beside it
+    dead_letter_max_mb: int = DEFAULT_MAX_BYTES >> 20
+    dead_letter_files: int = DEFAULT_KEEP
     # batching, buffering, retry
     batch_max_events: int = 20_000
     batch_max_bytes: int = 2 << 20
@@ -214,7 +217,7 @@ class CollectorSettings:
         from corrtrace.collector.sinks.embedded import EmbeddedStore
 
         names = self.sinks or ["embedded"]
-        dead = DeadLetters(self.dir / "dead-letters.jsonl")
+        dead = DeadLetters(self.dir / "dead-letters.jsonl", self.dead_letter_max_mb << 20, self.dead_letter_files)
         out: list[Any] = []
         for name in names:
             if name == "embedded":

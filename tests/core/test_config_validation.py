@@ -83,6 +83,7 @@ def test_misspelt_section_suggests_the_right_name(tmp_path: Path) -> None:
         ("stats_interval", "-5", "expected a number greater than 0"),
         ("backoff_max", ".inf", "expected a finite number"),
         ("batch_max_events", "-3", "expected a number of at least 0"),  # any number: >= 0 unless declared otherwise
+        ("dead_letter_max_mb", "-1", "expected a number of at least 0"),
     ],
 )
 def test_bad_numbers_in_the_collector_section(tmp_path: Path, key: str, value: str, expected: str) -> None:
