@@ -48,26 +48,32 @@ def sign_request(
 
 
 class NonceCache:
-    """Nonces seen within the skew window, so that a captured call cannot be replayed."""
+    """Nonces seen within the skew window, so that a captured call cannot be replayed.
+
+    At most ``max_size`` are held. One dropped to make room (more signed calls within ``ttl`` than that) could be
+    replayed, so every call issued no later than a dropped one is refused from then on: under such a flood a late
+    legitimate call fails closed (its sender signs it again), a replay never passes."""
 
     def __init__(self, ttl: float = 600.0, max_size: int = 100_000) -> None:
         self._ttl = ttl
         self._max_size = max_size
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[float, float]] = OrderedDict()  # nonce -> (seen at, issued at)
+        self._floor = float("-inf")  # the latest issue time among nonces dropped for room
         self._lock = threading.Lock()
 
-    def _oldest(self) -> float:
-        return next(iter(self._seen.values()))
-
-    def add(self, nonce: str, now: float | None = None) -> bool:
-        """Record ``nonce``; False when it was already seen (a replay)."""
+    def add(self, nonce: str, now: float | None = None, issued: float | None = None) -> bool:
+        """Record ``nonce`` of a call signed at ``issued`` (default ``now``); False when it may be a replay."""
         now = time.time() if now is None else now
+        issued = now if issued is None else issued
         with self._lock:
-            while self._seen and (len(self._seen) >= self._max_size or self._oldest() < now - self._ttl):
-                self._seen.popitem(last=False)
-            if nonce in self._seen:
+            seen = self._seen
+            while seen and next(iter(seen.values()))[0] < now - self._ttl:  # older than the window: no longer needed
+                seen.popitem(last=False)
+            if nonce in seen or issued <= self._floor:
                 return False
-            self._seen[nonce] = now
+            while len(seen) >= self._max_size:
+                self._floor = max(self._floor, seen.popitem(last=False)[1][1])
+            seen[nonce] = (now, issued)
             return True
 
 
@@ -104,5 +110,5 @@ def verify_request(
     expected = hmac.new(_key(secret), _canonical(method, path, body, timestamp, nonce), hashlib.sha256)
     if not hmac.compare_digest(_SCHEME + expected.hexdigest(), signature):
         raise SignatureError("signature does not match the request")
-    if nonces is not None and not nonces.add(nonce, current):
+    if nonces is not None and not nonces.add(nonce, current, int(timestamp)):
         raise SignatureError("replayed request (nonce already used)")

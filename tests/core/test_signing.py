@@ -49,3 +49,18 @@ def test_unsigned_stale_and_replayed_calls_fail() -> None:
 def test_an_empty_secret_is_refused() -> None:
     with pytest.raises(SignatureError, match="secret"):
         sign_request("", "POST", "/x", b"")
+
+
+def test_a_full_nonce_cache_never_lets_a_dropped_nonce_replay() -> None:
+    """More signed calls within the window than the cache holds: the oldest nonces are dropped, and a replay of
+    one of them (it is still inside the skew window) is refused, not taken for a new call."""
+    nonces = NonceCache(max_size=3)
+    start = time.time()
+    calls = [sign_request(SECRET, "POST", "/x", b"", now=start + i) for i in range(5)]
+    for i, headers in enumerate(calls):
+        verify_request(SECRET, "POST", "/x", b"", headers, nonces=nonces, now=start + i)
+    for headers in calls:  # the two dropped ones as well as the three held
+        with pytest.raises(SignatureError, match="replayed"):
+            verify_request(SECRET, "POST", "/x", b"", headers, nonces=nonces, now=start + 5)
+    later = sign_request(SECRET, "POST", "/x", b"", now=start + 6)  # a new call still passes
+    verify_request(SECRET, "POST", "/x", b"", later, nonces=nonces, now=start + 6)
