@@ -338,11 +338,13 @@ def search(
 ) -> None:
     """Show one request's lines from every service, as a timeline (or --json)."""
     from corrtrace.collector.search import search_events
+    from corrtrace.collector.sinks.base import search_id_problem
 
-    from corrtrace.ids import is_valid
+    from corrtrace.ids import safe_excerpt
 
-    if not is_valid(correlation_id):
-        click.echo("corrtrace search: not a valid correlation id (letters, digits, -_.: up to 128)", err=True)
+    problem = search_id_problem(correlation_id)
+    if problem:
+        click.echo(f"corrtrace search: {problem}, got {safe_excerpt(correlation_id)}", err=True)
         sys.exit(2)
     settings = _settings(
         config,

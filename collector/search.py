@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from corrtrace.collector.sinks.base import SearchQuery
+from corrtrace.collector.sinks.base import SearchQuery, search_id_problem
 
 from corrtrace.timestamps import parse_timestamp_ms
 
@@ -80,7 +80,11 @@ def search_events(
     limit: int = 10_000,
     index_prefix: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The stored events of one request, sorted by ``@timestamp`` then arrival order."""
+    """The stored events of one request, sorted by ``@timestamp`` then arrival order; ``ValueError`` for an id
+    that no line can carry (``search_id_problem``)."""
+    problem = search_id_problem(correlation_id)
+    if problem:
+        raise ValueError(problem)
     query = SearchQuery(correlation_id, parse_time(since), parse_time(until), service, level, limit)
     return list(_backend(backend, index_prefix).search(query))
 

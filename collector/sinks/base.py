@@ -10,6 +10,19 @@ from typing import Any, Protocol
 from corrtrace.collector.record import Record
 from corrtrace.collector.retry import DeadLetters
 
+MAX_SEARCH_ID = 1024  # the longest id Elasticsearch indexes (the template's keyword ``ignore_above``)
+
+
+def search_id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be searched for, else None. Any id a stored line can carry is searchable, other
+    stacks' ids too (``/``, ``+``, ``=``, quotes): every backend compares it as a value, never as query syntax.
+    Whitespace is refused: in an id it is a pasting mistake far more often than a real id."""
+    if not value or len(value) > MAX_SEARCH_ID:
+        return f"a correlation id has 1 to {MAX_SEARCH_ID} characters"
+    if not value.isprintable() or any(c.isspace() for c in value):
+        return "a correlation id has no spaces or control characters"
+    return None
+
 
 @dataclass
 class SearchQuery:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -312,7 +313,7 @@ class CloudWatchSink:
     def search(self, query: SearchQuery) -> list[dict[str, Any]]:
         """``FilterLogEvents`` with ``{ $.correlation_id = "<id>" }``, then checked client-side (moto ignores JSON
         patterns); split parts are joined back into their event."""
-        pattern = '{ $.correlation_id = "' + query.correlation_id.replace('"', "") + '" }'
+        pattern = id_pattern(query.correlation_id)
         found: list[tuple[int, int, dict[str, Any]]] = []
         parts: dict[str, dict[int, str]] = {}
         arrival = 0
@@ -358,3 +359,25 @@ class CloudWatchSink:
 
     def close(self) -> None:
         pass
+
+
+# no escape inside a pattern's quotes; ``*`` is a wildcard there, ``%...%`` a regular expression
+_UNQUOTABLE = re.compile(r'["\\*%]')
+
+
+def id_pattern(correlation_id: str) -> str:
+    """The filter pattern that finds ``correlation_id``'s events (a superset: ``search`` checks each one).
+
+    An id with a character a quoted pattern string cannot hold exactly is looked up by its part before the
+    first such character as a prefix (``ab*``), else its part after the last as a suffix (``*cd``), else by
+    the field's presence."""
+    parts = _UNQUOTABLE.split(correlation_id)
+    if len(parts) == 1:
+        value = correlation_id
+    elif parts[0]:
+        value = parts[0] + "*"
+    elif parts[-1]:
+        value = "*" + parts[-1]
+    else:
+        value = "*"
+    return '{ $.correlation_id = "' + value + '" }'
