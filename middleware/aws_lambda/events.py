@@ -14,6 +14,13 @@ HTTP, EVENTBRIDGE, DIRECT = "http", "eventbridge", "direct"
 BATCH_SOURCES = frozenset({SQS, SNS, KINESIS, DYNAMODB})
 
 
+def section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``raw[key]`` when it is an object, else empty: a record's parts are untrusted, a malformed one reads as
+    absent rather than raising in the middle of a batch."""
+    value = raw.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 class BatchRecord:
     """A batch record: its raw dict, the ID it is handled under (set by the batch iterator), its identifier.
 
@@ -71,7 +78,7 @@ class SQSRecord(BatchRecord):
 
     @property
     def message_attributes(self) -> Mapping[str, Any]:
-        return self.raw.get("messageAttributes") or {}
+        return section(self.raw, "messageAttributes")
 
     @property
     def queue_arn(self) -> str:
@@ -89,7 +96,7 @@ class SNSRecord(BatchRecord):
 
     @property
     def sns(self) -> Mapping[str, Any]:
-        return self.raw.get("Sns") or {}
+        return section(self.raw, "Sns")
 
     @property
     def message_id(self) -> str:
@@ -103,7 +110,7 @@ class SNSRecord(BatchRecord):
 
     @property
     def message_attributes(self) -> Mapping[str, Any]:
-        return self.sns.get("MessageAttributes") or {}
+        return section(self.sns, "MessageAttributes")
 
     @property
     def topic_arn(self) -> str:
@@ -116,19 +123,19 @@ class KinesisRecord(BatchRecord):
 
     @property
     def sequence_number(self) -> str:
-        return str((self.raw.get("kinesis") or {}).get("sequenceNumber", ""))
+        return str(section(self.raw, "kinesis").get("sequenceNumber", ""))
 
     identifier = sequence_number
 
     @property
     def partition_key(self) -> str:
-        return str((self.raw.get("kinesis") or {}).get("partitionKey", ""))
+        return str(section(self.raw, "kinesis").get("partitionKey", ""))
 
     @property
     def data(self) -> bytes:
         import base64
 
-        return base64.b64decode((self.raw.get("kinesis") or {}).get("data") or b"")
+        return base64.b64decode(section(self.raw, "kinesis").get("data") or b"")
 
     def json_data(self) -> Any:
         import json
@@ -142,7 +149,7 @@ class DynamoDBRecord(BatchRecord):
 
     @property
     def dynamodb(self) -> Mapping[str, Any]:
-        return self.raw.get("dynamodb") or {}
+        return section(self.raw, "dynamodb")
 
     @property
     def sequence_number(self) -> str:
@@ -156,15 +163,15 @@ class DynamoDBRecord(BatchRecord):
 
     @property
     def keys(self) -> Mapping[str, Any]:
-        return self.dynamodb.get("Keys") or {}
+        return section(self.dynamodb, "Keys")
 
     @property
     def new_image(self) -> Mapping[str, Any]:
-        return self.dynamodb.get("NewImage") or {}
+        return section(self.dynamodb, "NewImage")
 
     @property
     def old_image(self) -> Mapping[str, Any]:
-        return self.dynamodb.get("OldImage") or {}
+        return section(self.dynamodb, "OldImage")
 
 
 RECORD_TYPES: dict[str, type[BatchRecord]] = {
@@ -183,7 +190,7 @@ def event_source(event: Any) -> str:
     if isinstance(records, list) and records and isinstance(records[0], Mapping):
         first = records[0]
         source = first.get("eventSource") or first.get("EventSource")
-        if source in BATCH_SOURCES:
+        if isinstance(source, str) and source in BATCH_SOURCES:
             return str(source)
     context = event.get("requestContext")
     if isinstance(context, Mapping) and (

@@ -64,7 +64,7 @@ def from_headers(event: Mapping[str, Any], settings: CorrelationSettings) -> Any
 
 def from_sqs(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """SQS message attribute; else an SNS envelope (SNS-to-SQS), an EventBridge event or a JSON body field."""
-    found = _attribute_value(record.get("messageAttributes") or {}, _names(settings), "stringValue")
+    found = _attribute_value(ev.section(record, "messageAttributes"), _names(settings), "stringValue")
     if found is not None:
         return found
     body = _loads(record.get("body"))
@@ -79,8 +79,8 @@ def from_sqs(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
 
 def from_sns(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """SNS message attribute (``{"Type": "String", "Value": ...}``); else a JSON message field."""
-    sns = record.get("Sns") or {}
-    found = _attribute_value(sns.get("MessageAttributes") or {}, _names(settings), "Value")
+    sns = ev.section(record, "Sns")
+    found = _attribute_value(ev.section(sns, "MessageAttributes"), _names(settings), "Value")
     if found is not None:
         return found
     message = _loads(sns.get("Message"))
@@ -95,9 +95,9 @@ def from_eventbridge(event: Mapping[str, Any], settings: CorrelationSettings) ->
 
 def from_dynamodb(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """DynamoDB Streams: the item attribute in ``NewImage`` (``OldImage`` for a REMOVE)."""
-    stream = record.get("dynamodb") or {}
+    stream = ev.section(record, "dynamodb")
     for image in ("NewImage", "OldImage"):
-        attribute = (stream.get(image) or {}).get(settings.message_attribute)
+        attribute = ev.section(stream, image).get(settings.message_attribute)
         if isinstance(attribute, Mapping) and "S" in attribute:
             return attribute["S"]
     return None
@@ -108,7 +108,7 @@ def from_kinesis(record: Mapping[str, Any], settings: CorrelationSettings) -> An
     import base64
     import binascii
 
-    data = (record.get("kinesis") or {}).get("data")
+    data = ev.section(record, "kinesis").get("data")
     if not isinstance(data, str) or len(data) > MAX_BODY_SCAN * 2:
         return None
     try:
@@ -134,7 +134,7 @@ def trace_carrier(source: str, record: Mapping[str, Any]) -> tuple[Any, Any]:
     """``(traceparent, baggage)`` a record carries (what the outbound hooks write with tracing on), else Nones:
     SQS and SNS message attributes, an SNS envelope or an EventBridge event in an SQS body."""
     if source == ev.SQS:
-        attributes = record.get("messageAttributes") or {}
+        attributes = ev.section(record, "messageAttributes")
         traceparent, bag = (_attribute_value(attributes, (name,), "stringValue") for name in _TRACE)
         if traceparent is not None:
             return traceparent, bag
@@ -144,7 +144,7 @@ def trace_carrier(source: str, record: Mapping[str, Any]) -> tuple[Any, Any]:
         if isinstance(body, Mapping) and isinstance(body.get("detail"), Mapping):
             return body["detail"].get("traceparent"), body["detail"].get("baggage")
     elif source == ev.SNS:
-        attributes = (record.get("Sns") or {}).get("MessageAttributes") or {}
+        attributes = ev.section(ev.section(record, "Sns"), "MessageAttributes")
         traceparent, bag = (_attribute_value(attributes, (name,), "Value") for name in _TRACE)
         return traceparent, bag
     return None, None
