@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -22,8 +22,9 @@ from corrtrace.alerts.definitions import AlarmState, Alert
 from corrtrace.alerts.jam import JamDetector
 from corrtrace.alerts.patterns.compiler import MISSING
 
-from corrtrace.awslogs import decode_awslogs
+from corrtrace.awslogs import decode_awslogs, log_events, subscription_data
 from corrtrace.ids import safe_excerpt
+from corrtrace.shapes import entries, section
 from corrtrace.timestamps import parse_timestamp_s
 
 log = logging.getLogger("corrtrace.alerts.handler")
@@ -72,34 +73,54 @@ class AlertHandler:
         self._jams = [(a, JamDetector(a.jam.threshold, a.jam.window)) for a in self.alerts if a.jam]
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Any event in, a result out: a malformed one is skipped with its reason (a retry cannot fix it)."""
+        if not isinstance(event, Mapping):
+            return {"kind": "unknown", "skipped": "not a JSON object"}
         if "awslogs" in event:
-            return self._subscription([decode_awslogs(event["awslogs"]["data"])])
-        records = event.get("Records")
-        if isinstance(records, list) and records and "kinesis" in records[0]:
-            return self._subscription(decode_awslogs(r["kinesis"]["data"]) for r in records)
-        if event.get("source") == "aws.cloudwatch" and "alarmData" in event:
-            return self._alarm(event)
+            try:
+                payload = decode_awslogs(subscription_data(event))
+            except ValueError as exc:
+                log.warning("skipped a malformed subscription event: %s", exc)
+                return {"kind": "subscription", "skipped": str(exc), "correlation_ids": []}
+            return self._subscription([payload])
+        records = entries(event, "Records")
+        if records and isinstance(records[0], Mapping) and "kinesis" in records[0]:
+            return self._subscription(self._kinesis_payloads(records))
+        alarm = section(event, "alarmData")
+        if event.get("source") == "aws.cloudwatch" and alarm:
+            return self._alarm(alarm)
         if event.get("source") == "corrtrace.alerts" and isinstance(event.get("correlationIds"), list):
-            name = str(event.get("alarmData", {}).get("alarmName", "corrtrace.alerts"))
+            name = str(alarm.get("alarmName", "corrtrace.alerts"))
             return self._rollback("lambda-action", [str(c) for c in event["correlationIds"]], name, "alarm action")
         return {"kind": "unknown", "skipped": "not a CloudWatch Logs, Kinesis or CloudWatch alarm event"}
 
-    def _subscription(self, payloads: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    @staticmethod
+    def _kinesis_payloads(records: list[Any]) -> Iterator[Mapping[str, Any]]:
+        """The subscription payload of each Kinesis record; a record that holds none is skipped with a warning."""
+        for record in records:
+            data = section(record, "kinesis").get("data") if isinstance(record, Mapping) else None
+            try:
+                yield decode_awslogs(data if isinstance(data, str) else "")
+            except ValueError as exc:
+                log.warning("skipped a Kinesis record without a subscription payload: %s", exc)
+
+    def _subscription(self, payloads: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         ids: dict[str, None] = {}
         jammed: dict[str, None] = {}
         source = "subscription"
         events = 0
         for payload in payloads:
-            if payload.get("messageType") != "DATA_MESSAGE":
-                continue
-            filters = payload.get("subscriptionFilters") or []
-            source = str(filters[0]) if filters else source
+            items, skipped = log_events(payload)
+            if skipped:
+                log.warning("skipped %d log event(s) of the wrong shape in a subscription payload", skipped)
+            filters = [f for f in entries(payload, "subscriptionFilters") if isinstance(f, str)]
+            source = filters[0] if filters else source
             alert = next((self._by_subscription[f] for f in filters if f in self._by_subscription), None)
-            for item in payload.get("logEvents", []):
+            for item in items:
                 events += 1
-                message = str(item.get("message", ""))
+                message = item.message
                 parsed = _parse(message)
-                timestamp = float(item.get("timestamp", self.clock() * 1000)) / 1000.0
+                timestamp = item.timestamp / 1000.0
                 cid = correlation_id_of(parsed if parsed is not MISSING else None, message)
                 if cid is None:
                     continue
@@ -116,11 +137,10 @@ class AlertHandler:
         result["events"] = events
         return result
 
-    def _alarm(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        data = event["alarmData"]
+    def _alarm(self, data: Mapping[str, Any]) -> dict[str, Any]:
         name = str(data.get("alarmName", ""))
-        state = data.get("state", {})
-        previous = data.get("previousState", {})
+        state = section(data, "state")
+        previous = section(data, "previousState")
         if state.get("value") != AlarmState.ALARM or previous.get("value") == AlarmState.ALARM:
             return {"kind": "alarm", "alarm": name, "skipped": "not a transition into ALARM", "correlation_ids": []}
         alert = self._by_alarm.get(name)
@@ -130,7 +150,7 @@ class AlertHandler:
         start = None
         try:
             start = parse_timestamp_s(orjson.loads(state.get("reasonData") or "{}").get("startDate"))
-        except (orjson.JSONDecodeError, AttributeError):
+        except (orjson.JSONDecodeError, AttributeError, TypeError):  # reasonData not a JSON object's text
             start = None
         span = alert.alarm.period * alert.alarm.evaluation_periods
         start = min(start, end - span) if start is not None else end - span

@@ -8,6 +8,7 @@ Environment: ``CORRTRACE_COLLECTOR_ES_URL`` (or ``ES_URL``), ``CORRTRACE_COLLECT
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -16,29 +17,31 @@ from corrtrace.collector.record import Record, make_record
 from corrtrace.collector.retry import Backoff, DeadLetters
 from corrtrace.collector.sinks.elasticsearch import DEFAULT_PREFIX, ElasticsearchSink, connect
 
-from corrtrace.awslogs import decode_awslogs
+from corrtrace.awslogs import decode_awslogs, log_events, subscription_data
 
+log = logging.getLogger("corrtrace.collector")
 _sink: ElasticsearchSink | None = None
 
 
 def decode(event: dict[str, Any]) -> dict[str, Any]:
     """The ``awslogs.data`` payload, decoded with the size caps of ``corrtrace.awslogs``."""
-    return decode_awslogs(event["awslogs"]["data"])
+    return decode_awslogs(subscription_data(event))
 
 
 def records_from(payload: dict[str, Any]) -> list[Record]:
-    """One record per log event; lines that are not JSON are wrapped, never dropped."""
-    if payload.get("messageType") != "DATA_MESSAGE":
-        return []
-    group = payload.get("logGroup", "")
-    stream = payload.get("logStream", "")
+    """One record per log event; lines that are not JSON are wrapped, never dropped; an item of the wrong shape
+    (``corrtrace.awslogs.log_events``) is skipped with a warning."""
+    items, skipped = log_events(payload)
+    if skipped:
+        log.warning("skipped %d log event(s) of the wrong shape in a subscription payload", skipped)
+    group, stream = str(payload.get("logGroup", "")), str(payload.get("logStream", ""))
     out = []
-    for item in payload.get("logEvents", []):
+    for item in items:
         record, doc = make_record(
-            "cwl", 0, 0, item["message"].encode(), doc_id=f"cwl-{item['id']}", default_ts=int(item["timestamp"])
+            "cwl", 0, 0, item.message.encode(), doc_id=f"cwl-{item.id}", default_ts=item.timestamp
         )
         doc.setdefault("aws", {}).setdefault("cloudwatch", {}).update(
-            {"log_group": group, "log_stream": stream, "event_id": item["id"]}
+            {"log_group": group, "log_stream": stream, "event_id": item.id}
         )
         record.raw = orjson.dumps(doc)
         out.append(record)
@@ -70,9 +73,15 @@ def _default_sink() -> ElasticsearchSink:
 
 
 def handler(event: dict[str, Any], context: Any = None, *, sink: ElasticsearchSink | None = None) -> dict[str, int]:
-    """Index one subscription delivery. Raises if Elasticsearch stays down, so Lambda retries the invocation."""
+    """Index one subscription delivery. Raises if Elasticsearch stays down, so Lambda retries the invocation; an
+    event that is no subscription payload (a retry cannot fix it) is answered with ``malformed: 1`` and a warning."""
     target = sink or _default_sink()
-    records = records_from(decode(event))
+    try:
+        payload = decode(event)
+    except ValueError as exc:
+        log.warning("skipped a malformed subscription event: %s", exc)
+        return {"received": 0, "acknowledged": 0, "malformed": 1}
+    records = records_from(payload)
     before = target.stats.delivered + target.stats.duplicates + target.stats.dead_lettered
     if records:
         target.deliver(records)

@@ -9,16 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from corrtrace.shapes import section
+
 SQS, SNS, KINESIS, DYNAMODB = "aws:sqs", "aws:sns", "aws:kinesis", "aws:dynamodb"
 HTTP, EVENTBRIDGE, DIRECT = "http", "eventbridge", "direct"
 BATCH_SOURCES = frozenset({SQS, SNS, KINESIS, DYNAMODB})
-
-
-def section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    """``raw[key]`` when it is an object, else empty: a record's parts are untrusted, a malformed one reads as
-    absent rather than raising in the middle of a batch."""
-    value = raw.get(key)
-    return value if isinstance(value, Mapping) else {}
 
 
 class BatchRecord:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from corrtrace.shapes import section
+
 from ..settings import CorrelationSettings
 from . import events as ev
 
@@ -64,7 +66,7 @@ def from_headers(event: Mapping[str, Any], settings: CorrelationSettings) -> Any
 
 def from_sqs(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """SQS message attribute; else an SNS envelope (SNS-to-SQS), an EventBridge event or a JSON body field."""
-    found = _attribute_value(ev.section(record, "messageAttributes"), _names(settings), "stringValue")
+    found = _attribute_value(section(record, "messageAttributes"), _names(settings), "stringValue")
     if found is not None:
         return found
     body = _loads(record.get("body"))
@@ -79,8 +81,8 @@ def from_sqs(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
 
 def from_sns(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """SNS message attribute (``{"Type": "String", "Value": ...}``); else a JSON message field."""
-    sns = ev.section(record, "Sns")
-    found = _attribute_value(ev.section(sns, "MessageAttributes"), _names(settings), "Value")
+    sns = section(record, "Sns")
+    found = _attribute_value(section(sns, "MessageAttributes"), _names(settings), "Value")
     if found is not None:
         return found
     message = _loads(sns.get("Message"))
@@ -95,9 +97,9 @@ def from_eventbridge(event: Mapping[str, Any], settings: CorrelationSettings) ->
 
 def from_dynamodb(record: Mapping[str, Any], settings: CorrelationSettings) -> Any:
     """DynamoDB Streams: the item attribute in ``NewImage`` (``OldImage`` for a REMOVE)."""
-    stream = ev.section(record, "dynamodb")
+    stream = section(record, "dynamodb")
     for image in ("NewImage", "OldImage"):
-        attribute = ev.section(stream, image).get(settings.message_attribute)
+        attribute = section(stream, image).get(settings.message_attribute)
         if isinstance(attribute, Mapping) and "S" in attribute:
             return attribute["S"]
     return None
@@ -108,7 +110,7 @@ def from_kinesis(record: Mapping[str, Any], settings: CorrelationSettings) -> An
     import base64
     import binascii
 
-    data = ev.section(record, "kinesis").get("data")
+    data = section(record, "kinesis").get("data")
     if not isinstance(data, str) or len(data) > MAX_BODY_SCAN * 2:
         return None
     try:
@@ -134,7 +136,7 @@ def trace_carrier(source: str, record: Mapping[str, Any]) -> tuple[Any, Any]:
     """``(traceparent, baggage)`` a record carries (what the outbound hooks write with tracing on), else Nones:
     SQS and SNS message attributes, an SNS envelope or an EventBridge event in an SQS body."""
     if source == ev.SQS:
-        attributes = ev.section(record, "messageAttributes")
+        attributes = section(record, "messageAttributes")
         traceparent, bag = (_attribute_value(attributes, (name,), "stringValue") for name in _TRACE)
         if traceparent is not None:
             return traceparent, bag
@@ -144,7 +146,7 @@ def trace_carrier(source: str, record: Mapping[str, Any]) -> tuple[Any, Any]:
         if isinstance(body, Mapping) and isinstance(body.get("detail"), Mapping):
             return body["detail"].get("traceparent"), body["detail"].get("baggage")
     elif source == ev.SNS:
-        attributes = ev.section(ev.section(record, "Sns"), "MessageAttributes")
+        attributes = section(section(record, "Sns"), "MessageAttributes")
         traceparent, bag = (_attribute_value(attributes, (name,), "Value") for name in _TRACE)
         return traceparent, bag
     return None, None
