@@ -8,12 +8,12 @@ header echoed) under the same header name; corrtrace with the access log off, as
 from __future__ import annotations
 
 import contextvars
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-WARMUP = 2_000
+from _paired import Figures, paired_overheads
+
 _clock = time.thread_time
 
 
@@ -53,8 +53,8 @@ def candidates() -> dict[str, Callable[[], Any]]:
     }
 
 
-def time_django(apps: dict[str, Any], requests: int, repeats: int, incoming_id: str | None) -> dict[str, float]:
-    """Median seconds per request of each chain; repetitions interleaved across candidates."""
+def time_django(apps: dict[str, Any], requests: int, rounds: int, incoming_id: str | None) -> dict[str, Figures]:
+    """Each chain's figures (``_paired``: paired batches against the bare view)."""
     from django.http import HttpRequest
 
     base_meta = {
@@ -79,23 +79,16 @@ def time_django(apps: dict[str, Any], requests: int, repeats: int, incoming_id: 
             app(request)
         return _clock() - start
 
-    return interleaved_medians(apps, run, requests, repeats)
+    return paired_overheads(apps, in_fresh_context(run), requests, rounds)
 
 
-def interleaved_medians(
-    apps: dict[str, Any], run: Callable[[Any, int], float], requests: int, repeats: int
-) -> dict[str, float]:
-    """Median seconds per request of each app after a warm-up; repetitions interleaved across candidates so
-    machine noise hits them all alike (also used by the WSGI rows of benchmarks/middleware.py).
+def in_fresh_context(run: Callable[[Any, int], float]) -> Callable[[Any, int], float]:
+    """``run`` with each batch in a fresh, empty ``contextvars.Context`` (also used by the WSGI rows of
+    benchmarks/middleware.py): a ContextVar that an earlier row or candidate left set (django-guid's ``guid``,
+    asgiref's ``Local``) would otherwise make every later ``ContextVar.set`` copy a bigger mapping, so a
+    candidate's figure would depend on which rows ran before it."""
 
-    Each batch runs in a fresh, empty ``contextvars.Context``: a ContextVar that an earlier row or candidate left
-    set (django-guid's ``guid``, asgiref's ``Local``) would otherwise make every later ``ContextVar.set`` copy a
-    bigger mapping, so a candidate's figure would depend on which rows ran before it.
-    """
-    samples: dict[str, list[float]] = {name: [] for name in apps}
-    for app in apps.values():
-        contextvars.Context().run(run, app, WARMUP)
-    for _ in range(repeats):
-        for name, app in apps.items():
-            samples[name].append(contextvars.Context().run(run, app, requests) / requests)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    def batch(app: Any, n: int) -> float:
+        return contextvars.Context().run(run, app, n)
+
+    return batch

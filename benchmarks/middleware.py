@@ -1,15 +1,16 @@
 """Per-request overhead of corrtrace's ASGI/WSGI middleware vs asgi-correlation-id and OpenTelemetry, and the
 cold import of the Lambda wrapper vs ``from aws_lambda_powertools import Logger``, all measured in this run.
 
-Raw ASGI/WSGI apps called in-process (no server, no socket), timed with the thread's CPU clock. Each figure
-is the median of REPEATS repetitions (interleaved across candidates) of REQUESTS requests after a warm-up;
-overhead = median with middleware - median of the bare app. "fresh" = no incoming ID (one is generated);
-"incoming" = a valid ID header (and a ``traceparent`` for the tracing rows). corrtrace runs with its options at
-their defaults plus ``skip_paths`` set (``/healthz``, ``/metrics``), so every request pays the skip-path check.
+Raw ASGI/WSGI apps called in-process (no server, no socket), timed with the thread's CPU clock, every batch in a
+fresh, empty ``contextvars.Context``. Overhead = the median over ROUNDS rounds of (a candidate's batch of REQUESTS
+requests - the bare app's batch run beside it), printed with the quartiles of those paired differences
+(``_paired.py`` says why). "fresh" = no incoming ID (one is generated); "incoming" = a valid ID header (and a
+``traceparent`` for the tracing rows). corrtrace runs with its options at their defaults plus ``skip_paths`` set
+(``/healthz``, ``/metrics``), so every request pays the skip-path check.
 Targets (issue 3 §7): ASGI overhead <= 0.5x asgi-correlation-id's; WSGI <= 2 µs; tracing <= 0.35x of
 opentelemetry-instrumentation-asgi/-wsgi ``OpenTelemetryMiddleware``; cold import <= 0.5x Powertools Logger.
 
-    python benchmarks/middleware.py [--requests 50000] [--repeats 5] [--json]
+    python benchmarks/middleware.py [--requests 10000] [--rounds 21] [--json]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import _django_bench
+from _paired import Figures, paired_overheads
 from asgi_correlation_id import CorrelationIdMiddleware as CidMiddleware
 from corrtrace.middleware import CorrelationIdMiddleware, WSGICorrelationIdMiddleware
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as OtelASGI
@@ -40,7 +42,6 @@ INCOMING_ID = "0192f0c1-7a3b-7c4d-9e5f-0123456789ab"
 INCOMING_UUID4 = "6f1c0d3e-2b4a-4f5e-9d8c-7b6a5f4e3d2c"  # valid for both corrtrace and django-guid's UUID check
 CID_INCOMING = "6f1c0d3e2b4a4f5e9d8c7b6a5f4e3d2c"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-WARMUP = 2_000
 SKIP = ("/healthz", "/metrics")  # checked on every request; the benchmark's path (/orders) is not skipped
 # CPU time of this thread, not wall time: on a shared machine the wall clock also counts the time other
 # processes hold the CPU, which would blur differences of a microsecond. Same clock for every candidate.
@@ -68,11 +69,9 @@ def _asgi_headers(incoming: bool) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-def time_asgi(apps: dict[str, Any], requests: int, repeats: int, incoming: bool) -> dict[str, float]:
-    """Median seconds per request of each app; repetitions interleaved so machine noise hits all alike.
-
-    A fresh scope per request (asgi-correlation-id rewrites the scope's headers in place).
-    """
+def time_asgi(apps: dict[str, Any], requests: int, rounds: int, incoming: bool) -> dict[str, Figures]:
+    """Each app's figures (``_paired``). A fresh scope per request (asgi-correlation-id rewrites the scope's
+    headers in place)."""
     base = _asgi_headers(incoming)
 
     async def receive() -> dict[str, Any]:
@@ -102,23 +101,17 @@ def time_asgi(apps: dict[str, Any], requests: int, repeats: int, incoming: bool)
         return _clock() - start
 
     loop = asyncio.new_event_loop()
-    samples: dict[str, list[float]] = {name: [] for name in apps}
 
-    def batch(app: Any, n: int) -> float:  # in a fresh, empty context, as the WSGI rows (interleaved_medians)
+    def batch(app: Any, n: int) -> float:  # in a fresh, empty context, as every row
         return loop.run_until_complete(loop.create_task(run(app, n), context=contextvars.Context()))
 
     try:
-        for app in apps.values():
-            batch(app, WARMUP)
-        for _ in range(repeats):
-            for name, app in apps.items():
-                samples[name].append(batch(app, requests) / requests)
+        return paired_overheads(apps, batch, requests, rounds)
     finally:
         loop.close()
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def time_wsgi(apps: dict[str, Any], requests: int, repeats: int, incoming: bool) -> dict[str, float]:
+def time_wsgi(apps: dict[str, Any], requests: int, rounds: int, incoming: bool) -> dict[str, Figures]:
     extra = (
         {"HTTP_X_CORRELATION_ID": INCOMING_ID, "HTTP_X_REQUEST_ID": CID_INCOMING, "HTTP_TRACEPARENT": TRACEPARENT}
         if incoming
@@ -153,7 +146,7 @@ def time_wsgi(apps: dict[str, Any], requests: int, repeats: int, incoming: bool)
                 close()
         return _clock() - start
 
-    return _django_bench.interleaved_medians(apps, run, requests, repeats)
+    return paired_overheads(apps, _django_bench.in_fresh_context(run), requests, rounds)
 
 
 def _import_env() -> dict[str, str]:
@@ -250,14 +243,14 @@ def cold_import(runs: int) -> dict[str, dict[str, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=10_000, help="requests per batch")
+    parser.add_argument("--rounds", type=int, default=21, help="paired batches per candidate")
     parser.add_argument("--import-runs", type=int, default=15)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)  # no access lines, no library warnings: the middleware itself is measured
     provider = TracerProvider()  # SDK, no exporter
-    n, reps = args.requests, args.repeats
+    n, rounds = args.requests, args.rounds
     asgi: dict[str, Callable[[], Any]] = {
         "bare": lambda: bare_asgi,
         "corrtrace": lambda: CorrelationIdMiddleware(bare_asgi, access_log=False, skip_paths=SKIP),
@@ -275,27 +268,25 @@ def main() -> int:
         ),
         "otel wsgi": lambda: OtelWSGI(bare_wsgi, tracer_provider=provider),
     }
-    report: dict[str, Any] = {"requests": n, "repeats": reps, "asgi": {}, "wsgi": {}, "django": {}}
+    report: dict[str, Any] = {"requests": n, "rounds": rounds, "asgi": {}, "wsgi": {}, "django": {}}
     django = _django_bench.candidates()
     for mode in ("fresh", "incoming"):
         incoming = mode == "incoming"
-        a = time_asgi({name: make() for name, make in asgi.items()}, n, reps, incoming)
-        w = time_wsgi({name: make() for name, make in wsgi.items()}, n, reps, incoming)
-        report["asgi"][mode] = {k: v * 1e6 for k, v in a.items()}
-        report["wsgi"][mode] = {k: v * 1e6 for k, v in w.items()}
+        a = time_asgi({name: make() for name, make in asgi.items()}, n, rounds, incoming)
+        w = time_wsgi({name: make() for name, make in wsgi.items()}, n, rounds, incoming)
         d = _django_bench.time_django(
-            {name: make() for name, make in django.items()}, n, reps, INCOMING_UUID4 if incoming else None
+            {name: make() for name, make in django.items()}, n, rounds, INCOMING_UUID4 if incoming else None
         )
-        report["django"][mode] = {k: v * 1e6 for k, v in d.items()}
+        for kind, figures in (("asgi", a), ("wsgi", w), ("django", d)):
+            report[kind][mode] = {name: f._asdict() for name, f in figures.items()}
     cold = cold_import(args.import_runs)
     report["cold_import_ms"] = cold["wall_minus_pass_ms"]
     report["marginal_import_ms"] = cold["marginal_ms"]
     report["ratios"] = ratios = {}
     for mode in ("fresh", "incoming"):
-        a, w = report["asgi"][mode], report["wsgi"][mode]
-        over = {k: v - a["bare"] for k, v in a.items()}
-        wover = {k: v - w["bare"] for k, v in w.items()}
-        dover = {k: v - report["django"][mode]["bare"] for k, v in report["django"][mode].items()}
+        over, wover, dover = (
+            {name: f["overhead"] for name, f in report[kind][mode].items()} for kind in ("asgi", "wsgi", "django")
+        )
         ratios[mode] = {
             "asgi overhead us": over["corrtrace"],
             "asgi vs asgi-correlation-id (target <= 0.5)": over["corrtrace"] / over["asgi-correlation-id"],
@@ -315,15 +306,16 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"middleware: median of {reps} x {n} requests, in-process (µs/request; overhead = minus bare app)")
+    print(
+        f"middleware: {rounds} rounds of {n}-request batches, in-process (µs/request: median of the candidate's"
+        " batches; overhead: median of its batch minus the bare batch beside it, [quartiles] of those differences)"
+    )
     for kind in ("asgi", "wsgi", "django"):
         for mode in ("fresh", "incoming"):
-            rows = report[kind][mode]
-            bare = rows["bare"]
             print(f"  {kind.upper()} {mode}")
-            for name, value in rows.items():
-                extra = "" if name == "bare" else f"  overhead {value - bare:+8.2f}"
-                print(f"    {name:22s} {value:8.2f}{extra}")
+            for name, f in report[kind][mode].items():
+                extra = "" if name == "bare" else f"  overhead {f['overhead']:+8.2f}  [{f['q1']:.2f} .. {f['q3']:.2f}]"
+                print(f"    {name:22s} {f['per_request']:8.2f}{extra}")
     print(f"  cold import (ms of CPU, `python -c import` minus `python -c pass`, median of {args.import_runs})")
     for name, value in imports.items():
         print(f"    {name:40s} {value:7.1f}")
