@@ -30,6 +30,7 @@ from corrtrace.txmanager.failures import FailureRecord, MalformedRecord, aws_cli
 from corrtrace.txmanager.settings import TxManagerSettings, load_settings
 
 from corrtrace.ids import safe_excerpt
+from corrtrace.shapes import section
 
 RETRY_STATUS = frozenset({401, 403, 408, 425, 429})  # 401/403: a wrong secret is fixed by an operator, not lost
 CALL_TIMEOUT = 30.0  # seconds for one call to the manager (keep the Lambda timeout above it)
@@ -67,6 +68,11 @@ class FailureTrigger:
 
     # --- one batch ------------------------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+        if ev.event_source(event) not in ev.BATCH_SOURCES:  # no records to report or retry: say so, once
+            eventlog.note(
+                None, "the trigger got an event that is no stream or queue batch; nothing to do", level=logging.ERROR
+            )
+            return {"batchItemFailures": []}
         batch = CorrelatedBatch(event)
         stream = batch.source in (ev.DYNAMODB, ev.KINESIS)
         blocked: set[str] = set()  # shards (streams) or FIFO groups with a failed record in this batch
@@ -150,7 +156,7 @@ class FailureTrigger:
     def _back_off(self, record: ev.BatchRecord) -> None:
         """Make a failing message wait longer at each receive (2, 4, 8 ... s), so an outage of the manager costs
         few receives: a short visibility timeout alone would move it to the dead-letter queue in minutes."""
-        attributes = record.raw.get("attributes") or {}
+        attributes = section(record.raw, "attributes")
         try:
             received = max(1, int(attributes.get("ApproximateReceiveCount", 1)))
             arn = str(record.raw.get("eventSourceARN", ""))
@@ -184,7 +190,7 @@ def _lane(record: ev.BatchRecord, stream: bool, fifo: bool) -> str | None:
         event_id = str(record.raw.get("eventID", ""))
         return event_id.split(":", 1)[0] if record.source == ev.KINESIS and ":" in event_id else ""
     if fifo:
-        return str((record.raw.get("attributes") or {}).get("MessageGroupId", ""))
+        return str(section(record.raw, "attributes").get("MessageGroupId", ""))
     return None
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -139,6 +140,19 @@ def settings(moto_url: str, dynamodb_url: str) -> TxManagerSettings:
         poll_interval=0.05,
         resume_interval=0,
         slow_retry_for=0,  # the slow background retry is tested on its own (test_slow_participants.py)
+    )
+
+
+@pytest.fixture()
+def channel_settings(settings: TxManagerSettings, moto_url: str, free_port: Callable[[], int]) -> TxManagerSettings:
+    """A failure table (or queue) of its own on moto, and the manager's URL fixed before the manager runs."""
+    suffix = uuid.uuid4().hex[:8]
+    return replace(
+        settings,
+        failure_target=f"failures-{suffix}",
+        failure_dlq=f"failures-{suffix}-dlq",
+        failure_endpoint=moto_url,
+        manager_url=f"http://127.0.0.1:{free_port()}",
     )
 
 

@@ -32,19 +32,6 @@ from tests.txmanager.conftest import SECRET, Recorder, ServerThread, participant
 FAST = {"retry_delay": 0.05, "max_retry_delay": 0.3, "poll_interval": 0.05}
 
 
-@pytest.fixture()
-def channel_settings(settings: TxManagerSettings, moto_url: str, free_port: Callable[[], int]) -> TxManagerSettings:
-    """A failure table (or queue) of its own on moto, and the manager's URL fixed before the manager runs."""
-    suffix = uuid.uuid4().hex[:8]
-    return replace(
-        settings,
-        failure_target=f"failures-{suffix}",
-        failure_dlq=f"failures-{suffix}-dlq",
-        failure_endpoint=moto_url,
-        manager_url=f"http://127.0.0.1:{free_port()}",
-    )
-
-
 class Cluster:
     """Participants ``a`` and ``b`` (real servers) and a manager that can be stopped and started on its port."""
 
