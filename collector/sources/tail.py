@@ -14,6 +14,7 @@ import glob
 import hashlib
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from itertools import accumulate, islice, repeat
@@ -26,6 +27,14 @@ from corrtrace.collector.sources.base import RawLine
 
 log = logging.getLogger("corrtrace.collector.tail")
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4")
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    """When a directory entry last changed; -1 when it cannot be read (a broken or looping symlink)."""
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return -1.0
 
 
 def _literal_head(name: str) -> str:
@@ -125,6 +134,7 @@ class FileTail:
         self._rr = 0
         self._first_scan = True
         self._draining: set[tuple[int, int]] = set()  # renamed while we were down: finished before the rest
+        self._unreadable: set[str] = set()  # paths a warning was written for (bounded)
 
     # -- discovery ---------------------------------------------------------------------------------------------
     def scan(self) -> None:
@@ -136,7 +146,10 @@ class FileTail:
                     st = os.stat(path)
                 except FileNotFoundError:
                     continue
-                if os.path.isfile(path):
+                except OSError as exc:  # a symlink loop, a name too long, no permission on a directory
+                    self._cannot_read(path, exc)
+                    continue
+                if stat.S_ISREG(st.st_mode):  # not a FIFO (opening one blocks), a device or a directory
                     seen.setdefault((st.st_dev, st.st_ino), path)
         if self._first_scan:
             self._first_scan = False
@@ -157,7 +170,8 @@ class FileTail:
             if key not in self.readers:
                 try:
                     fd = os.open(path, os.O_RDONLY)
-                except OSError:
+                except OSError as exc:
+                    self._cannot_read(path, exc)
                     continue
                 st = os.fstat(fd)
                 if (st.st_dev, st.st_ino) != key:
@@ -167,6 +181,12 @@ class FileTail:
         for key, r in list(self.readers.items()):
             if r.fp is None:
                 self._identify(key, r)
+
+    def _cannot_read(self, path: str, exc: OSError) -> None:
+        """Say once per file why it is skipped (no permission, a symlink loop); the other files go on."""
+        if path not in self._unreadable and len(self._unreadable) < 1000:
+            self._unreadable.add(path)
+            log.warning("cannot read %s (%s); skipping it, the other files go on", path, exc.strerror or exc)
 
     def _moved_while_down(self, seen: dict[tuple[int, int], str]) -> dict[tuple[int, int], str]:
         """Checkpointed files with unread lines that the patterns no longer name: rotated by rename (or copied
@@ -211,10 +231,15 @@ class FileTail:
                     names = [e for _, e in zip(range(1000), it, strict=False)]
             except OSError:
                 continue
-            for item in sorted(names, key=lambda e: e.stat().st_mtime):
-                if not item.name.startswith(base) or item.name.endswith(_COMPRESSED) or not item.is_file():
+            for item in sorted(names, key=_mtime):
+                if not item.name.startswith(base) or item.name.endswith(_COMPRESSED):
                     continue
-                st = item.stat()
+                try:
+                    st = item.stat()
+                except OSError:  # gone, or a symlink that leads nowhere (or in a loop)
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
                 key = (st.st_dev, st.st_ino)
                 if key in known or key in found or st.st_mtime <= since:
                     continue

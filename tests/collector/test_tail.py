@@ -173,3 +173,26 @@ def test_subscribers_receive_every_parsed_event(tmp_path: Path) -> None:
     stats = ship_files([path], [store], subscribers=[seen.append, broken])
     assert len(seen) == 101 and seen[-1]["message"] == "oops" and seen[0]["labels"] == {"seq": 0}
     assert stats.subscriber_errors == 101 and store.count() == 101
+
+
+def test_a_symlink_loop_a_fifo_or_a_directory_matched_by_the_glob_skips_only_itself(tmp_path: Path) -> None:
+    """One odd entry among the files (``ln -s loop.log loop.log``, a FIFO, a directory, a device) used to end
+    the whole collector with "Too many levels of symbolic links"; now it is skipped with one warning."""
+    from tests.faults.helpers import collect, no_traceback
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_lines(logs / "a.log", range(3))
+    (logs / "loop.log").symlink_to("loop.log")
+    os.mkfifo(logs / "pipe.log")
+    (logs / "dir.log").mkdir()
+    (logs / "zero.log").symlink_to("/dev/zero")
+    write_lines(logs / "z.log", range(3, 5))
+    result = collect("--once", "--data-dir", str(tmp_path / "d"), str(logs / "*.log"))
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert "5 lines read, 5 stored" in result.stderr
+    assert result.stderr.count("cannot read") == 1 and "loop.log (Too many levels of symbolic links)" in result.stderr
+    store = EmbeddedStore(tmp_path / "d" / "store")
+    assert sorted(_all_seqs(store)) == [0, 1, 2, 3, 4]  # files are read round-robin
+    store.close()
