@@ -19,6 +19,8 @@ from corrtrace.demo.settings import DemoSettings, Mesh
 from corrtrace.config import ConfigError, load_section
 from corrtrace.endpoints import backend_url
 
+MAX_ORDERS = 100_000
+
 
 def _settings(config: str | None, overrides: dict[str, Any]) -> DemoSettings:
     try:
@@ -33,6 +35,8 @@ def _settings(config: str | None, overrides: dict[str, Any]) -> DemoSettings:
     for name in ("orders", "concurrency", "stream_batch_size", "stream_parallelization"):
         if getattr(settings, name) < 1:
             raise click.BadParameter("must be at least 1", param_hint=f"demo.{name}")
+    if settings.orders > MAX_ORDERS:  # a demo, not a load test: the run and its report stay minutes long
+        raise click.BadParameter(f"must be at most {MAX_ORDERS:,}", param_hint="demo.orders")
     if not 0 <= settings.manager_outage_seconds <= 60:
         raise click.BadParameter("must be between 0 and 60 seconds", param_hint="--manager-outage")
     if settings.slow_ms < 0 or settings.latency_threshold_ms < 1:
@@ -187,7 +191,7 @@ def demo(
         if keep_running:
             _keep_running(runner, console)
     except DemoError as exc:
-        console.print(f"[red]corrtrace demo:[/red] {exc}")
+        console.print(f"[red]corrtrace demo:[/red] {exc}", soft_wrap=True)  # one line, however narrow
         code = 2
     except ChildFailed as exc:
         console.print(f"[red]demo failed to run:[/red] {exc}")

@@ -149,8 +149,12 @@ class Demo:
         if self.workdir.exists():
             for sub in ("logs", "db", "collector", "dashboards"):
                 shutil.rmtree(self.workdir / sub, ignore_errors=True)
-        for sub in ("logs", "db"):
-            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("logs", "db"):
+                (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = exc.filename or self.workdir
+            raise DemoError(f"cannot create the work directory {where}: {exc.strerror}") from None
         moto_port, state_port, nginx_port, *service_ports = free_ports(3 + len(START_ORDER))
         ports = dict(zip(START_ORDER, service_ports, strict=True))
         if self.settings.with_nginx:

@@ -72,6 +72,19 @@ def test_bad_input_exits_2() -> None:
     assert "--repair" in runner.invoke(main, ["mdm", "check", "--help"]).output
 
 
+def test_too_many_orders_or_a_work_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """10**20 orders ran until killed; a --workdir under /proc (or a file) ended in a FileNotFoundError traceback."""
+    runner = CliRunner()
+    many = runner.invoke(main, ["demo", "--orders", str(10**20)])
+    assert many.exit_code == 2 and "must be at most 100,000" in many.output
+    (tmp_path / "file").write_text("x")
+    for workdir in ("/proc/corrtrace-demo", str(tmp_path / "file" / "demo")):
+        result = runner.invoke(main, ["demo", "--orders", "1", "--workdir", workdir])
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "cannot create the work directory" in lines[0] and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
