@@ -5,7 +5,6 @@ skipped with its reason (a retry cannot fix it) and the well-formed log events a
 from __future__ import annotations
 
 import base64
-import copy
 import gzip
 import json
 import logging
@@ -22,24 +21,7 @@ from corrtrace.txmanager import TxManagerClient
 
 from corrtrace.awslogs import decode_awslogs
 from tests.fixtures import AWS_EVENTS
-
-ODD = [None, "x", 7, [], [None], {"a": None}, True]
-
-
-def _paths(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        yield (*path, key)
-        yield from _paths(value, (*path, key))
-
-
-def _replaced(node: Any, path: tuple[Any, ...], value: Any) -> Any:
-    out = copy.deepcopy(node)
-    parent = out
-    for key in path[:-1]:
-        parent = parent[key]
-    parent[path[-1]] = value
-    return out
+from tests.shapes import ODD, variants
 
 
 def _encode(payload: Any) -> str:
@@ -47,14 +29,10 @@ def _encode(payload: Any) -> str:
 
 
 def _variants(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for path in _paths(event):
-        for value in ODD:
-            yield _replaced(event, path, value)
+    yield from variants(event)
     if "awslogs" in event:
-        payload = decode_awslogs(event["awslogs"]["data"])
-        for path in _paths(payload):
-            for value in ODD:
-                yield {"awslogs": {"data": _encode(_replaced(payload, path, value))}}
+        for payload in variants(decode_awslogs(event["awslogs"]["data"])):
+            yield {"awslogs": {"data": _encode(payload)}}
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in AWS_EVENTS.glob("*.json")))

@@ -6,8 +6,6 @@ Every fixture event is taken apart one field at a time: each field (at any depth
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,31 +14,9 @@ from corrtrace.middleware.aws_lambda.events import BATCH_SOURCES
 from opentelemetry.sdk.trace import TracerProvider
 
 from tests.middleware.conftest import FIXTURES, load_fixture
+from tests.shapes import ODD, variants
 
-ODD = [None, "x", 7, [], [None], {"a": None}, True]
 EVENTS = sorted(p.name for p in FIXTURES.glob("*.json"))
-
-
-def _paths(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        yield (*path, key)
-        yield from _paths(value, (*path, key))
-
-
-def _replaced(event: Any, path: tuple[Any, ...], value: Any) -> Any:
-    out = copy.deepcopy(event)
-    node = out
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-    return out
-
-
-def _variants(event: Any) -> Iterator[Any]:
-    for path in _paths(event):
-        for value in ODD:
-            yield _replaced(event, path, value)
 
 
 class Context:
@@ -57,7 +33,7 @@ def test_any_field_of_any_shape_runs_the_handler(fixture: str, tracing: bool) ->
     records: list[Any] = []
     per_record = correlated_handler(lambda record, context: records.append(record), record_handler=True, **options)
     cases = 0
-    for event in _variants(load_fixture(fixture)):
+    for event in variants(load_fixture(fixture)):
         cases += 1
         before = len(calls)
         plain(event, Context())  # raises nothing
