@@ -123,6 +123,8 @@ def with_id_header(
 ) -> list[tuple[AnyStr, AnyStr]]:
     """A copy of the response ``headers`` plus the ID; a header the app set itself is kept, and the CORS expose
     list is appended to (never overwritten) or added to a CORS response that has none."""
+    if headers.__class__ is not list and headers.__class__ is not tuple:  # ASGI allows any iterable: read it once
+        headers = list(headers)
     for name, _value in headers:  # the common response names none of the three: one copy with the ID appended
         if len(name) in forms.lengths and name.lower() in forms.special:
             return _with_id_careful(list(headers), value, forms, expose)

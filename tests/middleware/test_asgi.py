@@ -242,6 +242,23 @@ async def test_access_control_expose_headers_is_appended_never_overwritten() -> 
     assert await _expose_case([(b"content-type", b"text/plain")]) == []  # not a CORS response: nothing added
 
 
+async def test_response_headers_given_as_any_iterable_are_kept() -> None:
+    """ASGI allows any iterable of header pairs: a generator was read twice and the app's headers were lost."""
+    for make in (list, tuple, iter, lambda pairs: (pair for pair in pairs), lambda pairs: [list(p) for p in pairs]):
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any, make: Any = make) -> None:
+            pairs = [(b"content-type", b"text/plain"), (b"x-total-count", b"3")]
+            await send({"type": "http.response.start", "status": 200, "headers": make(pairs)})
+            await send({"type": "http.response.body", "body": b""})
+
+        messages = await call_asgi(CorrelationIdMiddleware(app), [(b"x-correlation-id", b"it-1")])
+        assert [tuple(h) for h in messages[0]["headers"]] == [
+            (b"content-type", b"text/plain"),
+            (b"x-total-count", b"3"),
+            (b"x-correlation-id", b"it-1"),
+        ]
+
+
 async def test_with_starlette_cors_middleware() -> None:
     app = Starlette(routes=[Route("/", lambda r: PlainTextResponse("ok"))])
     app.add_middleware(CORSMiddleware, allow_origins=["*"], expose_headers=["X-Total-Count"])
