@@ -311,7 +311,8 @@ def prune(config: str | None, sinks: tuple[str, ...], data_dir: str | None, days
 @click.option(
     "--backend",
     type=click.Choice(["embedded", "elasticsearch", "opensearch", "cloudwatch"]),
-    help="Where to search (default: the first configured sink, else embedded).",
+    help="Where to search (default: the node --es-url names, CloudWatch with --log-group, else the first "
+    "configured sink, else embedded).",
 )
 @click.option("--data-dir", help="Embedded store directory (the collector's data dir).")
 @click.option("--es-url", help="Elasticsearch URL, or a cluster's node URLs separated by commas.")
@@ -358,7 +359,14 @@ def search(
     from corrtrace.collector.search import parse_time
     from corrtrace.collector.sinks.embedded import store_file
 
-    chosen = backend or (settings.sinks[0] if settings.sinks else "embedded")
+    # an option only one kind of backend reads names it: `search ID --es-url URL` means that node (OpenSearch
+    # when the configured sink says so), `--log-group` CloudWatch
+    configured = settings.sinks[0] if settings.sinks else "embedded"
+    if es_url:
+        implied: str | None = configured if configured in ("elasticsearch", "opensearch") else "elasticsearch"
+    else:
+        implied = "cloudwatch" if log_groups else None
+    chosen = backend or implied or configured
     settings.sinks = [chosen]
     store = _store_name(chosen, settings)
     try:

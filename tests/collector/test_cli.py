@@ -73,6 +73,20 @@ def test_search_returns_exactly_one_requests_lines(shipped: dict[str, Any], back
     ]
 
 
+def test_an_option_only_one_backend_reads_chooses_that_backend(
+    shipped: dict[str, Any], es_url: str, index_prefix: str, tmp_path: Path
+) -> None:
+    """`search ID --es-url URL` searched the embedded store (the default) and said there was none."""
+    os_nodes = f"http://127.0.0.1:1,{es_url}"  # a dead node first: the search goes on to the next
+    by_url = _run(["search", "req-1", "--es-url", os_nodes, "--index-prefix", index_prefix, "--json"])
+    assert by_url.exit_code == 0, by_url.output
+    assert [e["labels"]["seq"] for e in orjson.loads(by_url.output)] == list(range(1, 90, 3))
+    nowhere = _run(["search", "req-1", "--config", str(shipped["config"]), "--log-group", "/no/such/group"])
+    assert nowhere.exit_code == 1 and "cloudwatch search failed" in nowhere.output  # not the embedded store
+    chosen = _run(["search", "req-1", "--es-url", es_url, "--index-prefix", index_prefix, "--backend", "embedded"])
+    assert chosen.exit_code == 1 and "embedded store" in chosen.output  # --backend still wins
+
+
 def test_search_timeline_output(shipped: dict[str, Any]) -> None:
     result = _run(["search", "req-2", "--config", str(shipped["config"])])
     assert result.exit_code == 0, result.output
