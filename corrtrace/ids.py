@@ -179,14 +179,15 @@ class IdReader:
     request always gets an ID. Without it, a failing generator raises (the caller chose that generator).
     """
 
-    __slots__ = ("_letters", "_match_bytes", "_match_text", "generate", "max_length", "policy")
+    __slots__ = ("_match_bytes", "_match_text", "generate", "letters", "max_length", "policy")
+    letters: bytes | None  # the policy's allowed bytes as ``letters_table`` (None for a pattern that is not one class)
 
     def __init__(self, policy: IdPolicy = DEFAULT_POLICY, on_error: ErrorHook | None = None) -> None:
         self.policy = policy
         self.max_length = policy.max_length
         self._match_text = policy._regex.fullmatch
         allowed = allowed_bytes(policy.allowed_pattern)
-        self._letters = letters_table(allowed) if allowed is not None else None
+        self.letters = letters_table(allowed) if allowed is not None else None
         try:
             self._match_bytes: Callable[[bytes], object] | None = re.compile(
                 policy.allowed_pattern.encode("ascii")
@@ -196,8 +197,8 @@ class IdReader:
         self.generate = _checked_generator(policy.generator, on_error)
 
     def valid_bytes(self, raw: bytes) -> bool:
-        if self._letters is not None:  # a non-ASCII byte is never allowed; empty is not alphabetic
-            return len(raw) <= self.max_length and raw.translate(self._letters).isalpha()
+        if self.letters is not None:  # a non-ASCII byte is never allowed; empty is not alphabetic
+            return len(raw) <= self.max_length and raw.translate(self.letters).isalpha()
         if not raw or len(raw) > self.max_length or not raw.isascii():
             return False
         if self._match_bytes is not None:
@@ -210,8 +211,8 @@ class IdReader:
         ``encode()`` without arguments once ``isascii`` holds: the same bytes as ``encode("ascii")``, and the
         argument parsing and codec lookup it skips are a tenth of the check (an incoming ID pays it).
         """
-        if self._letters is not None:
-            return raw.isascii() and len(raw) <= self.max_length and raw.encode().translate(self._letters).isalpha()
+        if self.letters is not None:
+            return raw.isascii() and len(raw) <= self.max_length and raw.encode().translate(self.letters).isalpha()
         return 0 < len(raw) <= self.max_length and self._match_text(raw) is not None
 
     def read(self, raw: object) -> Accepted:

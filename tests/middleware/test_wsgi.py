@@ -11,6 +11,7 @@ from corrtrace.middleware import WSGICorrelationIdMiddleware
 from flask import Flask, Response, stream_with_context
 
 import corrtrace
+from corrtrace.ids import IdPolicy
 
 from .conftest import UUID7, LogCapture
 
@@ -67,6 +68,22 @@ def test_valid_and_fallback_ids_and_environ_access() -> None:
     _, headers, body, _ = call(mw, HTTP_X_REQUEST_ID="nginx-abc")
     assert header(headers, "X-Correlation-ID") == ["nginx-abc"]
     assert corrtrace.get_correlation_id() is None  # reset after a list body
+
+
+def test_fallback_headers_in_order_none_and_a_policy_that_is_not_one_class() -> None:
+    several = WSGICorrelationIdMiddleware(seen_app, access_log=False, fallback_headers=("X-A", "X-B", "X-C"))
+    _, headers, _, _ = call(several, HTTP_X_C="from-c", HTTP_X_B="from-b")
+    assert header(headers, "X-Correlation-ID") == ["from-b"]  # the first present fallback, in the listed order
+    _, headers, _, _ = call(several, HTTP_X_C="from-c")
+    assert header(headers, "X-Correlation-ID") == ["from-c"]
+    none = WSGICorrelationIdMiddleware(seen_app, access_log=False, fallback_headers=())
+    _, headers, _, _ = call(none, HTTP_X_REQUEST_ID="ignored")
+    assert UUID7.fullmatch(header(headers, "X-Correlation-ID")[0])
+    pairs = WSGICorrelationIdMiddleware(seen_app, access_log=False, policy=IdPolicy(allowed_pattern=r"(ab)+"))
+    _, headers, body, _ = call(pairs, HTTP_X_CORRELATION_ID="abab")
+    assert header(headers, "X-Correlation-ID") == ["abab"] and body == b"abab|abab"
+    _, headers, _, _ = call(pairs, HTTP_X_CORRELATION_ID="aba")
+    assert UUID7.fullmatch(header(headers, "X-Correlation-ID")[0])
 
 
 def test_streaming_keeps_the_id_bound_until_close(logs: LogCapture) -> None:
