@@ -253,7 +253,7 @@ def log_access(
     dumps = _dumps
     quoted = _METHODS.get(method) or dumps(method)[1:-1]
     code = _STATUSES.get(status) or b"%d" % status
-    escaped = dumps(path)[1:-1]
+    escaped = _PATHS.get(path) or _escaped_path(path)
     extra = (_CLIENTS.get(client) or _client_member(client)) if client else b""
     if rejected is not None:
         extra += b',"labels":{"rejected_correlation_id":' + dumps(rejected) + b"}"
@@ -299,7 +299,19 @@ _ACCESS_MEMBERS = (
 _METHODS = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WEBSOCKET")}
 _STATUSES = {code: b"%d" % code for code in range(100, 600)}  # a status as the line writes it
 _CLIENTS: dict[str, bytes] = {}  # client address -> its member, for the addresses seen lately (bounded)
+_PATHS: dict[str, bytes] = {}  # URL path -> JSON-escaped, for the short paths seen lately (bounded: 1024 x 128)
+_PATH_CACHED = 128  # characters of the longest path kept
 _perf_ns = time.perf_counter_ns
+
+
+def _escaped_path(path: str) -> bytes:
+    """``path`` JSON-escaped (orjson, without the quotes); a short one is kept for the next request to it."""
+    escaped = _dumps(path)[1:-1]
+    if len(path) <= _PATH_CACHED:
+        if len(_PATHS) >= 1024:
+            _PATHS.clear()
+        _PATHS[path] = escaped
+    return escaped
 
 
 def _client_member(client: str) -> bytes:

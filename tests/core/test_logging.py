@@ -219,6 +219,26 @@ def test_the_access_line_built_as_json_is_the_record_path_line(
     assert direct.get("error", {}).get("type") == (type(error).__name__ if error else None)
 
 
+def test_a_repeated_path_is_escaped_from_the_bounded_cache(direct_log: tuple[logging.Logger, Path]) -> None:
+    """The escaped form of a short path is kept for the next request to it (the same line again), and the
+    cache of untrusted paths stays bounded however many distinct ones arrive."""
+    from corrtrace.middleware import _core
+
+    log, path_out = direct_log
+    log.setLevel(logging.DEBUG)
+    odd = '/a"b\\c/\u00e9\x01'
+    try:
+        for _ in range(2):
+            _core.log_access(log, "cid-1", "GET", odd, 200, None, 0, None, None)
+        for i in range(3000):
+            _core.log_access(log, "cid-1", "GET", f"/{i}", 200, None, 0, None, None)
+    finally:
+        log.setLevel(logging.NOTSET)
+    lines = [orjson.loads(line) for line in path_out.read_bytes().splitlines()]
+    assert [line["url"]["path"] for line in lines] == [odd, odd] + [f"/{i}" for i in range(3000)]
+    assert 0 < len(_core._PATHS) <= 1024
+
+
 def test_access_lines_survive_sigkill(tmp_path: Path) -> None:
     """No buffer in the process: every access line the middleware wrote before a SIGKILL is whole in the file."""
     path = tmp_path / "killed.log"
