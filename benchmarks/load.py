@@ -10,7 +10,8 @@ best round's req/s is printed too (the least disturbed by other processes).
 On a shared machine req/s mostly measures how much CPU the scheduler gave each server; the CPU time the server
 process tree spent per request (utime + stime from ``/proc``, divided by the requests wrk completed) does not
 depend on that, so it is printed too, and ``bare CPU / variant CPU`` is the req/s ratio the variant would reach
-on a machine of its own (the servers are CPU-bound single workers).
+on a machine of its own (the servers are CPU-bound single workers); its user and system (kernel) parts are
+printed too (the access line's ``os.write`` is system time, the middleware's code user time).
 Targets (issue 13 §3): corrtrace >= 0.95x the bare server's requests/s and >= asgi-correlation-id's.
 
     python benchmarks/load.py [--duration 4] [--rounds 3] [--connections 16] [--base-port N] [--json]
@@ -144,9 +145,9 @@ def parse_wrk(output: str) -> dict[str, float]:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of process ``pid`` and its children (a gunicorn worker is a child)."""
-    total = 0.0
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) of process ``pid`` and its children (a gunicorn worker is a child)."""
+    user = system = 0.0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -156,8 +157,9 @@ def tree_cpu(pid: int) -> float:
         except OSError:  # exited meanwhile
             continue
         if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: ppid
-            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-    return total
+            user += int(fields[11]) / _TICK  # utime
+            system += int(fields[12]) / _TICK  # stime
+    return user, system
 
 
 def wrk(server: Server, duration: int, connections: int) -> dict[str, float]:
@@ -179,7 +181,10 @@ def wrk(server: Server, duration: int, connections: int) -> dict[str, float]:
         check=True,
     ).stdout
     result = parse_wrk(out)
-    result["cpu_us"] = (tree_cpu(server.proc.pid) - before) / max(result["requests"], 1.0) * 1e6
+    after, per_request = tree_cpu(server.proc.pid), 1e6 / max(result["requests"], 1.0)
+    result["user_us"] = (after[0] - before[0]) * per_request
+    result["sys_us"] = (after[1] - before[1]) * per_request
+    result["cpu_us"] = result["user_us"] + result["sys_us"]
     return result
 
 
@@ -241,7 +246,7 @@ def report(data: dict[str, Any]) -> None:
     best = data["best_rps"]
     print(
         f"{'server / middleware':<37}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}{'best':>8}{'vs bare':>9}"
-        f"{'CPU µs/req':>12}{'bare/it':>9}"
+        f"{'CPU µs/req':>12}{'bare/it':>9}{'user':>8}{'system':>8}"
     )
     for label, m in medians.items():
         kind = label.split(" ")[0]
@@ -249,7 +254,7 @@ def report(data: dict[str, Any]) -> None:
         print(
             f"{label:<37}{m['rps']:>8.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / bare['rps']:>8.2f}x"
             f"{best[label]:>8.0f}{best[label] / bare_best:>8.2f}x"
-            f"{m['cpu_us']:>12.1f}{bare['cpu_us'] / m['cpu_us']:>8.2f}x"
+            f"{m['cpu_us']:>12.1f}{bare['cpu_us'] / m['cpu_us']:>8.2f}x{m['user_us']:>8.1f}{m['sys_us']:>8.1f}"
         )
     cpu_rate = {k: 1e6 / v["cpu_us"] for k, v in medians.items()}  # req/s per CPU second: the unshared capacity
     for kind in SERVERS:
