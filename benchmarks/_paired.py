@@ -45,8 +45,8 @@ def paired_overheads(
     diffs: dict[str, list[tuple[bool, float]]] = {name: [] for name in others}
     for r in range(rounds):
         shift = r % len(others)
-        for i, name in enumerate(others[shift:] + others[:shift]):
-            bare_first = (r + i) % 2 == 0
+        for name in others[shift:] + others[:shift]:
+            bare_first = len(diffs[name]) % 2 == 0  # each candidate's own pairs alternate, whatever their count
             pair = (BARE, name) if bare_first else (name, BARE)
             took = {who: batch(apps[who], requests) / requests * 1e6 for who in pair}
             own[BARE].append(took[BARE])
