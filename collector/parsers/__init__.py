@@ -80,7 +80,7 @@ class LineFormat:
             event = wrap_text(text)
         else:
             event, ms = parsed
-            if ms is not None:
+            if ms is not None and "@timestamp" not in event:  # a parser may have it as written already
                 event["@timestamp"] = clock.iso(ms)
             if joined:
                 event["message"] = f"{event.get('message', '')}\n{rest}"

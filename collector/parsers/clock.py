@@ -19,6 +19,7 @@ _MONTHS = {
 _cache: dict[str, int | None] = {}
 _heads: dict[int, str] = {}  # epoch seconds -> "YYYY-MM-DDTHH:MM:SS"
 _rfc_ms: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS." -> epoch ms of that second
+_canonical: dict[str, int] = {}  # the same, for heads that are ``format_timestamp``'s own text
 _MILLIS = {f"{i:03d}": i for i in range(1000)}  # "007" -> 7: ASCII digits only (others go the long way)
 _FRACTIONS = tuple(f".{i:03d}Z" for i in range(1000))
 
@@ -120,7 +121,10 @@ def rfc3339(value: str) -> int | None:
                 return parse_timestamp_ms(value)
             if len(_rfc_ms) > 4096:
                 _rfc_ms.clear()
+                _canonical.clear()
             _rfc_ms[head] = whole
+            if format_timestamp(whole)[:20] == head:
+                _canonical[head] = whole
         millis = _MILLIS.get(value[20:23])
         if millis is None:
             if not value[20:23].isdecimal():  # "1²3" is isdigit() but no int(): unreadable, not an exception
@@ -128,3 +132,13 @@ def rfc3339(value: str) -> int | None:
             millis = int(value[20:23])  # other scripts' decimal digits, as parse_timestamp_ms reads them
         return whole + millis
     return parse_timestamp_ms(value)
+
+
+def canonical(value: str) -> int | None:
+    """Epoch ms of ``value`` when it is exactly ``format_timestamp``'s text for them (``2026-11-30T12:00:05.123Z``)
+    and its second was read before by ``rfc3339``; else None. Such a value can be written as ``@timestamp`` as is."""
+    whole = _canonical.get(value[:20])
+    if whole is None or len(value) != 24 or value[23] != "Z":
+        return None
+    millis = _MILLIS.get(value[20:23])
+    return None if millis is None else whole + millis

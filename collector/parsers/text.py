@@ -43,14 +43,10 @@ NGINX = re.compile(
 LOGFMT_MAX_PAIRS = 256
 _QUOTED = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*')  # a quoted value's inside: every backslash escapes one character
 
-_LOGFMT_ROLE = {
-    **dict.fromkeys(("time", "ts", "timestamp", "t", "@timestamp"), "time"),
-    **dict.fromkeys(("level", "lvl", "severity", "loglevel", "at"), "level"),
-    **dict.fromkeys(("msg", "message"), "message"),
-    **dict.fromkeys(("service", "service.name", "app", "svc"), "service"),
-    "correlation_id": "correlation_id",
-}
-_LOGFMT_KEYS = _LOGFMT_ROLE.keys()
+# each role's keys, in the order they are preferred when a line has several (the others stay in labels)
+_TIME_KEYS = ("time", "ts", "timestamp", "t", "@timestamp")
+_LEVEL_KEYS = ("level", "lvl", "severity", "loglevel", "at")
+_SERVICE_KEYS = ("service", "service.name", "app", "svc")
 _ESCAPES = re.compile(r"\\(.)")
 
 
@@ -137,11 +133,10 @@ def _bare_pairs(fields: dict[str, str], tokens: list[str], room: int) -> int | N
     return room - len(tokens)
 
 
-def logfmt_fields(line: str) -> dict[str, str] | None:
-    """The pairs of a logfmt line (the first ``LOGFMT_MAX_PAIRS``; a repeated key keeps its last value), or None
-    when the line does not follow the grammar. One pass, linear: ``str.split`` reads the stretches between
-    quotes, ``str.find`` each quoted value's closing quote (a quote after an odd run of backslashes is escaped).
-    """
+def _escaped_fields(line: str) -> dict[str, str] | None:
+    """``logfmt_fields`` of a line with a backslash or possibly more than ``LOGFMT_MAX_PAIRS`` pairs. One pass,
+    linear: ``str.split`` reads the stretches between quotes, ``str.find`` each quoted value's closing quote (a
+    quote after an odd run of backslashes is escaped)."""
     fields: dict[str, str] = {}
     room = LOGFMT_MAX_PAIRS
     pos = 0
@@ -186,32 +181,78 @@ def logfmt_fields(line: str) -> dict[str, str] | None:
             return None
 
 
+def logfmt_fields(line: str) -> dict[str, str] | None:
+    """The pairs of a logfmt line (the first ``LOGFMT_MAX_PAIRS``; a repeated key keeps its last value), or None
+    when the line does not follow the grammar. Without a backslash every ``"`` opens or closes a value, so one
+    ``str.split('"')`` cuts the line into stretches of bare pairs and quoted values (linear, no regex)."""
+    if "\\" in line or (len(line) > 3 * LOGFMT_MAX_PAIRS and line.count("=") > LOGFMT_MAX_PAIRS):
+        return _escaped_fields(line)  # fewer than 3 characters per pair ("k= ") cannot be
+    parts = line.split('"') if '"' in line else (line,)
+    if not len(parts) & 1:  # a quote left open
+        return None
+    fields: dict[str, str] = {}
+    last = len(parts) - 1
+    key = ""
+    for i in range(0, len(parts), 2):  # parts[i]: bare pairs (ending with ``key=`` when a quoted value follows)
+        stretch = parts[i]
+        tokens = stretch.split()
+        if i and stretch and not stretch[0].isspace():  # a quoted value must be followed by whitespace
+            return None
+        if i < last:
+            if not tokens or stretch[-1].isspace():
+                return None
+            key = tokens.pop()
+            if key.find("=") != len(key) - 1 or len(key) < 2:
+                return None
+        for token in tokens:
+            name, eq, value = token.partition("=")
+            if not name or not eq:
+                return None
+            fields[name] = value
+        if i < last:
+            fields[key[:-1]] = parts[i + 1]
+    return fields or None
+
+
+def _first(fields: dict[str, str], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        if key in fields:
+            return key
+    return None
+
+
 def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
-    """Keys are matched as written (logfmt's are lower case); the keys corrtrace does not know go to labels."""
+    """Keys are matched as written (logfmt's are lower case); the keys corrtrace does not know go to labels. A line
+    naming a role twice (``msg`` and ``message``) fills it from the first key listed; the other stays a label.
+    A ``time`` already in corrtrace's form is ``@timestamp`` as written (``LineFormat.text_event`` keeps it)."""
     fields = logfmt_fields(line) if "=" in line else None
-    if fields is None:
+    if fields is None or len(fields) < 2:
         return None
-    known = fields.keys() & _LOGFMT_KEYS
-    if len(fields) < 2 or not known:
+    # each role's usual key tested first, inline (the loop only for lines that use another)
+    time_key = "time" if "time" in fields else _first(fields, _TIME_KEYS)
+    level_key = "level" if "level" in fields else _first(fields, _LEVEL_KEYS)
+    message_key = "msg" if "msg" in fields else "message" if "message" in fields else None
+    service_key = "service" if "service" in fields else _first(fields, _SERVICE_KEYS)
+    has_cid = "correlation_id" in fields
+    if not (time_key or level_key or message_key or service_key or has_cid):
         return None
-    event: dict[str, Any] = {"message": ""}
+    event: dict[str, Any] = {"message": fields.pop(message_key) if message_key else ""}
+    if level_key:
+        event["log"] = {"level": fields.pop(level_key).upper()}
+    if service_key:
+        event["service"] = {"name": fields.pop(service_key)}
+    if has_cid and _cid(fields["correlation_id"]):
+        event["correlation_id"] = fields.pop("correlation_id")
     ms = None
-    for key in known:
-        role = _LOGFMT_ROLE[key]
-        if role == "message":
-            event["message"] = fields.pop(key)
-        elif role == "level":
-            event["log"] = {"level": fields.pop(key).upper()}
-        elif role == "service":
-            event["service"] = {"name": fields.pop(key)}
-        elif role == "time":
-            read = clock.rfc3339(fields[key])
-            if read is not None:
-                ms = read
-                del fields[key]
+    if time_key:
+        value = fields[time_key]
+        ms = clock.canonical(value)
+        if ms is not None:
+            event["@timestamp"] = value
         else:
-            if _cid(fields[key]):
-                event["correlation_id"] = fields.pop(key)
+            ms = clock.rfc3339(value)
+        if ms is not None:
+            del fields[time_key]
     if fields:
         event["labels"] = {k.replace(".", "_"): v for k, v in fields.items()} if "." in "".join(fields) else fields
     return event, ms

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from corrtrace.cli import main
 from corrtrace.ids import is_valid
-from corrtrace.timestamps import parse_timestamp_ms
+from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 NGINX_LINE = (
@@ -419,3 +419,15 @@ def test_logfmt_time_reads_as_parse_timestamp_ms(second: int, fraction: str, tai
     value = f"2026-11-30T12:00:{second:02d}.{fraction}{tail}"
     for _ in range(2):  # cold, then from the cache
         assert clock.rfc3339(value) == parse_timestamp_ms(value)
+        ms = clock.canonical(value)  # only corrtrace's own text, which @timestamp can then be as written
+        assert ms is None or (ms == parse_timestamp_ms(value) and format_timestamp(ms) == value)
+    if tail == "Z" and fraction.isascii() and fraction.isdigit():
+        assert clock.canonical(value) is not None
+
+
+def test_logfmt_fills_a_role_from_its_first_key_and_keeps_the_others() -> None:
+    """``msg`` and ``message`` on one line: ``msg`` is the message, ``message`` stays a label (nothing lost)."""
+    event = event_of("time=2026-11-30T12:00:05.123Z msg=a message=b lvl=warn level=info app=x service=y")
+    assert event["message"] == "a" and event["log"] == {"level": "INFO"} and event["service"] == {"name": "y"}
+    assert event["labels"] == {"message": "b", "lvl": "warn", "app": "x"}
+    assert event["@timestamp"] == "2026-11-30T12:00:05.123Z"
