@@ -103,6 +103,7 @@ class _Reader:
     gone_since: float | None = None
     last_read: float = field(default_factory=time.monotonic)
     eof: bool = False
+    held: bool = False  # a one-shot run left this file's unfinished last line for the next run (said once)
 
 
 class FileTail:
@@ -364,7 +365,7 @@ class FileTail:
         real = len(data)  # before a newline added to a final partial line: offsets never pass the file's end
         if last < 0:
             if len(data) < want:  # a partial last line: wait for its newline, unless this is the final read
-                if not final:
+                if not final or self._still_written(r):
                     r.eof = True
                     return 0
                 data += b"\n"
@@ -394,14 +395,30 @@ class FileTail:
                 if r.fp is not None and self.by_fp.get(r.fp) == key:
                     del self.by_fp[r.fp]
 
+    def _still_written(self, r: _Reader) -> bool:
+        """A last line without a newline in a file changed less than ``close_inactive`` ago is being written:
+        a one-shot run leaves it (its checkpoint stays before it) so that the next run ships it whole, with its
+        correlation ID, instead of in two pieces. An older one is a finished line and is shipped."""
+        age = time.time() - os.fstat(r.fd).st_mtime
+        if age >= self.close_inactive:
+            return False
+        if not r.held:
+            r.held = True
+            log.warning(
+                "%s: its last line has no newline yet and the file changed %.1f s ago; it is left for the next run",
+                r.path,
+                max(age, 0.0),
+            )
+        return True
+
     def at_eof(self) -> bool:
-        """Every known file is read to its end (used by one-shot runs)."""
+        """Every known file is read to its end, or up to a last line that is still being written (one-shot runs)."""
         self.scan()
         for r in self.readers.values():
             if r.fp is None:
                 continue
             rest = os.pread(r.fd, 1 << 20, r.offset)
-            if rest:
+            if rest and (b"\n" in rest or len(rest) == 1 << 20 or not self._still_written(r)):
                 return False
         return True
 

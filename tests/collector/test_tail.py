@@ -13,6 +13,7 @@ from corrtrace.collector.checkpoint import Checkpoint
 from corrtrace.collector.sources.tail import FileTail
 
 from tests.collector.helpers import line, write_lines
+from tests.files import finished
 
 
 def _all_seqs(store: EmbeddedStore) -> list[int]:
@@ -96,6 +97,7 @@ def test_checkpoint_resumes_and_reshipping_adds_nothing(tmp_path: Path) -> None:
 def test_non_json_lines_are_wrapped_never_dropped(tmp_path: Path) -> None:
     path = tmp_path / "a.log"
     path.write_bytes(line(1) + b"plain text \xff line\n[1, 2]\n\n" + line(2) + b"last line without newline")
+    finished(path)
     store = EmbeddedStore(tmp_path / "store")
     ship_files([path], [store])
     import orjson

@@ -10,6 +10,7 @@ import pytest
 from corrtrace.collector.sources.tail import fingerprint_of
 
 from tests.faults.helpers import collect, no_traceback, search, stored_docs
+from tests.files import finished
 
 
 def _log(tmp_path: Path, n: int = 5) -> Path:
@@ -85,15 +86,33 @@ def test_a_damaged_embedded_store_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_a_last_line_without_newline_is_not_read_twice(tmp_path: Path) -> None:
-    """``--once`` ships a final line that has no newline yet; its checkpoint is the file's end, not one past
-    it (which would read as a truncated file and ship everything again)."""
+    """``--once`` ships a final line that has no newline in a file its writer is done with; its checkpoint is the
+    file's end, not one past it (which would read as a truncated file and ship everything again)."""
     log = tmp_path / "app.log"
     log.write_bytes(b'{"correlation_id":"n-0","labels":{"seq":0}}\n{"correlation_id":"n-1","labels":{"seq":1}}')
+    finished(log)
     data = tmp_path / "d"
     assert collect("--once", "--data-dir", str(data), str(log)).returncode == 0
     again = collect("--once", "--data-dir", str(data), str(log))
     assert "0 lines read" in again.stderr and "truncated" not in again.stderr
     assert [d["labels"]["seq"] for d in stored_docs(data)] == [0, 1]
+
+
+def test_a_line_still_being_written_is_left_whole_for_the_next_run(tmp_path: Path) -> None:
+    """A one-shot run (cron) that meets a last line the service is still writing leaves it, says so, and the
+    next run ships it whole with its correlation ID, instead of two ID-less pieces."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b'{"correlation_id":"w-0","labels":{"seq":0}}\n{"correlation_id":"w-1","lab')
+    data = tmp_path / "d"
+    first = collect("--once", "--data-dir", str(data), str(log))
+    no_traceback(first)
+    assert first.returncode == 0 and "left for the next run" in first.stderr
+    assert [d["correlation_id"] for d in stored_docs(data)] == ["w-0"]
+    with log.open("ab") as f:
+        f.write(b'els":{"seq":1}}\n')
+    second = collect("--once", "--data-dir", str(data), str(log))
+    assert second.returncode == 0 and "left for the next run" not in second.stderr
+    assert [(d["correlation_id"], d["labels"]["seq"]) for d in stored_docs(data)] == [("w-0", 0), ("w-1", 1)]
 
 
 def test_a_store_damaged_while_in_use_is_one_clear_line(tmp_path: Path) -> None:
