@@ -19,7 +19,11 @@ class Jam:
 
 
 class JamDetector:
-    """Failures per correlation ID in a sliding window; ``record`` returns a ``Jam`` when the threshold is hit."""
+    """Failures per correlation ID in a sliding window; ``record`` returns a ``Jam`` when the threshold is hit.
+
+    Each ID keeps only its last ``threshold`` failure times: there are ``threshold`` failures within the window
+    exactly when the last ``threshold`` are, so a poison record failing thousands of times a second costs
+    ``threshold`` floats, not one per failure."""
 
     def __init__(self, threshold: int = 3, window: float = 300.0, *, max_ids: int = 100_000) -> None:
         if threshold < 2:
@@ -33,7 +37,7 @@ class JamDetector:
     def record(self, correlation_id: str, timestamp: float) -> Jam | None:
         times = self._failures.get(correlation_id)
         if times is None:
-            times = self._failures[correlation_id] = deque()
+            times = self._failures[correlation_id] = deque(maxlen=self.threshold)
             if len(self._failures) > self.max_ids:
                 old, _ = self._failures.popitem(last=False)
                 self._jammed.discard(old)
@@ -51,4 +55,5 @@ class JamDetector:
         return Jam(correlation_id, len(times), times[0], timestamp)
 
     def failures(self, correlation_id: str) -> int:
+        """Failures of ``correlation_id`` within the window, counted up to the threshold."""
         return len(self._failures.get(correlation_id, ()))

@@ -207,6 +207,25 @@ def test_jam_detector_window_and_reset() -> None:
         JamDetector(threshold=1)
 
 
+def test_jam_detector_memory_does_not_grow_with_failures_of_one_id() -> None:
+    """A poison record failing 200,000 times within the window is one jam, and costs the detector a few floats."""
+    import tracemalloc
+
+    jam = JamDetector(threshold=3, window=300)
+    reported = []
+    tracemalloc.start()
+    try:
+        for i in range(200_000):
+            report = jam.record("poison", i / 1000)
+            if report is not None:
+                reported.append((i, report.failures))
+        grown, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reported == [(2, 3)]
+    assert grown < 64 << 10, f"the detector grew by {grown} bytes"
+
+
 def test_datapoints_go_to_cloudwatch_and_state_is_mirrored(aws: Any) -> None:
     from datetime import UTC, datetime
 
