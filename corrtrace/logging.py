@@ -638,7 +638,8 @@ def configure(
     logger: str | logging.Logger | None = None,
     servers: bool = True,
 ) -> logging.Handler:
-    """Send ``logger`` (the root logger by default) to JSON lines on ``stream`` (stdout) or the file ``path``.
+    """Send ``logger`` (the root logger by default) to JSON lines on ``stream`` (stdout) or the file ``path``
+    (``None`` or ``""``: the stream).
 
     With the root logger and ``servers`` (the default), uvicorn's and gunicorn's loggers (``SERVER_LOGGERS``)
     write through the same handler, so every line a server process writes is JSON in the same shape; a server
@@ -646,7 +647,8 @@ def configure(
     Calling it again replaces the handler it installed before, so it is safe in tests and reloads.
     """
     target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
-    handler: logging.Handler = JsonFileHandler(path) if path is not None else JsonStreamHandler(stream or sys.stdout)
+    to_file = path is not None and path != ""  # an empty path (``path=os.environ.get("LOG_FILE", "")``): stdout
+    handler: logging.Handler = JsonFileHandler(path) if to_file else JsonStreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(service, version=version, environment=environment))
     handler.addFilter(ServerLogFilter())
     handler.addFilter(CorrelationFilter())

@@ -118,6 +118,19 @@ def test_file_output_and_reconfigure(tmp_path: Path) -> None:
     assert orjson.loads(lines[0])["service"]["name"] == "b"
 
 
+def test_an_empty_path_means_the_stream() -> None:
+    """``configure(path=os.environ.get("LOG_FILE", ""))`` with the variable unset writes to the stream; it used
+    to open the current directory and fail with IsADirectoryError at start-up."""
+    buffer = io.StringIO()
+    handler = configure("svc", path="", stream=buffer, logger="empty-path-test")
+    try:
+        with corrtrace.bind_correlation_id("e-1"):
+            logging.getLogger("empty-path-test").warning("to the stream")
+    finally:
+        logging.getLogger("empty-path-test").removeHandler(handler)
+    assert orjson.loads(buffer.getvalue())["correlation_id"] == "e-1"
+
+
 def test_parse_line_keeps_non_json() -> None:
     assert parse_line(b'{"message": "x"}') == {"message": "x"}
     assert parse_line(b"plain text\n") == {"message": "plain text", "log": {"original": "plain text"}}
