@@ -72,7 +72,7 @@ def test_pattern(
     messages = list(events)
     if events_file is not None:
         try:
-            messages += events_file.read_text(encoding="utf-8").splitlines()
+            messages += events_file.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError as exc:
             _fail(f"cannot read {events_file}: {exc.strerror}")
     if not messages:

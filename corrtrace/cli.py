@@ -26,6 +26,20 @@ LAZY_COMMANDS: dict[str, str] = {
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported from ``LAZY_COMMANDS`` when first asked for."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Refuse an argument that is not UTF-8 (bytes a shell passed through, decoded by Python as lone
+        surrogates) here, for every command: deeper down it would fail wherever it is first encoded."""
+        for position, arg in enumerate(args, 1):
+            try:
+                arg.encode()
+            except UnicodeEncodeError:
+                from corrtrace.config import shown
+
+                raise click.UsageError(
+                    f"argument {position} ({shown(arg.encode(errors='surrogateescape'))}) is not valid UTF-8"
+                ) from None
+        return super().parse_args(ctx, args)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 

@@ -231,11 +231,32 @@ def _expected(error: Mapping[str, Any]) -> str:
     return (message[0].lower() + message[1:]).replace("input should be", "expected").replace("value error, ", "")
 
 
+def _not_text(value: Any) -> bool:
+    """A string in ``value`` holds a lone surrogate: undecodable bytes of an environment variable, or a YAML
+    ``"\\ud800"`` escape. No file, index name or JSON line can carry it, so it is refused with the rest of the
+    configuration instead of failing wherever it is first encoded (for every line, in a sink)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return False
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_not_text(k) or _not_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_not_text(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_not_text(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
+
+
 def _validate(value: Any, hint: Any, where: str, source: str = "") -> Any:
     from pydantic import ValidationError
 
     try:
-        return _adapter(hint).validate_python(value)
+        valid = _adapter(hint).validate_python(value)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         inner = "".join(
@@ -244,6 +265,9 @@ def _validate(value: Any, hint: Any, where: str, source: str = "") -> Any:
             if not ((isinstance(p, str) and p[:1].isupper()) or p in ("list", "dict"))
         )
         raise ConfigError(f"{where}{inner}: {_expected(error)}, got {shown(value)}{source}") from None
+    if _not_text(valid):
+        raise ConfigError(f"{where}: expected UTF-8 text, got {shown(value)}{source}")
+    return valid
 
 
 def load_section(

@@ -647,8 +647,11 @@ def configure(
     Calling it again replaces the handler it installed before, so it is safe in tests and reloads.
     """
     target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
-    to_file = path is not None and path != ""  # an empty path (``path=os.environ.get("LOG_FILE", "")``): stdout
-    handler: logging.Handler = JsonFileHandler(path) if to_file else JsonStreamHandler(stream or sys.stdout)
+    handler: logging.Handler = (
+        JsonFileHandler(path)  # an empty path (``path=os.environ.get("LOG_FILE", "")``) means the stream
+        if path is not None and path != ""
+        else JsonStreamHandler(stream or sys.stdout)
+    )
     handler.setFormatter(JsonFormatter(service, version=version, environment=environment))
     handler.addFilter(ServerLogFilter())
     handler.addFilter(CorrelationFilter())

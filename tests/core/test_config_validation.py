@@ -197,3 +197,45 @@ def test_the_transaction_managers_section_shows_values_the_same_way(tmp_path: Pa
     with pytest.raises(ConfigError, match=r"^txmanager\.open_ttl_action: expected a string, got \[\[") as caught:
         load_settings(path, env={})
     assert len(str(caught.value)) < 300
+
+
+NOT_UTF8 = b"logs-\xff\xfe".decode(errors="surrogateescape")  # what Python makes of undecodable argv/env bytes
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "where"),
+    [
+        (
+            ["collect", "--once", "--data-dir", "d", "app.log"],
+            {"CORRTRACE_COLLECTOR_INDEX_PREFIX": NOT_UTF8},
+            "collector.index_prefix: expected UTF-8 text",
+        ),
+        (["search", "x"], {"CORRTRACE_COLLECTOR_PATHS": NOT_UTF8}, "collector.paths: expected UTF-8 text"),
+        (["collect", "--once", "--config", "<yaml>", "app.log"], {}, "collector.index_prefix: expected UTF-8 text"),
+        (["search", "x", "--index-prefix", NOT_UTF8], {}, "argument 4 (b'logs-\\xff\\xfe') is not valid UTF-8"),
+        (["parse-test", "--service", NOT_UTF8, "line"], {}, "argument 3"),
+        (["collect", "--once", "--format", NOT_UTF8, "app.log"], {}, "argument 4"),
+    ],
+    ids=["env-index-prefix", "env-paths", "yaml-surrogate-escape", "argv-search", "argv-parse-test", "argv-format"],
+)
+def test_text_that_is_not_utf8_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], where: str
+) -> None:
+    """Undecodable bytes in an argument or a variable (Python holds them as lone surrogates), or a YAML
+    ``"\\ud800"`` escape, used to end in a UnicodeEncodeError traceback wherever the text was first encoded: an
+    index name, a JSON line (for every line: nothing shipped), an orjson dump."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.log").write_text('{"correlation_id": "a"}\n')
+    if "<yaml>" in args:
+        yaml_file = config(tmp_path, 'collector:\n  index_prefix: "logs-\\ud800"\n')
+        args = [yaml_file if a == "<yaml>" else a for a in args]
+    code, out = run(args, env=env)
+    one_clear_line(code, out, where)
+
+
+def test_an_events_file_that_is_not_utf8_is_read_like_the_collector_reads_lines(tmp_path: Path) -> None:
+    events = tmp_path / "events.txt"
+    events.write_bytes(b"ERROR \xff\xfe boom\nINFO fine\n")
+    code, out = run(["alerts", "test-pattern", "ERROR", "--events-file", str(events)])
+    assert code == 0 and "Traceback" not in out, out
+    assert "1 of 2 events match" in out
