@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,50 @@ _DAY_MS = 86_400_000
 # name for the same thing); the line as read is kept in ``event.original``.
 TIMESTAMP_FAILURE_TAG = "_dateparsefailure"
 _day_cache: dict[int, str] = {}
+
+
+class LinePiece(bytes):
+    """One piece of a line longer than ``max_line_bytes`` (such a line is shipped in pieces, never dropped).
+    ``number`` counts from 1; the pieces of one line share ``line``, where the first piece leaves the correlation
+    ID it names, so that every piece carries it (collector/README.md, "Lines longer than max_line_bytes")."""
+
+    number: int = 1
+    line: dict[str, str]
+
+    @classmethod
+    def of(cls, data: bytes, line: dict[str, str], number: int) -> LinePiece:
+        piece = cls(data)
+        piece.line = line
+        piece.number = number
+        return piece
+
+
+# the correlation ID of a JSON line cut short (its head can no longer be parsed): looked for in the first 64 KiB
+_HEAD_ID = re.compile(rb'"correlation_id"\s{0,64}:\s{0,64}"([^"\\\x00-\x1f]{1,1024})"')
+_HEAD_BYTES = 64 << 10
+
+
+def _mark_piece(event: dict[str, Any], piece: LinePiece) -> None:
+    """Flag ``event`` as a piece of a long line (``log.flags``, ``event.sequence``: its number) and give it the
+    line's correlation ID: its own, else the one the first piece named."""
+    shared = piece.line
+    cid = event.get("correlation_id")
+    if cid.__class__ is str and cid:
+        shared.setdefault("correlation_id", cid)
+    elif piece.number == 1:
+        found = _HEAD_ID.search(piece, 0, _HEAD_BYTES)
+        if found is not None:
+            shared["correlation_id"] = found.group(1).decode("utf-8", "replace")
+    if "correlation_id" in shared and not (cid.__class__ is str and cid):
+        event["correlation_id"] = shared["correlation_id"]
+    log = event.get("log")
+    if log.__class__ is not dict:
+        log = event["log"] = {}
+    log["flags"] = ["piece"]
+    inner = event.get("event")
+    if inner.__class__ is not dict:
+        inner = event["event"] = {}
+    inner["sequence"] = piece.number
 
 
 def day_of(ms: int) -> str:
@@ -210,6 +255,8 @@ def make_record(
             raw = None
     if type(event) is not dict:
         event, ms = (fmt or default_format()).text_event(line)
+        if line.__class__ is LinePiece:
+            _mark_piece(event, line)  # type: ignore[arg-type]
         if ms is not None and MIN_MS <= ms <= MAX_MS:
             return _text_record(source, offset, end, event, ms, doc_id), event
         raw = None
