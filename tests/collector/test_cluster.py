@@ -18,6 +18,7 @@ One long-running collector (``es_url`` = the three nodes, 1 replica) tails a fil
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -38,7 +39,10 @@ from tests.collector.esutil import exactly_once, stored
 from tests.collector.helpers import write_lines
 
 ROOT = Path(__file__).resolve().parents[2]
-NODES = {n: f"http://127.0.0.1:{9220 + n}" for n in (1, 2, 3)}
+# node N listens on the same base port as scripts/elasticsearch/es-cluster.sh uses (ES_CLUSTER_HTTP_BASE), so a
+# second checkout can run its cluster beside this one
+HTTP_BASE = int(os.environ.get("ES_CLUSTER_HTTP_BASE") or 9220)
+NODES = {n: f"http://127.0.0.1:{HTTP_BASE + n}" for n in (1, 2, 3)}
 TOTAL = 200_000
 PARTS = (35_000, 35_000, 60_000, 35_000, 35_000)  # 1 | kill | 1 rest | 2 (restart) | 3 | kill master | 3 rest
 RESTART_TIMEOUT = 600  # a node restart on 2 loaded cores has taken 80 s; the script waits up to this long
