@@ -40,6 +40,24 @@ _FIELDS = (  # in declaration order: positional order, repr, equality
 )
 
 
+_FLAGS = (
+    "echo_header",
+    "expose_header",
+    "update_request_header",
+    "access_log",
+    "tracing",
+    "propagate_dynamodb",
+    "propagate_kinesis",
+)
+
+
+def _check_header(field: str, name: object) -> None:
+    if type(name) is not str:
+        raise TypeError(f"CorrelationSettings.{field} must hold header names (strings), got {name!r}")
+    if not name or not name.isascii() or any(c in name for c in ":\r\n "):
+        raise ValueError(f"CorrelationSettings.{field} must be a plain ASCII header name, got {name!r}")
+
+
 class CorrelationSettings:
     """How the correlation ID is read, echoed, logged and propagated.
 
@@ -88,13 +106,19 @@ class CorrelationSettings:
         skip_paths: tuple[str, ...] = (),
         correlation_id_path: str | None = None,
     ) -> None:
-        if not header_name or not header_name.isascii() or any(c in header_name for c in ":\r\n "):
-            raise ValueError(f"CorrelationSettings.header_name must be a plain ASCII header name, got {header_name!r}")
+        _check_header("header_name", header_name)
         if isinstance(fallback_headers, str):
             raise TypeError("CorrelationSettings.fallback_headers must be a tuple of names, not one string")
+        for name in fallback_headers:
+            _check_header("fallback_headers", name)
         if isinstance(skip_paths, str):
             raise TypeError("CorrelationSettings.skip_paths must be a sequence of paths, not one string")
+        if not all(type(path) is str for path in skip_paths):
+            raise TypeError(f"CorrelationSettings.skip_paths must hold strings, got {list(skip_paths)!r}")
         values = locals()
+        for name in _FLAGS:  # "false" from an environment variable would otherwise switch a flag on
+            if type(values[name]) is not bool:
+                raise TypeError(f"CorrelationSettings.{name} must be True or False, got {values[name]!r}")
         for name in _FIELDS:
             object.__setattr__(self, name, values[name])
         object.__setattr__(self, "service_map", {} if service_map is None else service_map)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from typing import Any
 
 import pytest
 from corrtrace.middleware import CorrelationSettings
@@ -44,6 +46,24 @@ def test_settings_reject_header_names_that_could_inject() -> None:
     settings = CorrelationSettings(header_name="X-Req", service_map={"10.0.0.5:8080": "inventory"})
     assert settings.header_bytes == b"x-req" and settings.wsgi_key == "HTTP_X_REQ"
     assert settings.target_name("10.0.0.5", 8080) == "inventory" and settings.target_name("db", 5432) == "db"
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "message"),
+    [
+        ({"access_log": "false"}, TypeError, "access_log must be True or False, got 'false'"),
+        ({"tracing": 1}, TypeError, "tracing must be True or False"),
+        ({"header_name": 5}, TypeError, "header_name must hold header names"),
+        ({"fallback_headers": ("X-Request-ID", None)}, TypeError, "fallback_headers must hold header names"),
+        ({"fallback_headers": ("X-Id\r\nSet-Cookie: a=b",)}, ValueError, "fallback_headers must be a plain ASCII"),
+        ({"skip_paths": ["/health", 5]}, TypeError, "skip_paths must hold strings"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_one_clear_error(given: dict[str, Any], error: type, message: str) -> None:
+    """``access_log=os.environ.get("ACCESS_LOG", "false")`` used to switch access lines ON (a non-empty string is
+    true); a number as a header name or a path failed later with an AttributeError inside the middleware."""
+    with pytest.raises(error, match=re.escape(message)):
+        CorrelationSettings(**given)
 
 
 def test_forked_workers_never_reuse_the_parents_random_pool() -> None:
