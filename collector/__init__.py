@@ -13,7 +13,7 @@ from corrtrace.collector.pipeline import Pipeline, PipelineStats, Subscriber
 from corrtrace.collector.record import Record
 from corrtrace.collector.retry import Backoff, DeadLetters
 from corrtrace.collector.search import search_events
-from corrtrace.collector.sinks.base import SearchQuery, Sink
+from corrtrace.collector.sinks.base import Found, SearchQuery, Sink
 from corrtrace.collector.sinks.cloudwatch import CloudWatchSink, logs_client
 from corrtrace.collector.sinks.cw_batcher import CwLimits
 from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect, ensure_index_template
@@ -57,6 +57,7 @@ __all__ = [
     "ElasticsearchSink",
     "EmbeddedStore",
     "FileTail",
+    "Found",
     "Multiline",
     "Pipeline",
     "PipelineStats",

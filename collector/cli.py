@@ -400,6 +400,12 @@ def search(
         sys.exit(1)
     if not as_json:
         _print_timeline(correlation_id, events, store)
+    if not events.complete:
+        click.echo(
+            f"corrtrace search: showing the first {len(events):,} lines of {correlation_id}; more lines match: "
+            "narrow the search with --since, --until, --service or --level",
+            err=True,
+        )
 
 
 def _store_name(backend: str, settings: Any) -> str:

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from corrtrace.collector.sinks.base import SearchQuery, search_id_problem
+from corrtrace.collector.sinks.base import Found, SearchQuery, search_id_problem
 
 from corrtrace.timestamps import parse_timestamp_ms
 
@@ -79,14 +79,16 @@ def search_events(
     level: str | None = None,
     limit: int = 10_000,
     index_prefix: str | None = None,
-) -> list[dict[str, Any]]:
-    """The stored events of one request, sorted by ``@timestamp`` then arrival order; ``ValueError`` for an id
-    that no line can carry (``search_id_problem``)."""
+) -> Found:
+    """The stored events of one request, sorted by ``@timestamp`` then arrival order, at most ``limit``
+    (``Found.complete`` says whether that is all); ``ValueError`` for an id that no line can carry
+    (``search_id_problem``)."""
     problem = search_id_problem(correlation_id)
     if problem:
         raise ValueError(problem)
     query = SearchQuery(correlation_id, parse_time(since), parse_time(until), service, level, limit)
-    return list(_backend(backend, index_prefix).search(query))
+    found: Found = _backend(backend, index_prefix).search(query)
+    return found
 
 
 def _get(event: dict[str, Any], dotted: str) -> Any:

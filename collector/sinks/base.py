@@ -48,6 +48,22 @@ class SearchQuery:
         return self.level is None or str((event.get("log") or {}).get("level", "")).upper() == self.level.upper()
 
 
+class Found(list[dict[str, Any]]):
+    """The lines a search found, in order. ``complete`` is False when more lines matched than the query's
+    ``limit`` (or than a backend reads for one search) and only the first ones are here: ``corrtrace search``
+    says so instead of showing a cut flow as if it were whole."""
+
+    complete: bool = True
+
+    @classmethod
+    def first(cls, events: list[dict[str, Any]], limit: int, *, more: bool = False) -> Found:
+        """The first ``limit`` of ``events`` (a backend asks for one more than ``limit`` to know there are
+        more; ``more``: it knows otherwise, or stopped reading early)."""
+        found = cls(events[:limit])
+        found.complete = not more and len(events) <= limit
+        return found
+
+
 @dataclass
 class SinkStats:
     delivered: int = 0

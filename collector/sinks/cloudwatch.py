@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from corrtrace.collector.record import Record
 from corrtrace.collector.retry import Backoff, DeadLetters
-from corrtrace.collector.sinks.base import CallLimits, SearchQuery, SinkStats
+from corrtrace.collector.sinks.base import CallLimits, Found, SearchQuery, SinkStats
 from corrtrace.collector.sinks.cw_batcher import (
     EVENT_OVERHEAD,
     CwEvent,
@@ -34,6 +34,8 @@ from corrtrace.collector.sinks.cw_batcher import window_reason as _window_reason
 from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 log = logging.getLogger("corrtrace.collector.cloudwatch")
+SEARCH_SCAN_MAX = 100_000  # events one search reads at most (FilterLogEvents pages); beyond, the result says "more"
+SEARCH_PAGE = 10_000  # events per FilterLogEvents page (its maximum)
 _RETRY_CODES = frozenset(
     {
         "ThrottlingException",
@@ -310,15 +312,16 @@ class CloudWatchSink:
                 return found
             kwargs["nextToken"] = resp["nextToken"]
 
-    def search(self, query: SearchQuery) -> list[dict[str, Any]]:
+    def search(self, query: SearchQuery) -> Found:
         """``FilterLogEvents`` with ``{ $.correlation_id = "<id>" }``, then checked client-side (moto ignores JSON
         patterns); split parts are joined back into their event."""
         pattern = id_pattern(query.correlation_id)
         found: list[tuple[int, int, dict[str, Any]]] = []
         parts: dict[str, dict[int, str]] = {}
         arrival = 0
+        cut = False
         for group in self.groups():
-            kwargs: dict[str, Any] = {"logGroupName": group, "filterPattern": pattern}
+            kwargs: dict[str, Any] = {"logGroupName": group, "filterPattern": pattern, "limit": SEARCH_PAGE}
             if query.since is not None:
                 kwargs["startTime"] = query.since
             if query.until is not None:
@@ -350,9 +353,14 @@ class CloudWatchSink:
                 token = resp.get("nextToken")
                 if not token:
                     break
+                if arrival >= SEARCH_SCAN_MAX:  # one search reads a bounded number of events
+                    cut = True
+                    break
                 kwargs["nextToken"] = token
+            if cut:
+                break
         found.sort(key=lambda t: (t[0], t[1]))
-        return [doc for _, _, doc in found[: query.limit]]
+        return Found.first([doc for _, _, doc in found], query.limit, more=cut)
 
     def make_searchable(self) -> None:
         """Nothing to ask for: CloudWatch Logs has no refresh (its searches may lag a few seconds)."""

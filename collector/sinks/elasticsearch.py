@@ -14,12 +14,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from corrtrace.collector.record import Record, day_of
 from corrtrace.collector.retry import Backoff, DeadLetters
-from corrtrace.collector.sinks.base import CallLimits, SearchQuery, SinkStats
+from corrtrace.collector.sinks.base import CallLimits, Found, SearchQuery, SinkStats
 
 from corrtrace.errors import PermanentError, TransientError
 
 log = logging.getLogger("corrtrace.collector.elasticsearch")
 DEFAULT_PREFIX = "logs-corrtrace"
+MAX_RESULT_WINDOW = 10_000  # the engines' default index.max_result_window: the most one search returns
 _KEYWORDS = (
     "correlation_id",
     "trace.id",
@@ -637,7 +638,7 @@ class ElasticsearchSink:
         return retry
 
     # -- search ------------------------------------------------------------------------------------------------
-    def search(self, query: SearchQuery) -> list[dict[str, Any]]:
+    def search(self, query: SearchQuery) -> Found:
         filters: list[dict[str, Any]] = [{"term": {"correlation_id": query.correlation_id}}]
         if query.since is not None or query.until is not None:
             rng: dict[str, Any] = {"format": "epoch_millis"}
@@ -650,12 +651,15 @@ class ElasticsearchSink:
             filters.append({"term": {"service.name": query.service}})
         body = {
             "query": {"bool": {"filter": filters}},
-            "size": min(query.limit, 10_000),
+            "size": min(query.limit, MAX_RESULT_WINDOW),
             "sort": [{"@timestamp": "asc"}],
             "seq_no_primary_term": False,
+            "track_total_hits": True,  # the count of every match: more than were returned means a cut flow
         }
         resp = self.client.search(f"{self.prefix}-*", body)
         hits = resp.get("hits", {}).get("hits", [])
+        total = resp.get("hits", {}).get("total", {})
+        matched = total.get("value", 0) if isinstance(total, dict) else total
         out = []
         for hit in hits:
             doc = hit["_source"]
@@ -665,7 +669,7 @@ class ElasticsearchSink:
             if query.accepts(doc, ts):
                 out.append((ts, _arrival_key(hit["_id"]), doc))
         out.sort(key=lambda t: (t[0], t[1]))
-        return [doc for _, _, doc in out]
+        return Found.first([doc for _, _, doc in out], query.limit, more=matched > len(hits))
 
     # -- retention --------------------------------------------------------------------------------------------
     def prune(self, days: int, *, dry_run: bool = False, now_ms: int | None = None) -> list[str]:

@@ -15,7 +15,7 @@ import orjson
 from corrtrace.collector.checkpoint import StateError
 from corrtrace.collector.record import Record
 from corrtrace.collector.retry import Backoff, DeadLetters
-from corrtrace.collector.sinks.base import CallLimits, SearchQuery, SinkStats
+from corrtrace.collector.sinks.base import CallLimits, Found, SearchQuery, SinkStats
 
 log = logging.getLogger("corrtrace.collector.embedded")
 
@@ -129,7 +129,7 @@ class EmbeddedStore:
                 )
             return int(self._db.total_changes - before)
 
-    def search(self, query: SearchQuery) -> list[dict[str, Any]]:
+    def search(self, query: SearchQuery) -> Found:
         sql = "SELECT ts, doc FROM events WHERE correlation_id = ?"
         args: list[Any] = [query.correlation_id]
         for clause, value in (("ts >= ?", query.since), ("ts <= ?", query.until), ("service = ?", query.service)):
@@ -140,10 +140,10 @@ class EmbeddedStore:
             sql += " AND upper(level) = ?"
             args.append(query.level.upper())
         sql += " ORDER BY ts, seq LIMIT ?"
-        args.append(query.limit)
+        args.append(query.limit + 1)  # one more tells whether there are more
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [orjson.loads(doc) for _, doc in rows]
+        return Found.first([orjson.loads(doc) for _, doc in rows], query.limit)
 
     def count(self) -> int:
         with self._lock:
