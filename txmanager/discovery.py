@@ -114,7 +114,15 @@ def collector_search(backend: Any, *, index_prefix: str | None = None) -> Search
 
                 target = connect(backend)
             resolved.append(target)
-        return list(search_events(correlation_id, backend=resolved[0], index_prefix=index_prefix))
+        found = search_events(correlation_id, backend=resolved[0], index_prefix=index_prefix)
+        if not found.complete:
+            eventlog.note(
+                correlation_id,
+                f"discovery read the first {len(found):,} lines of this request only: a service that logged only "
+                "after them is not found",
+                level=logging.WARNING,
+            )
+        return list(found)
 
     return search
 

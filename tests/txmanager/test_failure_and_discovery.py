@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from corrtrace.txmanager import LogDiscovery, TxManagerClient, create_app
-from corrtrace.txmanager.discovery import default_discover
+from corrtrace.txmanager.discovery import collector_search, default_discover
 
 from corrtrace import bind_correlation_id, new_correlation_id
 from corrtrace.logging import configure, parse_line
@@ -169,6 +169,29 @@ def test_default_discovery_reads_the_collector_store(mesh, settings, store, serv
         status = Mesh(manager, client, recs, m.urls).wait(cid, ("rolled_back", "failed"))
     assert [p["service"] for p in status["participants"]] == ["ui", "checkout", "payment"]
     assert sorted(recs, key=lambda n: recs[n].effects[0][2]) == ["payment", "checkout", "ui"]
+
+
+def test_discovery_says_when_the_request_has_more_lines_than_one_search_returns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request with more than 10,000 lines: a service whose first line comes after them cannot be found; the
+    manager says so instead of rolling back fewer services in silence."""
+    import orjson
+    from corrtrace.collector import EmbeddedStore, ship_files
+
+    log = tmp_path / "app.log"
+    busy = (
+        orjson.dumps({"correlation_id": "big-tx", "service": {"name": "batch"}, "message": f"row {i}"})
+        for i in range(10_000)
+    )
+    late = orjson.dumps({"correlation_id": "big-tx", "service": {"name": "late"}, "message": "done"})
+    log.write_bytes(b"\n".join([*busy, late]) + b"\n")
+    store = EmbeddedStore(tmp_path / "store")
+    ship_files([log], [store])
+    discovery = LogDiscovery(collector_search(store), {"batch": "http://batch", "late": "http://late"})
+    with caplog.at_level(logging.WARNING, logger="corrtrace.txmanager"):
+        assert [p.service for p in discovery("big-tx")] == ["batch"]
+    assert any("discovery read the first 10,000 lines" in r.getMessage() for r in caplog.records)
 
 
 def test_default_discovery_reads_elasticsearch(settings, es, es_url: str, index_prefix: str, tmp_path: Path):
