@@ -649,6 +649,8 @@ class ElasticsearchSink:
             filters.append({"range": {"@timestamp": rng}})
         if query.service is not None:
             filters.append({"term": {"service.name": query.service}})
+        if query.level is not None:  # in the query, so the limit counts only this level's lines
+            filters.append({"term": {"log.level": {"value": query.level, "case_insensitive": True}}})
         body = {
             "query": {"bool": {"filter": filters}},
             "size": min(query.limit, MAX_RESULT_WINDOW),

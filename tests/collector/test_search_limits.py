@@ -51,6 +51,25 @@ def test_elasticsearch(tmp_path: Path, es: Any, index_prefix: str) -> None:
     _check(sink)
 
 
+def test_a_level_filter_counts_in_the_limit_on_elasticsearch(tmp_path: Path, es: Any, index_prefix: str) -> None:
+    """``--level ERROR`` on a flow longer than the limit: the errors after the first lines are found (the level
+    was checked on the first lines only, after the engine had cut them)."""
+    log = tmp_path / "app.log"
+    lines = [{"correlation_id": "lv-1", "log": {"level": "INFO"}, "labels": {"seq": i}} for i in range(8)]
+    lines += [
+        {"correlation_id": "lv-1", "log": {"level": level}, "labels": {"seq": 8 + i}}
+        for i, level in enumerate(["ERROR", "error"])
+    ]
+    log.write_bytes(
+        b"".join(orjson.dumps({**x, "@timestamp": iso(BASE_MS + x["labels"]["seq"])}) + b"\n" for x in lines)
+    )
+    sink = ElasticsearchSink(es, prefix=index_prefix)
+    ship_files([log], [sink])
+    es.indices.refresh(index=f"{index_prefix}-*")
+    errors = search_events("lv-1", backend=sink, level="error", limit=5)
+    assert [e["labels"]["seq"] for e in errors] == [8, 9] and errors.complete
+
+
 def test_cloudwatch_and_its_bounded_scan(tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     sink = CloudWatchSink(logs_client(moto_url), backoff=Backoff(0.02, 0.3))
     ship_files([_write(tmp_path / "app.log", 8)], [sink])
