@@ -15,6 +15,28 @@ import orjson
 from corrtrace.errors import StateError
 
 log = logging.getLogger("corrtrace.collector")
+LOCK_FILE = "collector.lock"
+
+
+def claim(data_dir: Path) -> tuple[int | None, str]:
+    """Make this process the one collector of ``data_dir`` (its checkpoint has one writer): an exclusive
+    ``flock`` on ``data_dir/collector.lock``, held until it is closed or the process ends (a SIGKILL releases
+    it too). Returns the lock's descriptor and this pid, or None and the holder's pid when another collector
+    holds it (two collectors on one checkpoint ship every line twice, which CloudWatch cannot drop)."""
+    import fcntl
+
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        return None, holder
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd, str(os.getpid())
+
+
 _MOVE_AWAY = (
     "move it away to ship every file again from the start (Elasticsearch and the embedded store drop the repeats)"
 )

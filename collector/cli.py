@@ -79,7 +79,7 @@ def collect(
     files: tuple[str, ...],
 ) -> None:
     """Ship JSON log lines (tailed files, stdin) to Elasticsearch, CloudWatch Logs or the embedded store."""
-    from corrtrace.collector.checkpoint import StateError
+    from corrtrace.collector.checkpoint import StateError, claim
     from corrtrace.collector.pipeline import Pipeline
     from corrtrace.collector.sources.config import build_sources, source_specs
 
@@ -113,7 +113,15 @@ def collect(
         configure("corrtrace-collector", stream=sys.stderr, level="INFO")
     once = once or bool(use_stdin and not paths)
     try:
-        settings.make_data_dir()
+        lock, holder = claim(settings.make_data_dir())
+        if lock is None:
+            click.echo(
+                f"corrtrace collect: another collector (pid {holder}) uses data_dir {settings.dir}: one collector "
+                "per data_dir (they would share its checkpoint and ship every line twice); this one stops",
+                err=True,
+            )
+            sys.exit(2)
+        click.get_current_context().call_on_close(lambda: os.close(lock))  # in-process runs (tests) let it go
         built = settings.build_sinks(fail_on_refusal=once)
         pipeline = Pipeline(
             [],

@@ -115,6 +115,40 @@ def test_a_line_still_being_written_is_left_whole_for_the_next_run(tmp_path: Pat
     assert [(d["correlation_id"], d["labels"]["seq"]) for d in stored_docs(data)] == [("w-0", 0), ("w-1", 1)]
 
 
+def test_one_collector_per_data_dir_and_a_killed_one_lets_go(tmp_path: Path) -> None:
+    """A second collector on the same data_dir (cron runs that overlap, two services pointed at one directory)
+    shared the checkpoint and shipped every line twice (CloudWatch keeps both). It now stops at once with one
+    line naming the first one's pid; the lock goes with the first process, SIGKILL included."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = _log(tmp_path, 5)
+    data = tmp_path / "d"
+    output = tmp_path / "first.out"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "corrtrace.cli", "collect", "--data-dir", str(data), str(log)],
+        stdout=output.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (data / "collector.lock").exists() or not (data / "collector.lock").read_text():
+            assert time.monotonic() < deadline and first.poll() is None, output.read_text()[-2000:]
+            time.sleep(0.05)
+        second = collect("--once", "--data-dir", str(data), str(log))
+        no_traceback(second)
+        assert second.returncode == 2
+        assert f"another collector (pid {first.pid}) uses data_dir {data}" in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    again = collect("--once", "--data-dir", str(data), str(log))
+    assert again.returncode == 0, again.stderr
+    assert collect("--once", "--data-dir", str(data), str(log)).returncode == 0  # released after each run too
+
+
 def test_a_store_damaged_while_in_use_is_one_clear_line(tmp_path: Path) -> None:
     log = _log(tmp_path, 2000)
     data = tmp_path / "d"
