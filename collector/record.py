@@ -41,6 +41,25 @@ class LinePiece(bytes):
         return piece
 
 
+class Pieces:
+    """One source's state between the pieces of a line longer than ``max_line_bytes``: ``mark`` takes the
+    source's lines in order and returns each piece as a ``LinePiece`` of one line (the tailer and stdin)."""
+
+    __slots__ = ("current",)
+
+    def __init__(self) -> None:
+        self.current: tuple[dict[str, str], int] | None = None  # the line being cut, and its last piece's number
+
+    def mark(self, line: bytes, cut: bool) -> bytes:
+        """``line`` is the source's next line, or piece of one; ``cut``: it ends without its newline (the rest
+        of the line follows). A whole line that follows no cut piece is returned as it is."""
+        if self.current is None and not cut:
+            return line
+        shared, number = self.current if self.current is not None else ({}, 0)
+        self.current = (shared, number + 1) if cut else None
+        return LinePiece.of(line, shared, number + 1)
+
+
 # the correlation ID of a JSON line cut short (its head can no longer be parsed): looked for in the first 64 KiB
 _HEAD_ID = re.compile(rb'"correlation_id"\s{0,64}:\s{0,64}"([^"\\\x00-\x1f]{1,1024})"')
 _HEAD_BYTES = 64 << 10

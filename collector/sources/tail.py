@@ -23,7 +23,7 @@ from typing import Any
 
 from corrtrace.collector.checkpoint import Checkpoint
 from corrtrace.collector.parsers import LineFormat
-from corrtrace.collector.record import LinePiece
+from corrtrace.collector.record import Pieces
 from corrtrace.collector.sources.base import RawLine
 
 log = logging.getLogger("corrtrace.collector.tail")
@@ -94,17 +94,12 @@ def _each_line(data: bytes, last: int, real: int, fp: str, base: int, room: int,
 
 
 def _mark_pieces(r: _Reader, out: list[RawLine], first: int, base: int, cut: bool) -> None:
-    """Make the pieces of a line longer than ``max_line_bytes`` ``LinePiece``s of one line: the one this read
-    cut (``cut``), and the first line of the read after one (it starts where the piece ended: the rest of the
-    line), so that each piece carries the correlation ID the first one named."""
+    """Mark the pieces of a line longer than ``max_line_bytes``: the one this read cut (``cut``), and the first
+    line of the read after one (it starts where the piece ended: the rest of the line)."""
     source, start, end, line = out[first]
-    if r.pieces is not None and start != base:  # the rest of the long line was blank: nothing to mark
-        r.pieces = None
-        if not cut:
-            return
-    shared, number = r.pieces if r.pieces is not None else ({}, 0)
-    out[first] = (source, start, end, LinePiece.of(line, shared, number + 1))
-    r.pieces = (shared, number + 1) if cut else None
+    if start != base:  # the rest of the long line was blank (skipped): the line before it is over
+        r.pieces.current = None
+    out[first] = (source, start, end, r.pieces.mark(line, cut))
 
 
 @dataclass
@@ -118,7 +113,7 @@ class _Reader:
     gone_since: float | None = None
     last_read: float = field(default_factory=time.monotonic)
     eof: bool = False
-    pieces: tuple[dict[str, str], int] | None = None  # mid-way through a line longer than max_line_bytes
+    pieces: Pieces = field(default_factory=Pieces)  # mid-way through a line longer than max_line_bytes
     held: bool = False  # a one-shot run left this file's unfinished last line for the next run (said once)
 
 
@@ -400,7 +395,7 @@ class FileTail:
         pos = _split_lines(data, fp, base, room, out) if real == len(data) else -1
         if pos < 0:
             pos = _each_line(data, last, real, fp, base, room, out)
-        if (cut or r.pieces is not None) and len(out) > first:
+        if (cut or r.pieces.current is not None) and len(out) > first:
             _mark_pieces(r, out, first, base, cut)
         r.eof = short and pos == last + 1
         r.offset = base + min(pos, real)  # what was read belongs to this file even if it was truncated since

@@ -76,3 +76,27 @@ def test_search_finds_every_piece_of_a_40_mb_line(tmp_path: Path) -> None:
     pieces = orjson.loads(found.stdout)
     assert [p["event"]["sequence"] for p in pieces] == [1, 2, 3]
     assert sum(len(p["message"]) for p in pieces) == len(b'{"correlation_id":"huge-1","message":"') + (40 << 20) + 2
+
+
+def test_standard_input_reads_a_long_line_in_pieces_with_its_id() -> None:
+    """stdin read a line whole however long it was (``readline()`` without a bound: a 2 GB line without a
+    newline was 2 GB of memory); it now comes in pieces of at most ``max_line_bytes``, as from a file."""
+    import io
+    import time
+
+    from corrtrace.collector.sources.stdin import StreamSource
+
+    long = orjson.dumps({"correlation_id": "piped-1", "message": "p" * (PIECE * 2 + 100)})
+    stream = io.BytesIO(b'{"correlation_id":"first"}\n' + long + b'\n{"correlation_id":"last"}\n')
+    source = StreamSource(stream, max_line_bytes=PIECE)
+    deadline = time.monotonic() + 30
+    lines = []
+    while not source.at_eof():
+        assert time.monotonic() < deadline
+        lines += source.read(100, 1 << 30)
+        time.sleep(0.01)
+    assert max(len(line) for *_, line in lines) <= PIECE
+    events = [make_record(*line)[1] for line in lines]
+    assert [e["correlation_id"] for e in events] == ["first", "piped-1", "piped-1", "piped-1", "last"]
+    assert [e.get("event", {}).get("sequence") for e in events] == [None, 1, 2, 3, None]  # type: ignore[union-attr]
+    assert "".join(str(e["message"]) for e in events[1:4]).encode() == long
