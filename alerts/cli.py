@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -13,6 +14,7 @@ import click
 import orjson
 from corrtrace.alerts.definitions import Alert, AlertDefinitionError, builtin_alerts, load_alerts
 from corrtrace.alerts.patterns import PatternError, compile_pattern
+from corrtrace.alerts.tail import MAX_LINE
 
 from corrtrace.config import ConfigError, user_data_dir
 
@@ -251,7 +253,7 @@ def evaluate(
         except OSError as exc:
             _fail(f"{path}: cannot read ({exc.strerror or exc})")
         with handle:
-            for raw in handle:
+            for raw in iter(functools.partial(handle.readline, MAX_LINE), ""):  # longer lines: pieces, as --follow
                 raw = raw.rstrip("\n")
                 if not raw:
                     continue

@@ -95,6 +95,31 @@ def test_evaluate_reports_alarm_with_correlation_ids(tmp_path: Path) -> None:
     assert not [i for i in items if i["alarm_name"] == "errors-and-exceptions" and i["state"] == "ALARM"]
 
 
+def test_evaluate_reads_a_huge_line_in_bounded_pieces(tmp_path: Path) -> None:
+    """A 40 MB line among the events was read whole (and copied twice more); it now comes in pieces of at most
+    ``MAX_LINE``, as with ``--follow``, and the events around it are evaluated as before."""
+    import tracemalloc
+
+    log = tmp_path / "app.jsonl"
+    event = {"@timestamp": "2026-01-01T00:00:01Z", "correlation_id": "r1", "event": {"outcome": "failure"}}
+    with log.open("w") as f:
+        f.write(
+            json.dumps(event) + "\n" + "x" * (40 << 20) + "\n" + json.dumps({**event, "correlation_id": "r3"}) + "\n"
+        )
+    tracemalloc.start()
+    try:
+        result = CliRunner().invoke(alerts, ["evaluate", str(log), "--json"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    fired = [json.loads(x) for x in result.output.splitlines() if x.startswith("{")]
+    assert [
+        i["correlation_ids"] for i in fired if i["alarm_name"] == "business-failures" and i["state"] == "ALARM"
+    ] == [["r1", "r3"]]
+    assert peak < 20 << 20, f"peak {peak >> 20} MB"
+
+
 def test_help() -> None:
     for args in (["alerts", "--help"], ["alerts", "deploy", "--help"], ["alerts", "evaluate", "--help"]):
         assert CliRunner().invoke(main, args).exit_code == 0
