@@ -18,23 +18,32 @@ log = logging.getLogger("corrtrace.collector")
 LOCK_FILE = "collector.lock"
 
 
-def claim(data_dir: Path) -> tuple[int | None, str]:
+def claim(data_dir: Path) -> tuple[int | None, str | None]:
     """Make this process the one collector of ``data_dir`` (its checkpoint has one writer): an exclusive
     ``flock`` on ``data_dir/collector.lock``, held until it is closed or the process ends (a SIGKILL releases
-    it too). Returns the lock's descriptor and this pid, or None and the holder's pid when another collector
-    holds it (two collectors on one checkpoint ship every line twice, which CloudWatch cannot drop)."""
+    it too). Returns the lock's descriptor, or the pid of another collector that holds it (two collectors on
+    one checkpoint ship every line twice, which CloudWatch cannot drop). A lock file that cannot be made (a
+    full disk) costs a warning, not the start: a full disk pauses shipping, it never stops the collector."""
     import fcntl
 
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    path = data_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        log.warning("cannot make %s (%s): another collector on this data_dir would not be noticed", path, exc.strerror)
+        return None, None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip() or "?"
         os.close(fd)
         return None, holder
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd, str(os.getpid())
+    try:  # the pid only names this collector to a second one: a full disk may keep it out
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except OSError:
+        pass
+    return fd, None
 
 
 _MOVE_AWAY = (

@@ -114,14 +114,15 @@ def collect(
     once = once or bool(use_stdin and not paths)
     try:
         lock, holder = claim(settings.make_data_dir())
-        if lock is None:
+        if holder is not None:
             click.echo(
                 f"corrtrace collect: another collector (pid {holder}) uses data_dir {settings.dir}: one collector "
                 "per data_dir (they would share its checkpoint and ship every line twice); this one stops",
                 err=True,
             )
             sys.exit(2)
-        click.get_current_context().call_on_close(lambda: os.close(lock))  # in-process runs (tests) let it go
+        if lock is not None:
+            click.get_current_context().call_on_close(lambda: os.close(lock))  # in-process runs (tests) let it go
         built = settings.build_sinks(fail_on_refusal=once)
         pipeline = Pipeline(
             [],
