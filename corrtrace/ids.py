@@ -63,8 +63,8 @@ def new_uuid7() -> str:
     stamp = _stamp
     if not stamp[0] <= now < stamp[1]:  # another millisecond (or the clock was set back)
         millis = now // 1_000_000
-        t = f"{millis & 0xFFFF_FFFF_FFFF:012x}"
-        _stamp = stamp = (millis * 1_000_000, (millis + 1) * 1_000_000, f"{t[:8]}-{t[8:]}-7")
+        t = hex(millis & 0xFFFF_FFFF_FFFF | 0x1_0000_0000_0000)  # "0x1" and the 12 digits: no format spec parsed
+        _stamp = stamp = (millis * 1_000_000, (millis + 1) * 1_000_000, f"{t[3:11]}-{t[11:]}-7")
     try:
         part = next(_parts)
     except StopIteration:

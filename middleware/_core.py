@@ -164,7 +164,9 @@ class HttpMiddleware:
         "_echo",
         "_expose",
         "_log",
+        "_log_only",
         "_observed",
+        "_plain_ids",
         "_reader",
         "_rewrite",
         "_skip_exact",
@@ -189,6 +191,9 @@ class HttpMiddleware:
         self._log: logging.Logger | None = logging.getLogger(s.access_logger) if s.access_log else None
         self._tracer: Any = otel_helper("HttpTracer", s) if s.tracing else None
         self._observed = self._log is not None or self._tracer is not None  # else no per-request observer work
+        # only the access line observes, on every path: its level is checked when the line is written
+        self._log_only = self._log is not None and self._tracer is None and not self._skip_prefixes
+        self._plain_ids = plain_ids(s.policy)  # the access line takes the ID's ASCII bytes as they are
 
     def _observers(self, path: str) -> tuple[logging.Logger | None, Any]:
         """The access logger and the tracer for a request to ``path``: None for what is off, or for both on a
@@ -379,10 +384,23 @@ def log_unhandled(exc: BaseException, cid: str, protocol: str) -> None:
 
 
 def status_code(status: Any) -> int:
-    """The numeric status of an ASGI status (int) or a WSGI status line (``"404 Not Found"``); 0 if unknown."""
+    """The numeric status of an ASGI status (int) or a WSGI status line (``"404 Not Found"``); 0 if unknown. A
+    status line is parsed once and its code kept (bounded, as the paths are)."""
     if type(status) is int:
         return status
+    if type(status) is str:
+        code = _STATUS_LINES.get(status)
+        if code is not None:
+            return code
     try:
-        return int(str(status)[:3]) if status else 0
+        code = int(str(status)[:3]) if status else 0
     except ValueError:
         return 0
+    if type(status) is str:
+        if len(_STATUS_LINES) >= 1024:
+            _STATUS_LINES.clear()
+        _STATUS_LINES[status] = code
+    return code
+
+
+_STATUS_LINES: dict[str, int] = {}  # WSGI status line -> its code, for the lines seen lately (bounded)

@@ -21,7 +21,6 @@ from ._core import (
     HttpMiddleware,
     log_access,
     log_unhandled,
-    plain_ids,
     with_id_header,
 )
 from .settings import CorrelationSettings, resolve
@@ -45,17 +44,14 @@ class CorrelationIdMiddleware(HttpMiddleware):
     ``CorrelationIdMiddleware(app, header_name="X-Request-ID", access_log=False)``.
     """
 
-    __slots__ = ("_bind_send", "_forms", "_log_only", "_names", "_plain_ids", "_valid")
+    __slots__ = ("_bind_send", "_forms", "_names", "_valid")
 
     def __init__(self, app: ASGIApp, settings: CorrelationSettings | None = None, **overrides: Any) -> None:
         super().__init__(app, resolve(settings, overrides))
         self._forms = HeaderForms(self.settings.header_name, binary=True)
         self._names = frozenset({self._forms.own, *self.settings.fallback_bytes})
         self._bind_send = _send_method(self._forms, self._echo, self._expose, self.errors)
-        # only the access line observes, on every path: its level is checked when the line is written
-        self._log_only = self._log is not None and self._tracer is None and not self._skip_prefixes
         self._valid = self._reader.valid_bytes
-        self._plain_ids = plain_ids(self.settings.policy)  # the access line takes the echoed bytes as they are
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -31,6 +31,7 @@ from .settings import CorrelationSettings, resolve
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 ENVIRON_KEY = "corrtrace.correlation_id"
+_perf_ns = time.perf_counter_ns
 _500_STATUS = "500 Internal Server Error"
 _500_BODY = b"Internal Server Error"
 _500_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(_500_BODY))))
@@ -40,7 +41,7 @@ class WSGICorrelationIdMiddleware(HttpMiddleware):
     """``app.wsgi_app = WSGICorrelationIdMiddleware(app.wsgi_app)`` (Flask) or wrap any WSGI callable."""
 
     __slots__ = (
-        "_bind_echo",
+        "_bind",
         "_fallback_key",
         "_forms",
         "_generate",
@@ -61,7 +62,7 @@ class WSGICorrelationIdMiddleware(HttpMiddleware):
         self._letters = self._reader.letters
         self._max_length = self._reader.max_length
         self._generate = self._reader.generate
-        self._bind_echo = _echo_method(self._forms, self._expose, self.errors)
+        self._bind = _start_method(self._forms, self._echo, self._expose, self.errors)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -88,11 +89,14 @@ class WSGICorrelationIdMiddleware(HttpMiddleware):
         except Exception as exc:  # a broken policy or an odd environ must not break the service
             self.errors.report("read-id", exc)
             cid, excerpt = new_uuid4_hex(), None
-        echo = self._bind_echo((start_response, cid)) if self._echo else start_response
-        request = self._observe(environ, echo, cid, excerpt) if self._observed else None
+        state = [start_response, cid, None]  # the server's start_response, the ID, the status once started
+        if self._log_only:  # only the access line observes, on every path: its level is checked when written
+            request: _Request | None = _Request(self, state, environ, excerpt, self._log, None)
+        else:
+            request = self._observe(environ, state, excerpt) if self._observed else None
         token = set_correlation_id(cid)
         try:
-            result = self.app(environ, echo if request is None else request.start_response)
+            result = self.app(environ, start_response if request is None and not self._echo else self._bind(state))
         except Exception as exc:
             reset_correlation_id(token)
             return self._fail(exc, cid, start_response, request)
@@ -106,12 +110,15 @@ class WSGICorrelationIdMiddleware(HttpMiddleware):
             if request is not None:
                 request.finish()
             return result
-        return _Closing(result, token, cid, request)
+        if request is None:
+            return _Closing(result, token, cid)
+        request._result, request._token = result, token  # the observed request is its own body wrapper
+        return request
 
-    def _observe(self, environ: dict[str, Any], echo: StartResponse, cid: str, excerpt: str | None) -> _Request | None:
+    def _observe(self, environ: dict[str, Any], state: list[Any], excerpt: str | None) -> _Request | None:
         """The request's state when an access line or a span observes it (None on a skipped path)."""
         log, tracer = self._observers(environ.get("PATH_INFO", ""))
-        return None if log is None and tracer is None else _Request(self, echo, environ, cid, excerpt, log, tracer)
+        return None if log is None and tracer is None else _Request(self, state, environ, excerpt, log, tracer)
 
     def _fail(self, exc: Exception, cid: str, server_start: StartResponse, request: _Request | None) -> list[bytes]:
         """The app raised before returning a body: log it under the ID and answer 500 with the header."""
@@ -122,109 +129,60 @@ class WSGICorrelationIdMiddleware(HttpMiddleware):
         finally:
             if request is not None:
                 request.error = exc
-                request.status = _500_STATUS
+                request.state[2] = _500_STATUS
                 request.finish()
         return [_500_BODY]
 
 
-def _echo_method(forms: HeaderForms, expose: bool, errors: ErrorGuard) -> Callable[[Any], StartResponse]:
-    """What binds a request's ``(server start_response, ID)`` into the ``start_response`` the app calls: the
-    server's, with the ID header added by ``with_id_header``'s rule (never failing). A method bound per request
-    (``function.__get__``) costs about half of defining a closure per request, and the call is as cheap.
+def _start_method(
+    forms: HeaderForms, echo: bool, expose: bool, errors: ErrorGuard
+) -> Callable[[list[Any]], StartResponse]:
+    """What binds a request's ``[server start_response, ID, status]`` into the ``start_response`` the app calls: it
+    notes the status (for the access line and the span) and calls the server's, with the ID header added by
+    ``with_id_header``'s rule (never failing) when ``echo``. A method bound per request (``function.__get__``) costs
+    about half of defining a closure per request, and the call is as cheap.
 
     The common response names none of the ID and CORS headers: that scan and the copy with the ID appended are
     ``with_id_header``'s fast path written out here (one Python frame less per request, ~440 instructions);
     a response that names one goes through ``with_id_header`` itself."""
     lengths, special, emit = forms.lengths, forms.special, forms.emit
 
-    def echo(request: tuple[StartResponse, str], status: str, headers: Any, exc_info: Any = None) -> Any:
-        start_response, cid = request
-        try:
-            for name, _value in headers:
-                if len(name) in lengths and name.lower() in special:
-                    headers = with_id_header(headers, cid, forms, expose)
-                    break
-            else:
-                headers = [*headers, (emit, cid)]
-        except Exception as exc:
-            errors.report("echo-header", exc)
-        return start_response(status, headers, exc_info)
+    def start(state: list[Any], status: str, headers: Any, exc_info: Any = None) -> Any:
+        state[2] = status
+        if echo:
+            try:
+                for name, _value in headers:
+                    if len(name) in lengths and name.lower() in special:
+                        headers = with_id_header(headers, state[1], forms, expose)
+                        break
+                else:
+                    headers = [*headers, (emit, state[1])]
+            except Exception as exc:
+                errors.report("echo-header", exc)
+        return state[0](status, headers, exc_info)
 
-    return echo.__get__
-
-
-class _Request:
-    """An observed request's state, from the ID read to the access line: the ``start_response`` the app calls
-    (records the status, then echoes), and ``finish`` (access line, span end)."""
-
-    __slots__ = ("cid", "echo", "environ", "error", "excerpt", "log", "mw", "span", "start", "status")
-
-    def __init__(
-        self,
-        mw: WSGICorrelationIdMiddleware,
-        echo: StartResponse,
-        environ: dict[str, Any],
-        cid: str,
-        excerpt: str | None,
-        log: Any,
-        tracer: Any,
-    ) -> None:
-        self.mw = mw
-        self.echo = echo
-        self.environ = environ
-        self.cid = cid
-        self.excerpt = excerpt  # of a rejected incoming ID, safe to log
-        self.log = log
-        self.start = time.perf_counter_ns() if log is not None else 0
-        self.span = tracer.start_wsgi(environ, cid) if tracer is not None else None
-        self.status: str | None = None
-        self.error: BaseException | None = None
-
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        self.status = status
-        return self.echo(status, headers, exc_info)
-
-    def finish(self) -> None:
-        status = status_code(self.status)
-        try:
-            if self.log is not None:
-                environ = self.environ
-                log_access(
-                    self.log,
-                    self.cid,
-                    environ.get("REQUEST_METHOD", "GET"),
-                    environ.get("PATH_INFO", ""),
-                    status,
-                    self.error,
-                    self.start,
-                    environ.get("REMOTE_ADDR"),
-                    self.excerpt,
-                )
-        except Exception as exc:
-            self.mw.errors.report("access-log", exc)
-        finally:
-            if self.span is not None:
-                self.mw._tracer.end(self.span, status, self.error)
+    return start.__get__
 
 
 class _Closing:
-    """The app's body, with the ID bound until ``close()``; then the app's own ``close`` and the access line."""
+    """The app's body, with the ID bound until ``close()``; then the app's own ``close`` (and, for an observed
+    request, the access line: ``_Request``)."""
 
-    __slots__ = ("_cid", "_closed", "_request", "_result", "_token")
+    __slots__ = ("_cid", "_closed", "_result", "_token", "error")
+    _observed = False  # True for a _Request: close() also finishes the request (no call otherwise)
+    error: BaseException | None  # an exception the body raised (set only then; a _Request reads it)
 
-    def __init__(self, result: Iterable[bytes], token: Token[str | None], cid: str, request: _Request | None) -> None:
+    def __init__(self, result: Iterable[bytes], token: Token[str | None], cid: str) -> None:
         self._result = result
         self._token = token
         self._cid = cid
-        self._request = request
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._result
         except Exception as exc:  # the response has started: log it under the ID, the server aborts the body
-            if self._request is not None:
-                self._request.error = exc
+            self.error = exc
             log_unhandled(exc, self._cid, "WSGI")
             raise
 
@@ -241,8 +199,11 @@ class _Closing:
                 reset_correlation_id(self._token)
             except ValueError:  # closed from another context (some servers): that context never had our ID
                 pass
-            if self._request is not None:
-                self._request.finish()
+            if self._observed:
+                self.finish()
+
+    def finish(self) -> None:
+        """Nothing is written for a body no access line or span observes (``_Request.finish`` writes them)."""
 
     def __enter__(self) -> _Closing:
         return self
@@ -251,3 +212,55 @@ class _Closing:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class _Request(_Closing):
+    """An observed request's state, from the ID read to the access line (``finish``: access line, span end); the
+    status is what the app passed to ``start_response`` (``state[2]``). A streamed body is returned as this object
+    itself (``_Closing``'s body and ``close``, then ``finish``): one object per observed request."""
+
+    __slots__ = ("environ", "excerpt", "log", "mw", "span", "start", "state")
+    _observed = True
+
+    def __init__(
+        self,
+        mw: WSGICorrelationIdMiddleware,
+        state: list[Any],
+        environ: dict[str, Any],
+        excerpt: str | None,
+        log: Any,
+        tracer: Any,
+    ) -> None:
+        self.mw = mw
+        self.state = state
+        self.environ = environ
+        self._cid = cid = state[1]
+        self._closed = False
+        self.excerpt = excerpt  # of a rejected incoming ID, safe to log
+        self.log = log
+        self.start = _perf_ns() if log is not None else 0
+        self.span = tracer.start_wsgi(environ, cid) if tracer is not None else None
+        self.error = None
+
+    def finish(self) -> None:
+        status = status_code(self.state[2])
+        try:
+            if self.log is not None:
+                environ, cid = self.environ, self._cid
+                log_access(
+                    self.log,
+                    cid,
+                    environ.get("REQUEST_METHOD", "GET"),
+                    environ.get("PATH_INFO", ""),
+                    status,
+                    self.error,
+                    self.start,
+                    environ.get("REMOTE_ADDR"),
+                    self.excerpt,
+                    cid.encode() if self.mw._plain_ids else None,
+                )
+        except Exception as exc:
+            self.mw.errors.report("access-log", exc)
+        finally:
+            if self.span is not None:
+                self.mw._tracer.end(self.span, status, self.error)
