@@ -11,10 +11,12 @@ On a shared machine req/s mostly measures how much CPU the scheduler gave each s
 process tree spent per request (utime + stime from ``/proc``, divided by the requests wrk completed) does not
 depend on that, so it is printed too, and ``bare CPU / variant CPU`` is the req/s ratio the variant would reach
 on a machine of its own (the servers are CPU-bound single workers); its user and system (kernel) parts are
-printed too (the access line's ``os.write`` is system time, the middleware's code user time).
+printed too (the access line's ``os.write`` is system time, the middleware's code user time). That ratio is taken
+per round against the same round's bare run (paired, as benchmarks/_paired.py pairs batches) and printed as the
+median with its quartiles, so a reader sees whether a 1 % target is inside the run's spread.
 Targets (issue 13 §3): corrtrace >= 0.95x the bare server's requests/s and >= asgi-correlation-id's.
 
-    python benchmarks/load.py [--duration 4] [--rounds 3] [--connections 16] [--base-port N] [--json]
+    python benchmarks/load.py [--duration 4] [--rounds 5] [--connections 16] [--base-port N] [--json]
 """
 
 from __future__ import annotations
@@ -225,9 +227,28 @@ def run(duration: int, rounds: int, connections: int, base_port: int = 0) -> dic
         "connections": connections,
         "medians": medians,
         "best_rps": best,
+        "cpu_ratios": paired_cpu_ratios(results),
         "runs": results,
         "corrtrace_access_lines": logged,
     }
+
+
+def paired_cpu_ratios(results: dict[str, list[dict[str, float]]]) -> dict[str, list[float]]:
+    """Per round, ``bare CPU / variant CPU`` of each variant against its own server's bare run of the same round
+    (the machine's drift between rounds cancels in each ratio); the report prints their median and quartiles."""
+    return {
+        label: [b["cpu_us"] / r["cpu_us"] for b, r in zip(results[f"{label.split(' ')[0]} bare"], runs, strict=True)]
+        for label, runs in results.items()
+    }
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles (the median itself for fewer than two values)."""
+    median = statistics.median(values)
+    if len(values) < 2:
+        return median, median, median
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return median, q1, q3
 
 
 def _lines(path: Path) -> int:
@@ -241,34 +262,43 @@ def report(data: dict[str, Any]) -> None:
     medians = data["medians"]
     print(
         f"wrk -t1 -c{data['connections']} -d{data['duration_s']:g}s, fresh IDs, "
-        f"median of {data['rounds']} alternating rounds (machine shared)"
+        f"median of {data['rounds']} alternating rounds (machine shared); bare/it: the median of each round's "
+        "bare CPU / its CPU per request [quartiles]"
     )
-    best = data["best_rps"]
+    best, ratios = data["best_rps"], data["cpu_ratios"]
     print(
         f"{'server / middleware':<37}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}{'best':>8}{'vs bare':>9}"
-        f"{'CPU µs/req':>12}{'bare/it':>9}{'user':>8}{'system':>8}"
+        f"{'CPU µs/req':>12}{'bare/it':>9} {'[quartiles]':<16}{'user':>8}{'system':>8}"
     )
     for label, m in medians.items():
         kind = label.split(" ")[0]
         bare, bare_best = medians[f"{kind} bare"], best[f"{kind} bare"]
+        ratio, q1, q3 = spread(ratios[label])
         print(
             f"{label:<37}{m['rps']:>8.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / bare['rps']:>8.2f}x"
             f"{best[label]:>8.0f}{best[label] / bare_best:>8.2f}x"
-            f"{m['cpu_us']:>12.1f}{bare['cpu_us'] / m['cpu_us']:>8.2f}x{m['user_us']:>8.1f}{m['sys_us']:>8.1f}"
+            f"{m['cpu_us']:>12.1f}{ratio:>8.3f}x {f'[{q1:.3f} .. {q3:.3f}]':<16}{m['user_us']:>8.1f}{m['sys_us']:>8.1f}"
         )
-    cpu_rate = {k: 1e6 / v["cpu_us"] for k, v in medians.items()}  # req/s per CPU second: the unshared capacity
     for kind in SERVERS:
         for name, rps in (
             ("median", {k: v["rps"] for k, v in medians.items()}),
             ("best", best),
-            ("CPU per request", cpu_rate),
         ):
             ours = rps[f"{kind} corrtrace"]
-            line = f"{kind} ({name}): corrtrace {ours / rps[f'{kind} bare']:.2f}x bare (target >= 0.95x)"
+            line = f"{kind} ({name} req/s): corrtrace {ours / rps[f'{kind} bare']:.2f}x bare (target >= 0.95x)"
             peer = rps.get(f"{kind} asgi-correlation-id")
             if peer:
                 line += f", {ours / peer:.2f}x asgi-correlation-id (target >= 1.0x)"
             print(line)
+        ratio, q1, q3 = spread(ratios[f"{kind} corrtrace"])
+        verdict = "met" if q1 >= 0.95 else "met by the median, not its lower quartile" if ratio >= 0.95 else "not met"
+        line = f"{kind} (CPU per request): corrtrace {ratio:.3f}x bare [{q1:.3f} .. {q3:.3f}] (>= 0.95x: {verdict})"
+        peer_label = f"{kind} asgi-correlation-id"
+        if peer_label in ratios:  # the two rows' ratios against the same bare run, round by round
+            versus = [ours / peer for ours, peer in zip(ratios[f"{kind} corrtrace"], ratios[peer_label], strict=True)]
+            ratio, q1, q3 = spread(versus)
+            line += f", {ratio:.3f}x asgi-correlation-id [{q1:.3f} .. {q3:.3f}] (target >= 1.0x)"
+        print(line)
     for label, count in data["corrtrace_access_lines"].items():
         print(f"{label}: {count} access lines written to its JSON log file")
 
@@ -276,7 +306,7 @@ def report(data: dict[str, Any]) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--base-port", type=int, default=0, help="first loopback port to try (0: any free one)")
     parser.add_argument("--json", action="store_true")
