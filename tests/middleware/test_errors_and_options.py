@@ -78,6 +78,9 @@ def test_wsgi_exception_in_a_streamed_body_is_logged_under_the_id(logs: LogCaptu
     body.close()  # type: ignore[attr-defined]
     (line,) = [e for e in logs.events() if e["log"]["level"] == "ERROR"]
     assert line["correlation_id"] == "s-err" and "disk gone" in line["error"]["message"]
+    (access,) = logs.events("corrtrace.access")  # written at close, with the body's exception
+    assert access["correlation_id"] == "s-err" and access["error"] == {"type": "OSError"}
+    assert access["event"]["outcome"] == "failure" and access["http"]["response"]["status_code"] == 200
 
 
 @pytest.mark.parametrize(("status", "level"), [(200, "INFO"), (302, "INFO"), (404, "WARNING"), (503, "ERROR")])
