@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from corrtrace.collector.parsers import clock
+from orjson import JSONDecodeError
+from orjson import loads as _loads
 
 from corrtrace.ids import DEFAULT_POLICY
 
@@ -34,8 +36,12 @@ _ID = DEFAULT_POLICY.allowed_pattern.removesuffix("+") + f"{{1,{_ID_MAX}}}"
 # nginx combined + the id (quoted or not) + optionally $request_time $msec (deploy/nginx/corrtrace.conf). The id
 # group holds the token only when it is a valid id (else the other branch reads it, uncaptured); optional parts
 # are written ``(?:X|)``, not ``(?:X)?``: the same match, without sre's repeat bookkeeping around groups.
+# The request is read in the pattern too (no partition after): its method (up to the first space), target (up to
+# the next; its path up to a ``?``) and version (what follows ``HTTP/`` after the second space); each piece stops
+# at a character the next one starts with, so no split is ever retried.
 NGINX = re.compile(
-    r'(\S+) - (\S+) \[([^\]]*)\] "([^"]*)" (\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
+    r'(\S+) - (\S+) \[([^\]]*)\] "(([^" ]*)(?: (([^" ?]*)(?:\?[^" ]*|))(?: (?:HTTP/([^"]*)|[^"]*)|)|))" '
+    r'(\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
     r'(?: "?(?:(' + _ID + r')|[^"\s]*)"?|)(?: (\d{1,9}(?:\.\d{1,6}|)) (\d{1,11}(?:\.\d{1,6}|))|)\s*$'
 )
 # logfmt: key=value or key="quoted \" value", separated by whitespace (the grammar, as a regular expression:
@@ -84,10 +90,26 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     m = NGINX.match(line)
     if m is None:
         return None
-    addr, user, local, request, status, size, referrer, agent, cid, request_time, msec = m.groups()
+    (
+        addr,
+        user,
+        local,
+        request,
+        method,
+        target,
+        path,
+        version,
+        status,
+        size,
+        referrer,
+        agent,
+        cid,
+        request_time,
+        msec,
+    ) = m.groups()
     code = int(status)
-    method, _, rest = request.partition(" ")
-    target, _, version = rest.partition(" ")
+    if target is None:  # a request without a space: all method
+        target = path = ""
     if request_time:  # with $request_time and $msec: the request's arrival in ms, so it sorts before what it called
         took = float(request_time)
         ms: int | None = round((float(msec) - took) * 1000)
@@ -99,13 +121,13 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
         "request": {"method": method} if referrer == "-" else {"method": method, "referrer": referrer},
         "response": {"status_code": code, "body": {"bytes": int(size)}},
     }
-    if version[:5] == "HTTP/":
-        http["version"] = version[5:]
+    if version is not None:
+        http["version"] = version
     event: dict[str, Any] = {
         "message": request + " " + status,
         "log": {"level": "ERROR" if code >= 500 else "INFO"},
         "http": http,
-        "url": {"original": target, "path": target.partition("?")[0]},
+        "url": {"original": target, "path": path},
         "source": {"address": addr},
         "event": about,
     }
@@ -183,10 +205,40 @@ def _escaped_fields(line: str) -> dict[str, str] | None:
 
 def logfmt_fields(line: str) -> dict[str, str] | None:
     """The pairs of a logfmt line (the first ``LOGFMT_MAX_PAIRS``; a repeated key keeps its last value), or None
-    when the line does not follow the grammar. Without a backslash every ``"`` opens or closes a value, so one
-    ``str.split('"')`` cuts the line into stretches of bare pairs and quoted values (linear, no regex)."""
+    when the line does not follow the grammar. An ASCII line without a backslash is read by orjson (``_as_json``);
+    what it cannot decide goes to ``_split_fields``, a line with a backslash or possibly more than
+    ``LOGFMT_MAX_PAIRS`` pairs to ``_escaped_fields``. All three are linear."""
     if "\\" in line or (len(line) > 3 * LOGFMT_MAX_PAIRS and line.count("=") > LOGFMT_MAX_PAIRS):
         return _escaped_fields(line)  # fewer than 3 characters per pair ("k= ") cannot be
+    if not line.isascii():
+        return _split_fields(line)
+    if '"' in line:
+        parts = line.split('"')
+        last = len(parts) - 1
+        if last & 1:  # a quote left open
+            return None
+        text = '{"'
+        for i in range(0, last, 2):
+            stretch = parts[i]
+            if stretch[-1:] != "=" or (i and stretch and not stretch[0].isspace()):
+                return None  # a quoted value not right after its ``key=``, or not followed by whitespace
+            text += stretch.replace(" ", '","').replace("=", '":"') + parts[i + 1]
+        stretch = parts[last]
+        if stretch and not stretch[0].isspace():
+            return None
+        text += stretch.replace(" ", '","').replace("=", '":"') + '"}'
+    else:
+        text = '{"' + line.replace(" ", '","').replace("=", '":"') + '"}'
+    try:
+        fields: dict[str, str] = _loads(text)
+    except JSONDecodeError:  # another separator than one space, a bare value holding "=", a control character
+        return _split_fields(line)
+    return None if "" in fields else fields  # ``=v``: a pair without a key
+
+
+def _split_fields(line: str) -> dict[str, str] | None:
+    """``logfmt_fields`` of a line without a backslash (and at most ``LOGFMT_MAX_PAIRS`` pairs): every ``"`` opens
+    or closes a value, so one ``str.split('"')`` cuts the line into stretches of bare pairs and quoted values."""
     parts = line.split('"') if '"' in line else (line,)
     if not len(parts) & 1:  # a quote left open
         return None
@@ -221,6 +273,11 @@ def _first(fields: dict[str, str], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def _pop_first(fields: dict[str, str], keys: tuple[str, ...]) -> str | None:
+    key = _first(fields, keys)
+    return None if key is None else fields.pop(key)
+
+
 def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
     """Keys are matched as written (logfmt's are lower case); the keys corrtrace does not know go to labels. A line
     naming a role twice (``msg`` and ``message``) fills it from the first key listed; the other stays a label.
@@ -228,21 +285,30 @@ def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
     fields = logfmt_fields(line) if "=" in line else None
     if fields is None or len(fields) < 2:
         return None
-    # each role's usual key tested first, inline (the loop only for lines that use another)
+    # each role's usual key popped first, inline (the loop only for lines that use another); values are strings,
+    # so None is "absent"
+    pop = fields.pop
+    message = pop("msg", None)
+    if message is None:
+        message = pop("message", None)
+    level = pop("level", None)
+    if level is None:
+        level = _pop_first(fields, _LEVEL_KEYS)
+    service = pop("service", None)
+    if service is None:
+        service = _pop_first(fields, _SERVICE_KEYS)
     time_key = "time" if "time" in fields else _first(fields, _TIME_KEYS)
-    level_key = "level" if "level" in fields else _first(fields, _LEVEL_KEYS)
-    message_key = "msg" if "msg" in fields else "message" if "message" in fields else None
-    service_key = "service" if "service" in fields else _first(fields, _SERVICE_KEYS)
-    has_cid = "correlation_id" in fields
-    if not (time_key or level_key or message_key or service_key or has_cid):
+    cid = fields.get("correlation_id")
+    if message is None and level is None and service is None and time_key is None and cid is None:
         return None
-    event: dict[str, Any] = {"message": fields.pop(message_key) if message_key else ""}
-    if level_key:
-        event["log"] = {"level": fields.pop(level_key).upper()}
-    if service_key:
-        event["service"] = {"name": fields.pop(service_key)}
-    if has_cid and _cid(fields["correlation_id"]):
-        event["correlation_id"] = fields.pop("correlation_id")
+    event: dict[str, Any] = {"message": "" if message is None else message}
+    if level is not None:
+        event["log"] = {"level": level.upper()}
+    if service is not None:
+        event["service"] = {"name": service}
+    if cid is not None and _cid(cid):
+        event["correlation_id"] = cid
+        del fields["correlation_id"]
     ms = None
     if time_key:
         value = fields[time_key]

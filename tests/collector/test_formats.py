@@ -279,7 +279,7 @@ PATTERNS = {"talk": TALK, "logback": LOGBACK, "nginx": NGINX, "logfmt_pair": LOG
 ALPHABETS = {
     "talk": "0123456789-: [] aZ.,\t",
     "logback": "0123456789-: [] INFOab-.,T\t",
-    "nginx": '0123456789 -[]"/.:aZ\\',
+    "nginx": '0123456789 -[]"/.:aZ\\?HTP',
     "logfmt_pair": 'ab=" \\\t.',
     "logfmt_line": 'ab=" \\\t.',
 }
@@ -311,6 +311,7 @@ def test_builtin_patterns_are_linear_and_agree_with_re2(name: str, data: Any) ->
                 "09-02-2015 15:03:24 ",
                 "2024-01-15 10:23:45,123 [",
                 "1.2.3.4 - - [",
+                '1.2.3.4 - - [x] "GET ',
                 "09-02-2015 15:03:24 svc INFO [",
                 'k="',
             ]
@@ -373,6 +374,47 @@ def test_logfmt_fields_read_exactly_the_grammar(text: str) -> None:
     assert logfmt_fields(text) == _reference_fields(text)
 
 
+@settings(max_examples=600, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(
+            [
+                "a=1",
+                "a=2",
+                'b="x y"',
+                'm="k=v, {w}: [1]"',
+                'k=""',
+                "e=",
+                "=v",
+                "=",
+                "x=a=b",
+                "h",
+                "",
+                "t=\x01",
+                'c="\t"',
+                "u=:,{}[]",
+                'q="x"y',
+                'q="x""y"',
+                'r=x"y"',
+                '"',
+                "\t",
+                "n=null",
+            ]
+        ),
+        max_size=10,
+    ).map(" ".join)
+)
+def test_logfmt_fields_read_through_orjson_are_the_grammars_in_order(text: str) -> None:
+    """ASCII lines without a backslash are turned into a JSON object for orjson: the pairs (and their order, a
+    repeated key keeping its first place and last value) are the grammar's, whatever JSON makes of ``:,{}[]``,
+    control characters, empty keys or values, ``=`` inside values and quotes in the wrong place."""
+    ours = logfmt_fields(text)
+    reference = _reference_fields(text)
+    assert ours == reference
+    if ours is not None and reference is not None:
+        assert list(ours.items()) == list(reference.items())
+
+
 def test_logfmt_keeps_the_first_pairs_of_a_long_line() -> None:
     text = " ".join(f'k{i}="v {i}"' if i % 2 else f"k{i}={i}" for i in range(LOGFMT_MAX_PAIRS + 10)) + ' bad"'
     assert logfmt_fields(text) is None  # the whole line is checked, not only the pairs kept
@@ -404,7 +446,24 @@ def test_nginx_reads_the_id_the_policy_accepts(token: str) -> None:
         cid = plain[9]
         expected = cid if cid and cid != "-" and is_valid(cid) else None
         assert event_of(line).get("correlation_id") == expected
-        assert ours[9] in (None, cid) and ours.groups()[9:] == plain.groups()[9:]
+        assert ours[13] in (None, cid) and ours.groups()[13:] == plain.groups()[9:]  # after the request's 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(request=st.text(alphabet='GET /?a=HTP1. "\t', max_size=30) | st.sampled_from(["GET /a?b=c HTTP/1.1", "HTTP/"]))
+def test_nginx_reads_the_request_as_its_partitions(request: str) -> None:
+    """The pattern's method, target, path and version are what ``partition`` gives on the request as a whole
+    (method up to the first space, target up to the next, path up to ``?``, the version after ``HTTP/``)."""
+    line = NGINX_LINE.replace("GET /api/products?page=2 HTTP/1.1", request)
+    plain = _NGINX_PLAIN.match(line)
+    assert (NGINX.match(line) is None) == (plain is None)
+    if plain is not None:
+        method, _, rest = plain[4].partition(" ")
+        target, _, version = rest.partition(" ")
+        event = event_of(line)
+        assert event["message"] == plain[4] + " 502" and event["http"]["request"]["method"] == method
+        assert event["url"] == {"original": target, "path": target.partition("?")[0]}
+        assert event["http"].get("version") == (version[5:] if version.startswith("HTTP/") else None)
 
 
 @settings(max_examples=200, deadline=None)
