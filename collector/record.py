@@ -72,12 +72,13 @@ def _mark_piece(event: dict[str, Any], piece: LinePiece) -> None:
     cid = event.get("correlation_id")
     if cid.__class__ is str and cid:
         shared.setdefault("correlation_id", cid)
-    elif piece.number == 1:
-        found = _HEAD_ID.search(piece, 0, _HEAD_BYTES)
-        if found is not None:
-            shared["correlation_id"] = found.group(1).decode("utf-8", "replace")
-    if "correlation_id" in shared and not (cid.__class__ is str and cid):
-        event["correlation_id"] = shared["correlation_id"]
+    else:
+        if piece.number == 1:
+            found = _HEAD_ID.search(piece, 0, _HEAD_BYTES)
+            if found is not None:
+                shared["correlation_id"] = found.group(1).decode("utf-8", "replace")
+        if "correlation_id" in shared:
+            event["correlation_id"] = shared["correlation_id"]
     log = event.get("log")
     if log.__class__ is not dict:
         log = event["log"] = {}
