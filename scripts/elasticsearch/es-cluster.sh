@@ -6,7 +6,7 @@
 #   es-cluster.sh start          start the nodes that are not running, wait until each answers (yellow)
 #   es-cluster.sh stop           stop every node (SIGTERM, then SIGKILL after 30 s)
 #   es-cluster.sh status         exit 0 if every node runs and the cluster is green or yellow
-#   es-cluster.sh kill N         SIGKILL node N (1..3) -- a crash, not a shutdown
+#   es-cluster.sh kill N         SIGKILL node N (1..3) -- a crash, not a shutdown; exit 1 if it is not running
 #   es-cluster.sh start-node N   (re)start node N keeping its data, so it rejoins as the same node
 #
 # Environment: ES_CLUSTER_HEAP (default 512m per node, initial = max: no heap resizing), ES_CLUSTER_NAME (corrtrace-cluster),
@@ -78,7 +78,8 @@ case "${1:-}" in
             kill -KILL "$(cat "$pid_file")"
             echo "es-cluster.sh: node-$2 killed (SIGKILL, pid $(cat "$pid_file"))"
         else
-            echo "es-cluster.sh: node-$2 is not running" >&2
+            echo "es-cluster.sh: node-$2 is not running (no live launcher behind $pid_file): nothing killed" >&2
+            exit 1
         fi ;;
     start-node)
         check_n "${2:-}"
