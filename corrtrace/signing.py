@@ -20,6 +20,8 @@ TIMESTAMP_HEADER = "X-Corrtrace-Timestamp"
 NONCE_HEADER = "X-Corrtrace-Nonce"
 SIGNATURE_HEADER = "X-Corrtrace-Signature"
 _SCHEME = "v1="
+_SIGNATURE_LENGTH = len(_SCHEME) + 64  # v1= and a SHA-256 hex digest
+_TIMESTAMP_DIGITS = 12  # epoch seconds until the year 33658: longer is not a time, and int() of it costs
 
 
 class SignatureError(CorrtraceError):
@@ -85,6 +87,19 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _well_formed(timestamp: str, nonce: str, signature: str) -> bool:
+    """ASCII headers of the shapes ``sign_request`` writes, checked before any of them is used: ``int()`` reads
+    other scripts' digits and refuses thousands of them, ``compare_digest`` refuses non-ASCII text."""
+    return (
+        (timestamp + nonce + signature).isascii()
+        and timestamp.isdigit()
+        and len(timestamp) <= _TIMESTAMP_DIGITS
+        and len(nonce) <= 64
+        and len(signature) == _SIGNATURE_LENGTH
+        and signature.startswith(_SCHEME)
+    )
+
+
 def verify_request(
     secret: str | bytes,
     method: str,
@@ -102,7 +117,7 @@ def verify_request(
     signature = _header(headers, SIGNATURE_HEADER)
     if not (timestamp and nonce and signature):
         raise SignatureError("missing signature headers")
-    if not signature.startswith(_SCHEME) or len(nonce) > 64 or not timestamp.isdigit():
+    if not _well_formed(timestamp, nonce, signature):
         raise SignatureError("malformed signature headers")
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > max_skew:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from corrtrace.txmanager import eventlog
-from corrtrace.txmanager.auth import MAX_SKEW, Verifier
+from corrtrace.txmanager.auth import MAX_SKEW, Verifier, declares_more_than
 from corrtrace.txmanager.discovery import Discover, default_discover
 from corrtrace.txmanager.fanout import FanOut
 from corrtrace.txmanager.notify import Notifier
@@ -138,8 +138,7 @@ def _manager(request: Request) -> Manager:
 async def _authenticated(request: Request, manager: Annotated[Manager, Depends(_manager)]) -> bytes:
     """Dependency: the raw body of a call whose signature, freshness and nonce check out (else 401)."""
     limit = manager.settings.max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declares_more_than(request.headers.get("content-length", ""), limit):
         raise HTTPException(413, detail=f"body over {limit} bytes")
     body = b""
     async for chunk in request.stream():

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from corrtrace.txmanager.auth import Verifier
+from corrtrace.txmanager.auth import Verifier, declares_more_than
 
 from corrtrace.context import bind_correlation_id
 from corrtrace.ids import is_valid
@@ -270,8 +270,7 @@ def participant_router(
     router = APIRouter()
 
     async def handle(action: str, correlation_id: str, request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body:
+        if declares_more_than(request.headers.get("content-length", ""), max_body):
             return JSONResponse({"error": "body too large", "limit": max_body}, status_code=413)
         body = b""
         async for chunk in request.stream():

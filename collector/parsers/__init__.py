@@ -8,6 +8,7 @@ and the service of lines that name none. JSON objects are never run through the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from corrtrace.ids import is_valid
 from corrtrace.logging import wrap_text
 from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
+log = logging.getLogger("corrtrace.collector")
 FORMAT_NAMES = ("auto", "json", *BUILTIN)
 DEFAULT_ID_ALIASES = ("correlationId", "correlation-id", "x_correlation_id", "requestId", "request_id")
 DEFAULT_SERVICE_ALIASES = ("service", "service_name", "app", "application", "logger_name")
@@ -71,7 +73,11 @@ class LineFormat:
             joined = rest = ""
         parsed = None
         for parse in self.parsers:
-            parsed = parse(first)
+            try:
+                parsed = parse(first)
+            except Exception as exc:  # a parser's bug must not stop shipping: the line is not in that format
+                _parser_failed(parse, exc)
+                parsed = None
             if parsed is not None:
                 break
         service = self.service
@@ -153,6 +159,20 @@ class LineFormat:
                 event["correlation_id"] = value
                 return True
         return False
+
+
+_failed: set[str] = set()
+
+
+def _parser_failed(parse: TextParser, exc: Exception) -> None:
+    """Say once per parser that it raised (its name and the exception's type: the line and the message, which
+    may quote it, are untrusted and stay out of the log); the line goes on to the next format or is kept as text."""
+    name = getattr(parse, "__name__", type(parse).__name__)
+    if name not in _failed:
+        _failed.add(name)
+        log.warning(
+            "the %s format failed on a line (%s); such lines are kept as text (said once)", name, type(exc).__name__
+        )
 
 
 def build_format(

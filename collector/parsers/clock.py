@@ -68,7 +68,7 @@ def nginx_local(value: str) -> int | None:
         return _millis(_cache[value], None)
     seconds = None
     month = _MONTHS.get(value[3:6])
-    if len(value) == 26 and month is not None and value[21] in "+-" and value[22:26].isdigit():
+    if len(value) == 26 and month is not None and value[21] in "+-" and value[22:26].isdecimal():
         seconds = _fields(value[7:11], str(month), value[0:2], value[12:20])
         if seconds is not None:
             offset = int(value[22:24]) * 3600 + int(value[24:26]) * 60

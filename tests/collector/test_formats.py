@@ -13,8 +13,8 @@ import pytest
 import re2
 import yaml
 from click.testing import CliRunner
-from corrtrace.collector.parsers import build_format, clock
-from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_MAX_PAIRS, NGINX, TALK, logfmt, logfmt_fields
+from corrtrace.collector.parsers import LineFormat, build_format, clock
+from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_MAX_PAIRS, NGINX, TALK, logfmt, logfmt_fields, talk
 from corrtrace.collector.record import make_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -69,6 +69,36 @@ def test_a_logfmt_time_with_unicode_digits_is_unreadable_not_an_error() -> None:
     event = event_of("time=2026-11-30T12:00:05.1\u00b23Z level=info msg=x correlation_id=c-go-1")
     assert event["@timestamp"] == "1970-01-01T00:00:00.000Z" and event["labels"]["time"].endswith("\u00b23Z")
     assert event["correlation_id"] == "c-go-1" and event["message"] == "x"
+
+
+def test_an_nginx_time_zone_with_unicode_digits_is_unreadable_not_an_error() -> None:
+    """``$time_local``'s offset ``+0²00``: the line is an nginx line all the same, its time the ingest time (it
+    raised ``ValueError`` out of ``make_record``, which stopped the reader)."""
+    plain = NGINX_LINE.rsplit(' "', 1)[0] + ' "-"'  # no $msec: the time is $time_local's
+    line = plain.replace("+0000]", "+0\u00b200]")
+    assert line != plain
+    event = event_of(line)
+    assert event["@timestamp"] == "1970-01-01T00:00:00.000Z" and event["http"]["response"]["status_code"] == 502
+
+
+def test_a_parser_that_raises_is_a_format_the_line_is_not_in(caplog: pytest.LogCaptureFixture) -> None:
+    """A parser's bug (an exception on some line) must not stop the reader, which would stop on the same line
+    again after every restart: the next format reads the line, or it is kept as text; said once, without the
+    line or the exception's message (they are untrusted)."""
+
+    def broken(line: str) -> Any:
+        raise ValueError(f"cannot read {line!r}")
+
+    fmt = LineFormat("custom", [broken, talk])
+    secret = "09-02-2015 15:03:24 ui-svc INFO [uuid-123] card 4111-1111"
+    with caplog.at_level("WARNING", logger="corrtrace.collector"):
+        record, event = make_record("src", 0, 1, secret.encode(), fmt=fmt)
+        other = make_record("src", 1, 2, b"no format reads this", 0, fmt=fmt)[1]
+    assert event["correlation_id"] == "uuid-123" and record.correlation_id == "uuid-123"
+    assert other["log"]["original"] == "no format reads this"
+    warnings = [r.getMessage() for r in caplog.records if "format failed" in r.getMessage()]
+    assert len(warnings) == 1 and "broken" in warnings[0] and "ValueError" in warnings[0]
+    assert "4111" not in caplog.text and "no format" not in caplog.text
 
 
 def test_logback_lines_and_an_empty_mdc() -> None:

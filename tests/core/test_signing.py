@@ -46,6 +46,33 @@ def test_unsigned_stale_and_replayed_calls_fail() -> None:
     verify_request(SECRET, "POST", "/x", b"", lowercase, nonces=nonces)
 
 
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-Corrtrace-Timestamp", "\u00b2"),  # a digit to str.isdigit, not to int()
+        ("X-Corrtrace-Timestamp", "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660"),  # Arabic-Indic
+        ("X-Corrtrace-Timestamp", "9" * 5000),  # past int()'s digit limit
+        ("X-Corrtrace-Signature", "v1=" + "\u00e9" * 64),  # compare_digest refuses non-ASCII text
+        ("X-Corrtrace-Signature", "v1=" + "0" * 6400),
+        ("X-Corrtrace-Nonce", "\u00e9" * 16),
+    ],
+    ids=[
+        "superscript-digit",
+        "arabic-indic-digits",
+        "5000-digits",
+        "non-ascii-signature",
+        "long-signature",
+        "non-ascii-nonce",
+    ],
+)
+def test_malformed_headers_fail_as_signature_errors(header: str, value: str) -> None:
+    """Whatever an unauthenticated caller puts in the headers is a ``SignatureError`` (401), never another
+    exception (a 500 and a traceback in the server's log)."""
+    headers = {**sign_request(SECRET, "POST", "/x", b""), header: value}
+    with pytest.raises(SignatureError, match="malformed"):
+        verify_request(SECRET, "POST", "/x", b"", headers, nonces=NonceCache())
+
+
 def test_an_empty_secret_is_refused() -> None:
     with pytest.raises(SignatureError, match="secret"):
         sign_request("", "POST", "/x", b"")

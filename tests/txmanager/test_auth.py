@@ -4,6 +4,7 @@ Flask blueprint. A replay is refused by the instance that saw the call, by anoth
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -34,11 +35,11 @@ def _calls(cid: str, participant_url: str) -> list[Call]:
     ]
 
 
-def _send(base: str, method: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+def _send(base: str, method: str, path: str, body: bytes, headers: dict[str, Any]) -> httpx.Response:
     return httpx.request(method, base + path, content=body, headers={**headers, "Content-Type": "application/json"})
 
 
-def _forgeries(method: str, path: str, body: bytes) -> Iterator[tuple[str, str, bytes, dict[str, str]]]:
+def _forgeries(method: str, path: str, body: bytes) -> Iterator[tuple[str, str, bytes, dict[str, Any]]]:
     """(what, path, body, headers): unsigned, wrong secret, body/path/method tampered, stale."""
     yield "unsigned", path, body, {}
     yield "wrong secret", path, body, sign_request("not-the-secret", method, path, body)
@@ -49,6 +50,14 @@ def _forgeries(method: str, path: str, body: bytes) -> Iterator[tuple[str, str, 
     bad_sig = dict(sign_request(SECRET, method, path, body))
     bad_sig["X-Corrtrace-Signature"] = "v1=" + "0" * 64
     yield "signature replaced", path, body, bad_sig
+    # headers no client of ours writes: as latin-1 bytes on the wire, the way a server decodes them
+    for name, value in (
+        ("X-Corrtrace-Timestamp", b"\xb2"),  # superscript two: a digit to str.isdigit, not to int()
+        ("X-Corrtrace-Timestamp", b"9" * 5000),  # past int()'s digit limit
+        ("X-Corrtrace-Signature", b"v1=" + b"\xe9" * 64),  # compare_digest refuses non-ASCII text
+    ):
+        malformed: dict[str, Any] = {**sign_request(SECRET, method, path, body), name: value}
+        yield f"malformed {name}", path, body, malformed
 
 
 def test_forged_calls_to_the_manager_get_401_and_change_nothing(mesh) -> None:
@@ -217,3 +226,30 @@ def test_hmac_auth_signs_any_httpx_client_and_every_retry_is_a_new_call(mesh) ->
         assert client.get(f"/transactions/{cid}").status_code == 401
     with pytest.raises(ValueError, match="secret"):
         HmacAuth("")
+
+
+@pytest.mark.parametrize(
+    ("declared", "manager_status", "participant_status"),
+    [(b"\xb2", 202, 200), (b"9" * 5000, 413, 413)],
+    ids=["superscript-digit", "5000-digits"],
+)
+def test_a_malformed_content_length_is_no_500(
+    settings, store, declared: bytes, manager_status: int, participant_status: int
+) -> None:
+    """The declared length is read before the body: a header an HTTP server would not pass on (uvicorn's parser
+    refuses both) must not break the manager or a participant when another server does. A length that is not
+    ASCII digits is ignored (the body read is capped anyway), thousands of digits are too large. The apps are
+    called over ASGI in-process for that reason."""
+
+    async def send(app: Any, path: str) -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://asgi") as client:
+            headers = {**sign_request(SECRET, "POST", path, b"{}"), "content-length": declared}
+            return (await client.post(path, content=b"{}", headers=headers)).status_code
+
+    cid = new_correlation_id()
+    manager = asyncio.run(send(create_app(settings, store=store), f"/transactions/{cid}/rollback"))
+    recorder = Recorder("svc")
+    participant = asyncio.run(send(participant_app(recorder), f"/corrtrace/rollback/{cid}"))
+    assert (manager, participant) == (manager_status, participant_status)
+    assert recorder.calls == (participant_status == 200)
