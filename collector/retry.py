@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from corrtrace.backoff import Backoff, Stopped
+from corrtrace.shapes import whole_number
 
 __all__ = ["Backoff", "DeadLetters", "Stopped"]
 
@@ -69,10 +70,11 @@ class DeadLetters:
         record_id = doc_id.split("#", 1)[0] if doc_id else None
         original = None
         if record_id:
-            source, _, offset = record_id.rpartition("-")
-            if source in self.sources and offset.isdigit():
-                entry.update(file=self.sources[source], offset=int(offset))
-                original = _line_at(self.sources[source], int(offset))
+            source, _, offset_text = record_id.rpartition("-")
+            offset = whole_number(offset_text)
+            if source in self.sources and offset is not None:
+                entry.update(file=self.sources[source], offset=offset)
+                original = _line_at(self.sources[source], offset)
         entry.update(extra)
         entry["event"] = raw.decode("utf-8", "replace")
         if original is not None and original != raw:

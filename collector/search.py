@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from corrtrace.collector.sinks.base import Found, SearchQuery, search_id_problem
 
+from corrtrace.ids import safe_excerpt
+from corrtrace.shapes import whole_number
 from corrtrace.timestamps import parse_timestamp_ms
 
 if TYPE_CHECKING:
@@ -47,18 +49,21 @@ def parse_time(value: str | int | float | datetime | None, *, now: datetime | No
     text = value.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     parsed: int | None = None
-    if text[:-1].isdigit() and text[-1:] in units:
+    ago = whole_number(text[:-1]) if text[-1:] in units else None
+    if ago is not None:
         base = now or datetime.now(UTC)
         try:
-            parsed = int((base - timedelta(seconds=int(text[:-1]) * units[text[-1]])).timestamp() * 1000)
+            parsed = int((base - timedelta(seconds=ago * units[text[-1]])).timestamp() * 1000)
         except (OverflowError, ValueError):  # before year 1
             parsed = None
-    elif text.isdigit():
-        parsed = int(text)
     else:
-        parsed = parse_timestamp_ms(text)
+        parsed = whole_number(text)
+        if parsed is None:
+            parsed = parse_timestamp_ms(text)
     if parsed is None or not _MIN_MS <= parsed <= _MAX_MS:
-        raise ValueError(f"not a time: {value!r} (use RFC 3339, epoch milliseconds, or 15m / 2h / 3d)")
+        raise ValueError(
+            f"not a time: '{safe_excerpt(str(value), 40)}' (use RFC 3339, epoch milliseconds, or 15m / 2h / 3d)"
+        )
     return parsed
 
 

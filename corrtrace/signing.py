@@ -15,13 +15,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 from corrtrace.errors import CorrtraceError
+from corrtrace.shapes import whole_number
 
 TIMESTAMP_HEADER = "X-Corrtrace-Timestamp"
 NONCE_HEADER = "X-Corrtrace-Nonce"
 SIGNATURE_HEADER = "X-Corrtrace-Signature"
 _SCHEME = "v1="
 _SIGNATURE_LENGTH = len(_SCHEME) + 64  # v1= and a SHA-256 hex digest
-_TIMESTAMP_DIGITS = 12  # epoch seconds until the year 33658: longer is not a time, and int() of it costs
+_TIMESTAMP_DIGITS = 12  # epoch seconds until the year 33658: longer is not a time
 
 
 class SignatureError(CorrtraceError):
@@ -88,12 +89,11 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _well_formed(timestamp: str, nonce: str, signature: str) -> bool:
-    """ASCII headers of the shapes ``sign_request`` writes, checked before any of them is used: ``int()`` reads
-    other scripts' digits and refuses thousands of them, ``compare_digest`` refuses non-ASCII text."""
+    """Headers of the shapes ``sign_request`` writes, checked before any of them is used (``compare_digest``
+    refuses non-ASCII text, ``int()`` other scripts' digits)."""
     return (
-        (timestamp + nonce + signature).isascii()
-        and timestamp.isdigit()
-        and len(timestamp) <= _TIMESTAMP_DIGITS
+        whole_number(timestamp, _TIMESTAMP_DIGITS) is not None
+        and (nonce + signature).isascii()
         and len(nonce) <= 64
         and len(signature) == _SIGNATURE_LENGTH
         and signature.startswith(_SCHEME)

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from corrtrace.shapes import whole_number
 from corrtrace.signing import NONCE_HEADER, NonceCache, SignatureError, verify_request
 
 MAX_SKEW = 300.0
-_LENGTH_DIGITS = 19  # more digits than any body this side of an exabyte: too large, and int() of it costs
 
 
 def declares_more_than(content_length: str, limit: int) -> bool:
     """A ``Content-Length`` header over ``limit`` bytes, read before the body so an oversized call is refused
-    (413) unread; a malformed one is left to the capped read of the body (``int()`` would take other scripts'
-    digits and refuse thousands of them)."""
-    return (
-        content_length.isascii()
-        and content_length.isdigit()
-        and (len(content_length) > _LENGTH_DIGITS or int(content_length) > limit)
-    )
+    (413) unread; one that is not a plain number is left to the capped read of the body."""
+    declared = whole_number(content_length)
+    return declared is not None and declared > limit
 
 
 class Verifier:

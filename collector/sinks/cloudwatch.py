@@ -31,6 +31,7 @@ from corrtrace.collector.sinks.cw_batcher import (
 from corrtrace.collector.sinks.cw_batcher import event_size as _event_size
 from corrtrace.collector.sinks.cw_batcher import window_reason as _window_reason
 
+from corrtrace.shapes import whole_number
 from corrtrace.timestamps import format_timestamp, parse_timestamp_ms
 
 log = logging.getLogger("corrtrace.collector.cloudwatch")
@@ -71,9 +72,9 @@ class LandedJournal:
         keep = set()
         for key in self.ids:
             source, _, rest = key.rpartition("-")
-            offset = rest.split("#", 1)[0]
+            offset = whole_number(rest.split("#", 1)[0])
             done = offsets.get(source)
-            if done is None or not offset.isdigit() or int(offset) >= done:
+            if done is None or offset is None or offset >= done:
                 keep.add(key)
         if keep != self.ids:
             self.ids = keep

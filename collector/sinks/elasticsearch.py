@@ -17,6 +17,7 @@ from corrtrace.collector.retry import Backoff, DeadLetters
 from corrtrace.collector.sinks.base import CallLimits, Found, SearchQuery, SinkStats
 
 from corrtrace.errors import PermanentError, TransientError
+from corrtrace.shapes import whole_number
 
 log = logging.getLogger("corrtrace.collector.elasticsearch")
 DEFAULT_PREFIX = "logs-corrtrace"
@@ -709,7 +710,8 @@ class ElasticsearchSink:
 def _arrival_key(doc_id: str) -> tuple[str, int]:
     """Arrival order inside one source: ids are ``<source>-<offset>``."""
     source, _, offset = doc_id.rpartition("-")
-    return (source, int(offset)) if offset.isdigit() else (doc_id, 0)
+    number = whole_number(offset)  # another shipper's ids may end in anything
+    return (doc_id, 0) if number is None else (source, number)
 
 
 __all__ = ["DEFAULT_PREFIX", "ElasticsearchSink", "connect", "ensure_index_template", "template_body"]

@@ -135,6 +135,10 @@ def test_bad_input_exits_2_naming_the_field(tmp_path: Path) -> None:
     assert _run(["collect"]).exit_code == 2
     assert _run(["search", "bad id with spaces"]).exit_code == 2
     assert _run(["search", "req-1", "--since", "yesterday-ish", "--data-dir", str(tmp_path)]).exit_code == 2
+    for since in ("1\u00b2h", "9" * 5000, "9" * 20 + "h"):  # int() refuses the first two; the third overflows
+        result = _run(["search", "req-1", "--since", since, "--data-dir", str(tmp_path)])
+        assert result.exit_code == 2 and result.output.startswith("corrtrace search: not a time: "), result.output
+        assert len(result.output) < 200  # the value is quoted cut short
     assert _run(["collect", "--help"]).exit_code == 0 and _run(["search", "--help"]).exit_code == 0
 
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from corrtrace.alerts.patterns import compile_pattern
 from corrtrace.collector import Backoff, CloudWatchSink, ElasticsearchSink, search_events, ship_files
 from corrtrace.collector.sinks.cloudwatch import id_pattern, logs_client
+from corrtrace.collector.sinks.elasticsearch import ensure_index_template
 
 from corrtrace.cli import main
 
@@ -94,3 +95,17 @@ def test_odd_ids_get_a_cloudwatch_pattern_that_finds_them(tmp_path: Path, moto_u
     ship_files([log], [sink])
     for i, cid in enumerate(ODD_IDS):
         assert _found(search_events(cid, backend=sink)) == [i], cid
+
+
+def test_documents_another_shipper_stored_are_found_whatever_their_ids(es: Any, index_prefix: str) -> None:
+    """Search orders one source's lines by the offset at the end of corrtrace's ids; another shipper's ``_id``
+    may end in anything (``-²`` is ``isdigit()`` but no ``int()``, which made the search raise)."""
+    ensure_index_template(es, index_prefix)  # what corrtrace collect installs: correlation_id is a keyword
+    index = f"{index_prefix}-foreign"
+    odd_ids = ["filebeat-\u00b2", "vector-\u0661\u0662", "fluent-12", "plain"]
+    for seq, doc_id in enumerate(odd_ids):
+        doc = {"@timestamp": "2026-12-01T12:00:00.000Z", "correlation_id": "foreign-1", "labels": {"seq": seq}}
+        es.index(index=index, id=doc_id, document=doc)
+    es.indices.refresh(index=index)
+    found = search_events("foreign-1", backend=ElasticsearchSink(es, prefix=index_prefix))
+    assert sorted(_found(found)) == [0, 1, 2, 3]
