@@ -100,8 +100,10 @@ def collect(
         sys.exit(2)
     unmatched = [p for p in paths if not any(os.path.isfile(f) for f in glob.glob(p))]
     for pattern in unmatched:
+        special = glob.glob(pattern) and not any(os.path.isdir(f) for f in glob.glob(pattern))
         click.echo(
             f"corrtrace collect: {'error' if once else 'warning'}: {pattern!r} matches no file"
+            + (" (only a pipe, socket or device: pipe it in with --stdin)" if special else "")
             + ("" if once else " (yet; watching for it)"),
             err=True,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,16 @@ def test_bad_input_exits_2_naming_the_field(tmp_path: Path) -> None:
         assert result.exit_code == 2 and result.output.startswith("corrtrace search: not a time: "), result.output
         assert len(result.output) < 200  # the value is quoted cut short
     assert _run(["collect", "--help"]).exit_code == 0 and _run(["search", "--help"]).exit_code == 0
+
+
+def test_a_pipe_given_as_a_file_is_refused_with_the_way_to_read_it(tmp_path: Path) -> None:
+    """A FIFO is not tailed (opening it blocks, it has no offsets to checkpoint): the error says to pipe it in."""
+    fifo = tmp_path / "app.pipe"
+    os.mkfifo(fifo)
+    result = _run(["collect", "--once", "--data-dir", str(tmp_path / "d"), str(fifo)])
+    assert result.exit_code == 2 and "only a pipe, socket or device: pipe it in with --stdin" in result.output
+    missing = _run(["collect", "--once", "--data-dir", str(tmp_path / "d"), str(tmp_path / "none.log")])
+    assert missing.exit_code == 2 and missing.output.rstrip().endswith("matches no file")
 
 
 def test_collect_reads_stdin(tmp_path: Path) -> None:
