@@ -35,7 +35,7 @@ from corrtrace.collector import (  # noqa: E402
     ship_files,
 )
 from corrtrace.collector.cli import COLLECT_GC_THRESHOLD  # noqa: E402
-from corrtrace.collector.record import make_record  # noqa: E402
+from corrtrace.collector.record import make_record, make_records  # noqa: E402
 from corrtrace.collector.sinks.cloudwatch import logs_client  # noqa: E402
 from corrtrace.collector.sinks.cw_batcher import CwLimits  # noqa: E402
 
@@ -91,7 +91,7 @@ def bench_parse(n: int, runs: int, tmp: Path) -> dict[str, Any]:
             lines = tail.read(20_000, 2 << 20)
             if not lines:
                 break
-            records = [make_record(src, start, end, line, now)[0] for src, start, end, line in lines]
+            records = make_records(lines, now)[0]
             sink.build_body(records)
             done += len(records)
         tail.close()
@@ -164,7 +164,8 @@ TRACEBACK = (
 
 
 def _once(path: Path, fmt: Any = None, multiline: bool = False) -> float:
-    """Seconds to take ``path`` through tail (+ multiline joiner) -> make_record -> bulk body, on one core."""
+    """Seconds to take ``path`` through tail (+ multiline joiner) -> make_records -> bulk body, on one core (what
+    ``Pipeline._add`` does for a batch, without subscribers)."""
     from corrtrace.collector.checkpoint import Checkpoint
     from corrtrace.collector.sources.multiline import Multiline
     from corrtrace.collector.sources.tail import FileTail
@@ -179,7 +180,7 @@ def _once(path: Path, fmt: Any = None, multiline: bool = False) -> float:
         got = source.read(20_000, 2 << 20, True)
         if not got:
             break
-        sink.build_body([make_record(src, start, end, line, now, fmt=fmt)[0] for src, start, end, line in got])
+        sink.build_body(make_records(got, now, fmt)[0])
     source.close()
     return time.perf_counter() - t
 

@@ -26,7 +26,7 @@ import orjson
 from corrtrace.collector.buffer import DiskBuffer
 from corrtrace.collector.checkpoint import Checkpoint, StateError
 from corrtrace.collector.parsers import LineFormat
-from corrtrace.collector.record import Record, make_record
+from corrtrace.collector.record import Record, make_records
 from corrtrace.collector.retry import Backoff, DeadLetters, Stopped
 from corrtrace.collector.sinks.base import CallLimits, Sink
 from corrtrace.collector.sources.base import RawLine, Source
@@ -367,14 +367,11 @@ class Pipeline:
         return records[:cut], records[cut:], size - total if cut < len(records) else 0
 
     def _add(self, lines: list[RawLine], records: list[Record], fmt: LineFormat | None = None) -> int:
-        now = int(time.time() * 1000)
-        size = 0
         subs = self.subscribers
-        overhead = self.call_limits.item_overhead
-        for source, start, end, line in lines:
-            record, event = make_record(source, start, end, line, now, fmt=fmt)
-            records.append(record)
-            size += len(record.raw) + overhead
+        made, events = make_records(lines, int(time.time() * 1000), fmt, events=bool(subs))
+        records += made
+        size = sum([len(record.raw) for record in made]) + self.call_limits.item_overhead * len(made)
+        for event in events:
             for fn in subs:
                 try:
                     fn(event)

@@ -16,7 +16,10 @@ import orjson
 from corrtrace.timestamps import MAX_MS, MIN_MS, format_timestamp, parse_timestamp_ms
 
 if TYPE_CHECKING:
-    from corrtrace.collector.parsers import LineFormat
+    from collections.abc import Sequence
+
+    from corrtrace.collector.parsers import LineFormat, TextRead
+    from corrtrace.collector.sources.base import RawLine
 
 _DAY_MS = 86_400_000
 # Added to ``tags`` when ``@timestamp`` was present but unreadable and the ingest time replaced it (Logstash's
@@ -221,6 +224,8 @@ def _keep_original(event: dict[str, Any], line: bytes) -> None:
 
 _default: list[LineFormat] = []
 _loads = orjson.loads
+# the first bytes of a line that may be a JSON object (``{``, or whitespace before one): tried with orjson first
+_JSON_HEADS = frozenset((b"{", b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"))
 
 
 def default_format() -> LineFormat:
@@ -267,7 +272,7 @@ def make_record(
     ``@timestamp`` is replaced by the ingest time and flagged (see the collector README)."""
     raw: bytes | None = line
     try:  # a line that cannot be a JSON object goes straight to the text formats (no exception to pay for)
-        event = _loads(line) if line[:1] == b"{" or line[:1].isspace() else None
+        event = _loads(line) if line[:1] in _JSON_HEADS else None
     except orjson.JSONDecodeError:
         event = _lenient_json(line)
         if event is not None:
@@ -324,3 +329,37 @@ def make_record(
         doc_id,
     )
     return record, event
+
+
+def make_records(
+    lines: Sequence[RawLine], now_ms: int, fmt: LineFormat | None = None, events: bool = False
+) -> tuple[list[Record], list[dict[str, Any]]]:
+    """``make_record`` of each of a source's ``lines`` (the same records), with their events when ``events``
+    (else an empty list). A declared ``nginx`` reads the batch's single text lines together
+    (``LineFormat.text_batch``): their documents are written without an event, whose dict is read back from the
+    document only when asked for; every other line is read alone (collector/README.md, "Formats")."""
+    fmt = fmt or default_format()
+    if not fmt.batched:
+        if not events:
+            return [make_record(s, start, end, line, now_ms, fmt=fmt)[0] for s, start, end, line in lines], []
+        pairs = [make_record(s, start, end, line, now_ms, fmt=fmt) for s, start, end, line in lines]
+        return [record for record, _ in pairs], [event for _, event in pairs]
+    # single text lines (not a piece of a long line or a multiline record: those are subclasses) go to the batch
+    at = [i for i, (_, _, _, line) in enumerate(lines) if line.__class__ is bytes and line[:1] not in _JSON_HEADS]
+    reads = fmt.text_batch([lines[i][3] for i in at])
+    done: dict[int, TextRead | None] = dict(zip(at, reads, strict=True))
+    records: list[Record] = []
+    found: list[dict[str, Any]] = []
+    for i, (source, start, end, line) in enumerate(lines):
+        read = done.get(i)
+        if read is None:
+            record, event = make_record(source, start, end, line, now_ms, fmt=fmt)
+        else:
+            raw, ms, cid, service, level = read
+            record = Record(source, start, end, raw, ms, cid, service, level)
+            if events:
+                event = _loads(raw)
+        records.append(record)
+        if events:
+            found.append(event)
+    return records, found

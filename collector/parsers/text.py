@@ -17,6 +17,7 @@ from orjson import JSONDecodeError
 from orjson import loads as _loads
 
 from corrtrace.ids import DEFAULT_POLICY
+from corrtrace.timestamps import MAX_MS, MIN_MS
 
 # line -> (event, epoch ms of its time or None), or None when the line is not in the format; ``@timestamp`` is
 # written from the ms by ``LineFormat.text_event`` (so make_record need not read it back)
@@ -39,11 +40,24 @@ _ID = DEFAULT_POLICY.allowed_pattern.removesuffix("+") + f"{{1,{_ID_MAX}}}"
 # The request is read in the pattern too (no partition after): its method (up to the first space), target (up to
 # the next; its path up to a ``?``) and version (what follows ``HTTP/`` after the second space); each piece stops
 # at a character the next one starts with, so no split is ever retried.
-NGINX = re.compile(
-    r'(\S+) - (\S+) \[([^\]]*)\] "(([^" ]*)(?: (([^" ?]*)(?:\?[^" ]*|))(?: (?:HTTP/([^"]*)|[^"]*)|)|))" '
-    r'(\d{3}) (\d{1,19}) "([^"]*)" "([^"]*)"'
-    r'(?: "?(?:(' + _ID + r')|[^"\s]*)"?|)(?: (\d{1,9}(?:\.\d{1,6}|)) (\d{1,11}(?:\.\d{1,6}|))|)\s*$'
-)
+
+
+def _nginx_pattern(bare: str, quoted: str) -> re.Pattern[str]:
+    """nginx's line with ``bare`` as the class of an unquoted stored field (the address, the user) and ``quoted``
+    the characters no quoted stored field holds besides its delimiters (``NGINX``, ``NGINX_PLAIN``)."""
+    return re.compile(
+        rf'({bare}+) - ({bare}+) \[([^\]]*)\] "(([^" {quoted}]*)(?: (([^" ?{quoted}]*)(?:\?[^" {quoted}]*|))'
+        rf'(?: (?:HTTP/([^"{quoted}]*)|[^"{quoted}]*)|)|))" '
+        rf'(\d{{3}}) (\d{{1,19}}) "([^"{quoted}]*)" "([^"{quoted}]*)"'
+        r'(?: "?(?:(' + _ID + r')|[^"\s]*)"?|)(?: (\d{1,9}(?:\.\d{1,6}|)) (\d{1,11}(?:\.\d{1,6}|))|)\s*$'
+    )
+
+
+NGINX = _nginx_pattern(r"\S", "")
+# the same line when no field the event stores needs a JSON escape (no ``"``, backslash or control character;
+# an address or user in printable ASCII): what it matches, NGINX matches with the same groups (tested), and
+# ``nginx_doc`` writes the stored document straight from them
+NGINX_PLAIN = _nginx_pattern(r"[!#-\[\]-~]", r"\\\x00-\x1f")
 # logfmt: key=value or key="quoted \" value", separated by whitespace (the grammar, as a regular expression:
 # ``\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+``). Read by ``logfmt_fields`` in one pass.
 LOGFMT_MAX_PAIRS = 256
@@ -86,6 +100,15 @@ def logback(line: str) -> tuple[dict[str, Any], int | None] | None:
     return event, clock.year_first(date, time_, frac)
 
 
+def _nginx_when(local: str, request_time: str | None, msec: str | None) -> tuple[int | None, int | None]:
+    """The request's arrival in epoch ms and its duration in ns: with ``$request_time $msec``, ``$msec`` less the
+    duration (so it sorts before what it called); else ``$time_local`` and no duration."""
+    if request_time:
+        took = float(request_time)
+        return round((float(msec or 0) - took) * 1000), int(took * 1e9)
+    return clock.nginx_local(local), None
+
+
 def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     m = NGINX.match(line)
     if m is None:
@@ -110,13 +133,10 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     code = int(status)
     if target is None:  # a request without a space: all method
         target = path = ""
-    if request_time:  # with $request_time and $msec: the request's arrival in ms, so it sorts before what it called
-        took = float(request_time)
-        ms: int | None = round((float(msec) - took) * 1000)
-        about: dict[str, Any] = {"dataset": "nginx.access", "duration": int(took * 1e9)}
-    else:
-        ms = clock.nginx_local(local)
-        about = {"dataset": "nginx.access"}
+    ms, duration = _nginx_when(local, request_time, msec)
+    about: dict[str, Any] = (
+        {"dataset": "nginx.access"} if duration is None else {"dataset": "nginx.access", "duration": duration}
+    )
     http: dict[str, Any] = {
         "request": {"method": method} if referrer == "-" else {"method": method, "referrer": referrer},
         "response": {"status_code": code, "body": {"bytes": int(size)}},
@@ -138,6 +158,44 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     if agent != "-":
         event["user_agent"] = {"original": agent}
     return event, ms
+
+
+def nginx_doc(line: str, service: str) -> tuple[bytes, int, str | None, str] | None:
+    """What the collector stores for an nginx line, written from ``NGINX_PLAIN``'s groups without building the
+    event: ``orjson.dumps`` of the event ``nginx`` + ``LineFormat.text_event`` make (``@timestamp``, then
+    ``service.name``: ``service``, already JSON text), byte for byte (tested), with the record's time, ID and
+    level. None when the line is to be read alone (not nginx's, a field to escape, no time read or one outside
+    ``MIN_MS..MAX_MS``)."""
+    m = NGINX_PLAIN.match(line)
+    if m is None:
+        return None
+    addr, user, local, request, method, target, path, version, status, size, referrer, agent, cid, took, msec = (
+        m.groups()
+    )
+    ms, duration = _nginx_when(local, took, msec)
+    if ms is None or not MIN_MS <= ms <= MAX_MS:
+        return None
+    code = int(status)
+    level = "ERROR" if code >= 500 else "INFO"
+    if target is None:
+        target = path = ""
+    if cid == "-":
+        cid = None
+    # the optional members, each where the event has it (empty when it has not)
+    referrer = "" if referrer == "-" else f',"referrer":"{referrer}"'
+    version = "" if version is None else f',"version":"{version}"'
+    took = "" if duration is None else f',"duration":{duration}'
+    cid_member = "" if cid is None else f',"correlation_id":"{cid}"'
+    user = "" if user == "-" else f',"user":{{"name":"{user}"}}'
+    agent = "" if agent == "-" else f',"user_agent":{{"original":"{agent}"}}'
+    doc = (
+        f'{{"message":"{request} {status}","log":{{"level":"{level}"}},"http":{{"request":{{"method":"{method}"'
+        f'{referrer}}},"response":{{"status_code":{code},"body":{{"bytes":{int(size)}}}}}{version}}},'
+        f'"url":{{"original":"{target}","path":"{path}"}},"source":{{"address":"{addr}"}},'
+        f'"event":{{"dataset":"nginx.access"{took}}}{cid_member}{user}{agent},"@timestamp":"{clock.iso(ms)}",'
+        f'"service":{{"name":{service}}}}}'
+    )
+    return doc.encode(), ms, cid, level
 
 
 def _bare_pairs(fields: dict[str, str], tokens: list[str], room: int) -> int | None:

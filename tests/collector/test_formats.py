@@ -14,7 +14,16 @@ import re2
 import yaml
 from click.testing import CliRunner
 from corrtrace.collector.parsers import LineFormat, build_format, clock
-from corrtrace.collector.parsers.text import LOGBACK, LOGFMT_MAX_PAIRS, NGINX, TALK, logfmt, logfmt_fields, talk
+from corrtrace.collector.parsers.text import (
+    LOGBACK,
+    LOGFMT_MAX_PAIRS,
+    NGINX,
+    NGINX_PLAIN,
+    TALK,
+    logfmt,
+    logfmt_fields,
+    talk,
+)
 from corrtrace.collector.record import make_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -304,12 +313,20 @@ def test_collect_format_option_and_per_source_formats(tmp_path: Path) -> None:
 # logfmt's grammar as regular expressions (the reference ``logfmt_fields`` is checked against, below)
 LOGFMT_PAIR = re.compile(r'([^\s="]+)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s"]*))(?:\s+|$)')
 LOGFMT_LINE = re.compile(r'\s*(?:[^\s="]+=(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]*)(?:\s+|$))+')
-PATTERNS = {"talk": TALK, "logback": LOGBACK, "nginx": NGINX, "logfmt_pair": LOGFMT_PAIR, "logfmt_line": LOGFMT_LINE}
+PATTERNS = {
+    "talk": TALK,
+    "logback": LOGBACK,
+    "nginx": NGINX,
+    "nginx_plain": NGINX_PLAIN,
+    "logfmt_pair": LOGFMT_PAIR,
+    "logfmt_line": LOGFMT_LINE,
+}
 # the characters each pattern's quantifiers and delimiters care about: hostile input is made of them
 ALPHABETS = {
     "talk": "0123456789-: [] aZ.,\t",
     "logback": "0123456789-: [] INFOab-.,T\t",
     "nginx": '0123456789 -[]"/.:aZ\\?HTP',
+    "nginx_plain": '0123456789 -[]"/.:aZ\\?HTP\x01',
     "logfmt_pair": 'ab=" \\\t.',
     "logfmt_line": 'ab=" \\\t.',
 }
