@@ -18,7 +18,7 @@ from corrtrace.timestamps import MAX_MS, MIN_MS, format_timestamp, parse_timesta
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from corrtrace.collector.parsers import LineFormat, TextRead
+    from corrtrace.collector.parsers import LineFormat
     from corrtrace.collector.sources.base import RawLine
 
 _DAY_MS = 86_400_000
@@ -335,31 +335,33 @@ def make_records(
     lines: Sequence[RawLine], now_ms: int, fmt: LineFormat | None = None, events: bool = False
 ) -> tuple[list[Record], list[dict[str, Any]]]:
     """``make_record`` of each of a source's ``lines`` (the same records), with their events when ``events``
-    (else an empty list). A declared ``nginx`` reads the batch's single text lines together
-    (``LineFormat.text_batch``): their documents are written without an event, whose dict is read back from the
-    document only when asked for; every other line is read alone (collector/README.md, "Formats")."""
+    (else an empty list). A declared ``nginx`` or ``logfmt`` writes the documents of the batch's single text lines
+    without an event (``LineFormat.doc_writer``), whose dict is read back from the document only when asked for;
+    every other line is read alone (collector/README.md, "Formats")."""
     fmt = fmt or default_format()
     if not fmt.batched:
         if not events:
             return [make_record(s, start, end, line, now_ms, fmt=fmt)[0] for s, start, end, line in lines], []
         pairs = [make_record(s, start, end, line, now_ms, fmt=fmt) for s, start, end, line in lines]
         return [record for record, _ in pairs], [event for _, event in pairs]
-    # single text lines (not a piece of a long line or a multiline record: those are subclasses) go to the batch
-    at = [i for i, (_, _, _, line) in enumerate(lines) if line.__class__ is bytes and line[:1] not in _JSON_HEADS]
-    reads = fmt.text_batch([lines[i][3] for i in at])
-    done: dict[int, TextRead | None] = dict(zip(at, reads, strict=True))
+    write, service = fmt.doc_writer()
     records: list[Record] = []
     found: list[dict[str, Any]] = []
-    for i, (source, start, end, line) in enumerate(lines):
-        read = done.get(i)
-        if read is None:
+    for source, start, end, line in lines:
+        doc = None
+        # a single text line (not a piece of a long line or a multiline record: those are subclasses)
+        if line.__class__ is bytes and line[:1] not in _JSON_HEADS:
+            try:
+                doc = write(line.decode("utf-8", "replace"), service)
+            except Exception:  # read alone: ``text_event`` says it once and keeps the line
+                doc = None
+        if doc is None:
             record, event = make_record(source, start, end, line, now_ms, fmt=fmt)
-        else:
-            raw, ms, cid, service, level = read
-            record = Record(source, start, end, raw, ms, cid, service, level)
+            records.append(record)
             if events:
-                event = _loads(raw)
-        records.append(record)
-        if events:
-            found.append(event)
+                found.append(event)
+        else:
+            records.append(Record(source, start, end, *doc))
+            if events:
+                found.append(_loads(doc[0]))
     return records, found

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from corrtrace.collector.parsers import clock
-from corrtrace.collector.parsers.text import BUILTIN, DEFAULT_SERVICE, TextParser, nginx, nginx_doc
+from corrtrace.collector.parsers.text import BUILTIN, DEFAULT_SERVICE, DOC_WRITERS, DocWriter, TextParser
 from corrtrace.collector.parsers.user import UserFormat
 
 from corrtrace.errors import InvalidInput
@@ -28,11 +28,6 @@ DEFAULT_ID_ALIASES = ("correlationId", "correlation-id", "x_correlation_id", "re
 DEFAULT_SERVICE_ALIASES = ("service", "service_name", "app", "application", "logger_name")
 _TIME_ALIASES = ("timestamp", "time", "ts")
 _LEVEL_ALIASES = ("level", "severity")
-
-
-# a text line read with the rest of its batch (``LineFormat.text_batch``): the document stored for it, written
-# without an event, its time in epoch ms, and its record's correlation ID, service and level
-TextRead = tuple[bytes, int, str | None, str, str]
 
 
 class FormatError(InvalidInput):
@@ -49,7 +44,7 @@ class JoinedLines(bytes):
 class LineFormat:
     """One source's parsing: ``text_event`` for non-JSON lines, ``adopt`` for other stacks' JSON objects."""
 
-    __slots__ = ("_nginx_service", "batched", "id_aliases", "name", "parsers", "service", "service_aliases")
+    __slots__ = ("_doc_service", "batched", "id_aliases", "name", "parsers", "service", "service_aliases")
 
     def __init__(
         self,
@@ -65,10 +60,11 @@ class LineFormat:
         self.service = service
         self.id_aliases = tuple(id_aliases)
         self.service_aliases = tuple(service_aliases)
-        # a declared nginx reads a batch's text lines together (``text_batch``)
-        self.batched = self.parsers == (nginx,)
-        named = service or DEFAULT_SERVICE[nginx]
-        self._nginx_service = (named, orjson.dumps(named).decode())  # the service of nginx lines, and as JSON text
+        # a declared nginx or logfmt writes its lines' documents without an event (``doc_writer``)
+        self.batched = len(self.parsers) == 1 and self.parsers[0] in DOC_WRITERS
+        named = service or (DEFAULT_SERVICE.get(self.parsers[0]) if self.batched else None)
+        # the service of lines that name none, and as JSON text
+        self._doc_service = None if named is None else (named, orjson.dumps(named).decode())
 
     def text_event(self, line: bytes) -> tuple[dict[str, Any], int | None]:
         """The event of a line that is not a JSON object (for a multiline record, its first line is parsed and
@@ -109,20 +105,12 @@ class LineFormat:
             self._joined(event, line)
         return event, ms
 
-    def text_batch(self, lines: list[bytes]) -> list[TextRead | None]:
-        """The reads of single text lines (not a JSON object, a piece or a multiline record) read together, for a
-        format with ``batched`` set (a declared ``nginx``: its document is written without an event,
-        ``text.nginx_doc``), in order; None for a line to read alone with ``text_event`` (collector/README.md,
+    def doc_writer(self) -> tuple[DocWriter, tuple[str, str] | None]:
+        """For a format with ``batched`` set (a declared ``nginx`` or ``logfmt``), the writer of a single text
+        line's document without an event (``text.DOC_WRITERS``: the document, or None for a line to read alone
+        with ``text_event``), and the source's service to give it (name, as JSON text) (collector/README.md,
         "Formats")."""
-        service, quoted = self._nginx_service
-        out: list[TextRead | None] = []
-        for line in lines:
-            try:
-                doc = nginx_doc(line.decode("utf-8", "replace"), quoted)
-            except Exception:  # read alone, ``text_event`` says it once and keeps the line
-                doc = None
-            out.append(None if doc is None else (doc[0], doc[1], doc[2], service, doc[3]))
-        return out
+        return DOC_WRITERS[self.parsers[0]], self._doc_service
 
     @staticmethod
     def _joined(event: dict[str, Any], line: bytes) -> None:
@@ -233,6 +221,5 @@ __all__ = [
     "FormatError",
     "JoinedLines",
     "LineFormat",
-    "TextRead",
     "build_format",
 ]

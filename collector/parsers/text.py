@@ -14,6 +14,7 @@ from typing import Any
 
 from corrtrace.collector.parsers import clock
 from orjson import JSONDecodeError
+from orjson import dumps as _dumps
 from orjson import loads as _loads
 
 from corrtrace.ids import DEFAULT_POLICY
@@ -22,6 +23,9 @@ from corrtrace.timestamps import MAX_MS, MIN_MS
 # line -> (event, epoch ms of its time or None), or None when the line is not in the format; ``@timestamp`` is
 # written from the ms by ``LineFormat.text_event`` (so make_record need not read it back)
 TextParser = Callable[[str], "tuple[dict[str, Any], int | None] | None"]
+# a line's stored document written without an event (``nginx_doc``, ``logfmt_doc``), its time in epoch ms, and its
+# record's correlation ID, service and level
+TextDoc = tuple[bytes, int, "str | None", "str | None", "str | None"]
 
 # 09-02-2015 15:03:24 ui-svc INFO [uuid-123] message
 TALK = re.compile(r"(\d\d-\d\d-\d{4}) (\d\d:\d\d:\d\d)(?:[.,](\d{1,6}))? ([^\s\[\]]+) ([A-Za-z]+) \[([^\]\s]*)\] ?(.*)")
@@ -160,15 +164,16 @@ def nginx(line: str) -> tuple[dict[str, Any], int | None] | None:
     return event, ms
 
 
-def nginx_doc(line: str, service: str) -> tuple[bytes, int, str | None, str] | None:
+def nginx_doc(line: str, service: tuple[str, str] | None) -> TextDoc | None:
     """What the collector stores for an nginx line, written from ``NGINX_PLAIN``'s groups without building the
     event: ``orjson.dumps`` of the event ``nginx`` + ``LineFormat.text_event`` make (``@timestamp``, then
-    ``service.name``: ``service``, already JSON text), byte for byte (tested), with the record's time, ID and
-    level. None when the line is to be read alone (not nginx's, a field to escape, no time read or one outside
-    ``MIN_MS..MAX_MS``)."""
+    ``service.name``: ``service``, the source's (name, as JSON text)), byte for byte (tested), with the record's
+    time, ID, service and level. None when the line is to be read alone (not nginx's, a field to escape, no time
+    read or one outside ``MIN_MS..MAX_MS``)."""
     m = NGINX_PLAIN.match(line)
     if m is None:
         return None
+    name, quoted = service or _NGINX_SERVICE
     addr, user, local, request, method, target, path, version, status, size, referrer, agent, cid, took, msec = (
         m.groups()
     )
@@ -193,9 +198,9 @@ def nginx_doc(line: str, service: str) -> tuple[bytes, int, str | None, str] | N
         f'{referrer}}},"response":{{"status_code":{code},"body":{{"bytes":{int(size)}}}}}{version}}},'
         f'"url":{{"original":"{target}","path":"{path}"}},"source":{{"address":"{addr}"}},'
         f'"event":{{"dataset":"nginx.access"{took}}}{cid_member}{user}{agent},"@timestamp":"{clock.iso(ms)}",'
-        f'"service":{{"name":{service}}}}}'
+        f'"service":{{"name":{quoted}}}}}'
     )
-    return doc.encode(), ms, cid, level
+    return doc.encode(), ms, cid, name, level
 
 
 def _bare_pairs(fields: dict[str, str], tokens: list[str], room: int) -> int | None:
@@ -261,15 +266,30 @@ def _escaped_fields(line: str) -> dict[str, str] | None:
             return None
 
 
+def _escaped_or_long(line: str) -> bool:
+    """A line for ``_escaped_fields``: it has a backslash, or possibly more than ``LOGFMT_MAX_PAIRS`` pairs (fewer
+    than 3 characters a pair, ``k= ``, cannot be)."""
+    return "\\" in line or (len(line) > 3 * LOGFMT_MAX_PAIRS and line.count("=") > LOGFMT_MAX_PAIRS)
+
+
 def logfmt_fields(line: str) -> dict[str, str] | None:
     """The pairs of a logfmt line (the first ``LOGFMT_MAX_PAIRS``; a repeated key keeps its last value), or None
-    when the line does not follow the grammar. An ASCII line without a backslash is read by orjson (``_as_json``);
-    what it cannot decide goes to ``_split_fields``, a line with a backslash or possibly more than
-    ``LOGFMT_MAX_PAIRS`` pairs to ``_escaped_fields``. All three are linear."""
-    if "\\" in line or (len(line) > 3 * LOGFMT_MAX_PAIRS and line.count("=") > LOGFMT_MAX_PAIRS):
-        return _escaped_fields(line)  # fewer than 3 characters per pair ("k= ") cannot be
-    if not line.isascii():
-        return _split_fields(line)
+    when the line does not follow the grammar. An ASCII line without a backslash is read by orjson
+    (``_json_fields``); what it cannot decide goes to ``_split_fields``, a line with a backslash or possibly more
+    than ``LOGFMT_MAX_PAIRS`` pairs to ``_escaped_fields``. All three are linear."""
+    if _escaped_or_long(line):
+        return _escaped_fields(line)
+    fields = _json_fields(line)
+    return fields if fields is not None else _split_fields(line)
+
+
+def _json_fields(line: str) -> dict[str, str] | None:
+    """The pairs of an ASCII line without a backslash and with at most ``LOGFMT_MAX_PAIRS`` of them, read as the
+    JSON object it becomes when, outside the quoted values, each space becomes ``","`` and each ``=`` ``":"``;
+    None when orjson refuses that (another separator than one space, a bare value holding ``=``, a control
+    character) or the line is not one of those: ``_split_fields`` decides then. Its values need no JSON escape."""
+    if not line.isascii() or _escaped_or_long(line):
+        return None
     if '"' in line:
         parts = line.split('"')
         last = len(parts) - 1
@@ -289,8 +309,8 @@ def logfmt_fields(line: str) -> dict[str, str] | None:
         text = '{"' + line.replace(" ", '","').replace("=", '":"') + '"}'
     try:
         fields: dict[str, str] = _loads(text)
-    except JSONDecodeError:  # another separator than one space, a bare value holding "=", a control character
-        return _split_fields(line)
+    except JSONDecodeError:
+        return None
     return None if "" in fields else fields  # ``=v``: a pair without a key
 
 
@@ -336,15 +356,9 @@ def _pop_first(fields: dict[str, str], keys: tuple[str, ...]) -> str | None:
     return None if key is None else fields.pop(key)
 
 
-def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
-    """Keys are matched as written (logfmt's are lower case); the keys corrtrace does not know go to labels. A line
-    naming a role twice (``msg`` and ``message``) fills it from the first key listed; the other stays a label.
-    A ``time`` already in corrtrace's form is ``@timestamp`` as written (``LineFormat.text_event`` keeps it)."""
-    fields = logfmt_fields(line) if "=" in line else None
-    if fields is None or len(fields) < 2:
-        return None
-    # each role's usual key popped first, inline (the loop only for lines that use another); values are strings,
-    # so None is "absent"
+def _roles(fields: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    """Pop a logfmt line's message, level and service from its pairs: each role's usual key first, inline (the
+    loop only for lines that use another); the first key listed wins, the others stay labels."""
     pop = fields.pop
     message = pop("msg", None)
     if message is None:
@@ -355,15 +369,42 @@ def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
     service = pop("service", None)
     if service is None:
         service = _pop_first(fields, _SERVICE_KEYS)
-    time_key = "time" if "time" in fields else _first(fields, _TIME_KEYS)
-    cid = fields.get("correlation_id")
-    if message is None and level is None and service is None and time_key is None and cid is None:
-        return None
+    return message, level, service
+
+
+def _labels(fields: dict[str, str]) -> dict[str, str]:
+    """The pairs no role took, with ``.`` in a key written ``_`` (a label's name cannot hold one)."""
+    return {k.replace(".", "_"): v for k, v in fields.items()} if "." in "".join(fields) else fields
+
+
+def _event_head(message: str | None, level: str | None, service: str | None) -> dict[str, Any]:
+    """A logfmt event's first members: its message (empty when none), level (upper case) and service."""
     event: dict[str, Any] = {"message": "" if message is None else message}
     if level is not None:
         event["log"] = {"level": level.upper()}
     if service is not None:
         event["service"] = {"name": service}
+    return event
+
+
+def _stamp(value: str, ms: int) -> str:
+    """``@timestamp`` of a time read as ``ms``: as written when in corrtrace's form, else formatted."""
+    return value if clock.canonical(value) == ms else clock.iso(ms)
+
+
+def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
+    """Keys are matched as written (logfmt's are lower case); the keys corrtrace does not know go to labels. A line
+    naming a role twice (``msg`` and ``message``) fills it from the first key listed; the other stays a label.
+    ``@timestamp`` comes before the labels, as written when in corrtrace's form."""
+    fields = logfmt_fields(line) if "=" in line else None
+    if fields is None or len(fields) < 2:
+        return None
+    message, level, service = _roles(fields)
+    time_key = "time" if "time" in fields else _first(fields, _TIME_KEYS)
+    cid = fields.get("correlation_id")
+    if message is None and level is None and service is None and time_key is None and cid is None:
+        return None
+    event = _event_head(message, level, service)
     if cid is not None and _cid(cid):
         event["correlation_id"] = cid
         del fields["correlation_id"]
@@ -371,17 +412,95 @@ def logfmt(line: str) -> tuple[dict[str, Any], int | None] | None:
     if time_key:
         value = fields[time_key]
         ms = clock.canonical(value)
+        if ms is None:
+            ms = clock.rfc3339(value)
+            if ms is not None:
+                value = _stamp(value, ms)
         if ms is not None:
             event["@timestamp"] = value
-        else:
-            ms = clock.rfc3339(value)
-        if ms is not None:
             del fields[time_key]
     if fields:
-        event["labels"] = {k.replace(".", "_"): v for k, v in fields.items()} if "." in "".join(fields) else fields
+        event["labels"] = _labels(fields)
     return event, ms
+
+
+def logfmt_doc(line: str, service: tuple[str, str] | None) -> TextDoc | None:
+    """What the collector stores for a logfmt line read by orjson (``_json_fields``: its values need no JSON
+    escape), written without an event: ``orjson.dumps`` of the event ``logfmt`` + ``LineFormat.text_event`` make,
+    byte for byte (tested), with the record's time, ID, service and level. ``service``: the source's (name, as
+    JSON text), for a line that names none. None when the line is to be read alone (another reader, no valid ID
+    (the aliases are ``text_event``'s), no time read, or one outside ``MIN_MS..MAX_MS``)."""
+    fields = _json_fields(line) if "=" in line else None
+    if fields is None or len(fields) < 2:
+        return None
+    cid = fields.pop("correlation_id", None)
+    if cid is None or not _cid(cid):
+        return None
+    message, level, name = _roles(fields)
+    value = fields.pop("time", None)
+    if value is None:
+        key = _first(fields, _TIME_KEYS)
+        if key is None:
+            return None
+        value = fields.pop(key)
+    ms = clock.canonical(value)
+    if ms is None:
+        ms = clock.rfc3339(value)
+        if ms is None or not MIN_MS <= ms <= MAX_MS:
+            return None
+        value = _stamp(value, ms)
+    elif not MIN_MS <= ms <= MAX_MS:
+        return None
+    event = _event_head(message, level, name)
+    event["correlation_id"] = cid
+    event["@timestamp"] = value
+    if fields:
+        event["labels"] = _labels(fields)
+    if name is None and service is not None:  # the source's, last (``text_event`` adds it)
+        name = service[0]
+        event["service"] = {"name": name}
+    return _dumps(event), ms, cid, name, None if level is None else event["log"]["level"]
 
 
 BUILTIN: dict[str, TextParser] = {"talk": talk, "logfmt": logfmt, "logback": logback, "nginx": nginx}
 # the service of a format's lines when the line names none and the source declares none
 DEFAULT_SERVICE: dict[TextParser, str] = {nginx: "nginx"}
+_NGINX_SERVICE = ("nginx", '"nginx"')
+# a declared format's writer of documents without an event (``LineFormat.doc_writer``): (line, the source's
+# service (name, as JSON text) or None) -> ``TextDoc``, or None for a line to read alone
+DocWriter = Callable[[str, "tuple[str, str] | None"], "TextDoc | None"]
+
+
+def _whole_event_doc(parse: TextParser) -> DocWriter:
+    """The writer for a format whose parser builds the whole event (talk, logback): the event made and stored as
+    ``LineFormat.text_event`` + ``make_record`` would (``@timestamp`` after the parser's members, then the source's
+    service), for a line with a valid ID and a time."""
+
+    def write(line: str, service: tuple[str, str] | None) -> TextDoc | None:
+        parsed = parse(line)
+        if parsed is None:
+            return None
+        event, ms = parsed
+        cid = event.get("correlation_id")
+        if cid is None or ms is None or not MIN_MS <= ms <= MAX_MS:
+            return None
+        event["@timestamp"] = clock.iso(ms)
+        named = event.get("service")
+        if named is not None:
+            name = named["name"]
+        elif service is not None:
+            name = service[0]
+            event["service"] = {"name": name}
+        else:
+            name = None
+        return _dumps(event), ms, cid, name, event["log"]["level"]
+
+    return write
+
+
+DOC_WRITERS: dict[TextParser, DocWriter] = {
+    nginx: nginx_doc,
+    logfmt: logfmt_doc,
+    talk: _whole_event_doc(talk),
+    logback: _whole_event_doc(logback),
+}

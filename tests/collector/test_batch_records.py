@@ -10,8 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from corrtrace.collector import parsers
-from corrtrace.collector.parsers import JoinedLines, LineFormat, build_format
+from corrtrace.collector.parsers import JoinedLines, LineFormat, build_format, clock, text
 from corrtrace.collector.parsers.text import NGINX, NGINX_PLAIN
 from corrtrace.collector.pipeline import Pipeline
 from corrtrace.collector.record import LinePiece, make_record, make_records
@@ -22,7 +21,11 @@ from tests.collector.test_formats import NGINX_LINE, SIZE, _cpu_seconds
 
 NOW = 1_796_040_000_000
 FORMATS = {
+    "logfmt, a service to escape": build_format("logfmt", service='go "svc"\\'),
     "nginx": build_format("nginx"),
+    "talk": build_format("talk"),
+    "talk, a service to escape": build_format("talk", service='ui "one"\\'),
+    "logback": build_format("logback"),
     "nginx, a service to escape": build_format("nginx", service='edge "one"\\'),
     "auto": build_format("auto"),
     "logfmt": build_format("logfmt"),
@@ -45,6 +48,25 @@ def assert_same_as_alone(texts: list[bytes], fmt: LineFormat) -> None:
     assert [orjson.dumps(e) for e in events] == [orjson.dumps(e) for _, e in alone]
     quiet, none = make_records(lines, NOW, fmt)
     assert none == [] and [r.to_list() for r in quiet] == [r.to_list() for r in records]
+
+
+def _docs(fmt: LineFormat, texts: list[bytes]) -> list[Any]:
+    """What ``make_records`` writes for each of ``texts`` without an event (None: read alone)."""
+    write, service = fmt.doc_writer()
+    return [write(line.decode("utf-8", "replace"), service) for line in texts]
+
+
+TALK_AND_LOGBACK = [
+    "09-02-2015 15:03:24 ui-svc INFO [uuid-123] hello",
+    "09-02-2015 15:03:24.5 ui-svc warn [uuid-124] lower-case level, a fraction",
+    '09-02-2015 15:03:24 ui-svc INFO [bad"id] not a valid id',
+    "09-02-2015 15:03:24 ui-svc INFO [] no id",
+    "31-02-2015 15:03:24 ui-svc INFO [uuid-125] no such day",
+    '09-02-2015 15:03:24 ui-svc INFO [uuid-126] caf\u00e9 \\ "quoted" \x01',
+    "2026-11-30 12:00:30,307 [main] ERROR com.example.Checkout - [01J9ZK3Q8X-java-1] charge failed",
+    '2026-11-30 12:00:31,002 [exec "7"] INFO  c.e.Shipping - [01J9ZK3Q8X-java-2] a thread to escape',
+    "2026-11-30 12:00:31,118 [http-nio-8080-exec-7] WARN  c.e.shipping.ShipmentController - [] no id",
+]
 
 
 def _mixed() -> list[bytes]:
@@ -70,6 +92,7 @@ def _mixed() -> list[bytes]:
         b'{"a":',  # not JSON after all
         b'  {"correlation_id":"c-3","message":"indented"}',
         b"time=2026-11-30T12:00:00.123Z level=info msg=x correlation_id=c-4",
+        *(line.encode() for line in TALK_AND_LOGBACK),
         *(LinePiece.of(piece, shared, n) for n, piece in enumerate(PIECES, 1)),
         multiline,
     ]
@@ -82,9 +105,10 @@ def test_a_mixed_batch_is_each_line_alone(name: str) -> None:
 
 def test_a_declared_nginx_writes_its_lines_documents_without_an_event() -> None:
     fmt = FORMATS["nginx"]
-    assert fmt.batched and not FORMATS["auto"].batched and not FORMATS["logfmt"].batched
+    assert all(f.batched for name, f in FORMATS.items() if name not in ("auto", "json"))
+    assert not FORMATS["auto"].batched and not FORMATS["json"].batched
     texts = _mixed()
-    reads = fmt.text_batch([line for line in texts if line.__class__ is bytes and line[:1] not in (b"{", b" ")])
+    reads = _docs(fmt, [line for line in texts if line.__class__ is bytes and line[:1] not in (b"{", b" ")])
     assert [read is not None for read in reads] == [
         True,  # the plain line
         False,  # backslash
@@ -100,17 +124,26 @@ def test_a_declared_nginx_writes_its_lines_documents_without_an_event() -> None:
         False,  # not nginx
         False,  # empty
         False,  # logfmt
+        *[False] * len(TALK_AND_LOGBACK),
     ]
     doc = reads[0]
     assert doc is not None and doc[1:] == (1796040000238, "01J9ZK3Q8X-edge-1", "nginx", "ERROR")
+
+
+def test_talk_and_logback_lines_with_an_id_and_a_time_are_written_without_an_event() -> None:
+    texts = [line.encode() for line in TALK_AND_LOGBACK]
+    talk = [read is not None for read in _docs(FORMATS["talk"], texts)]
+    logback = [read is not None for read in _docs(FORMATS["logback"], texts)]
+    assert talk == [True, True, False, False, False, True, False, False, False]
+    assert logback == [False] * 6 + [True, True, False]
+    assert _docs(FORMATS["talk"], texts[:1])[0][1:] == (1423494204000, "uuid-123", "ui-svc", "INFO")
 
 
 def test_a_parser_that_raises_in_a_batch_leaves_the_line_to_be_read_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(line: str, service: str) -> Any:
         raise ValueError(line)
 
-    monkeypatch.setattr(parsers, "nginx_doc", broken)
-    assert FORMATS["nginx"].text_batch([NGINX_LINE.encode()]) == [None]
+    monkeypatch.setitem(text.DOC_WRITERS, text.nginx, broken)
     assert_same_as_alone([NGINX_LINE.encode(), JSON_LINE], FORMATS["nginx"])
 
 
@@ -152,14 +185,84 @@ def nginx_lines(draw: Any) -> bytes:
     return line.encode()
 
 
+@st.composite
+def logfmt_lines(draw: st.DrawFn) -> bytes:
+    """logfmt lines whose pairs take every path of ``logfmt_doc`` and of the reading alone: roles present or not,
+    spelt as other keys, times in corrtrace's form or another or unreadable, IDs valid or not or only as an alias,
+    quoted values, dotted keys, what orjson refuses (a tab, two spaces, ``=`` in a bare value), non-ASCII."""
+    value = st.sampled_from(["x", "", "GET /a", "a=b", "caf\u00e9", "t\tab", 'q\\"u', "1.2ms"])
+    pairs = {
+        "time": st.sampled_from(
+            [
+                "2026-11-30T12:00:05.123Z",
+                "2026-11-30T12:00:05Z",
+                "2026-11-30T14:00:05.123+02:00",
+                "soon",
+                "1970-01-01T00:00:00.000Z",
+            ]
+        ),
+        "ts": st.sampled_from(["2026-11-30T12:00:06.001Z"]),
+        "level": st.sampled_from(["info", "WARN", ""]),
+        "lvl": st.sampled_from(["debug"]),
+        "msg": value,
+        "message": value,
+        "service": st.sampled_from(["orders-go", "", "a.b"]),
+        "app": st.sampled_from(["billing"]),
+        "correlation_id": st.sampled_from(["01890a5d-ac96-774b-bcce-000000012345", "bad id", "", "c-1"]),
+        "request_id": st.sampled_from(["req-9"]),
+        "status": value,
+        "http.path": value,
+    }
+    keys = draw(st.lists(st.sampled_from(sorted(pairs)), min_size=1, max_size=8))
+    out = []
+    for key in keys:
+        v = draw(pairs[key])
+        out.append(
+            f'{key}="{v}"'
+            if (" " in v or not v or draw(st.booleans())) and '"' not in v and "\\" not in v
+            else f"{key}={v}"
+        )
+    sep = draw(st.sampled_from([" ", " ", "  ", "\t"]))
+    return sep.join(out).encode()
+
+
+@pytest.mark.parametrize("name", ["nginx", "logfmt"])
 @settings(max_examples=400, deadline=None)
-@given(texts=st.lists(nginx_lines(), min_size=1, max_size=6), mixed=st.booleans())
-def test_nginx_documents_written_from_the_match_are_the_events_bytes(texts: list[bytes], mixed: bool) -> None:
+@given(data=st.data(), mixed=st.booleans())
+def test_documents_written_without_an_event_are_the_events_bytes(name: str, data: st.DataObject, mixed: bool) -> None:
     """Whatever the fields hold, the batch stores exactly ``orjson.dumps`` of the event the line alone gets."""
+    texts = data.draw(st.lists(nginx_lines() if name == "nginx" else logfmt_lines(), min_size=1, max_size=6))
     if mixed:
         texts = [JSON_LINE, *texts, b"plain text"]
-    assert_same_as_alone(texts, FORMATS["nginx"])
-    assert_same_as_alone(texts, FORMATS["nginx, a service to escape"])
+    assert_same_as_alone(texts, FORMATS[name])
+    assert_same_as_alone(texts, FORMATS[f"{name}, a service to escape"])
+
+
+def test_a_logfmt_line_is_written_without_an_event_when_it_can_be_and_read_alone_when_not() -> None:
+    plain = b'time=2026-11-30T12:00:05.123Z level=info msg="GET /a" service=go correlation_id=c-1 http.path=/a'
+    alone = [
+        plain.replace(b"correlation_id=c-1", b"request_id=c-1"),  # the ID only as an alias: text_event's
+        plain.replace(b"msg=", b"msg=\\"),  # a backslash
+        plain.replace(b"GET", "G\u00c9T".encode()),  # non-ASCII
+        plain.replace(b" level", b"  level"),  # two spaces: orjson refuses
+        plain.replace(b"time=2026-11-30T12:00:05.123Z", b"time=soon"),  # no time read
+    ]
+    reads = _docs(FORMATS["logfmt"], [plain, *alone])
+    assert reads[0] is not None and reads[0][1:] == (1796040005123, "c-1", "go", "INFO")
+    assert orjson.loads(reads[0][0])["labels"] == {"http_path": "/a"}
+    assert reads[1:] == [None] * len(alone)
+    assert_same_as_alone([plain, *alone], FORMATS["logfmt"])
+
+
+def test_a_logfmt_time_takes_one_place_in_the_document_whether_its_second_was_seen_or_not() -> None:
+    """The first line of a second (read by ``clock.rfc3339``) and the next ones (``clock.canonical``, cached):
+    the same bytes (``@timestamp`` came after the labels for the first one)."""
+    line = b"time=2031-01-02T03:04:05.678Z level=info msg=x correlation_id=c-1 k=v"
+    clock._canonical.clear()
+    clock._rfc_ms.clear()
+    first = make_record("src", 0, 1, line, NOW, fmt=FORMATS["logfmt"])[0].raw
+    again = make_record("src", 0, 1, line, NOW, fmt=FORMATS["logfmt"])[0].raw
+    assert first == again and list(orjson.loads(first))[-2:] == ["@timestamp", "labels"]
 
 
 @settings(max_examples=300, deadline=None)
