@@ -7,13 +7,36 @@ with an SDK ``TracerProvider`` and no exporter, as in benchmarks/middleware.py).
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from typing import Any
 
 from fastapi import FastAPI
 from flask import Flask
 
 VARIANT = os.environ.get("CORRTRACE_LOAD_VARIANT", "bare")
+CALLGRIND = os.environ.get("CORRTRACE_LOAD_CALLGRIND") == "1"  # load.py --callgrind
+if CALLGRIND:  # the wall clock stays at one instant, as at a real server's rate many requests share a millisecond
+    # (under valgrind each would start a new one); set before corrtrace is imported (it binds ``time.time_ns`` at
+    # import), a C callable like the original
+    time.time_ns = itertools.repeat(time.time_ns()).__next__
+
+
+def _slow_uvicorn_ticks() -> None:
+    """``--callgrind``: uvicorn's housekeeping tick (``Server.main_loop`` sleeps 0.1 s of wall time between two)
+    comes once per 5 s, so its cost stays out of the count: under valgrind a request lasts ~40 ms, and how many
+    ticks fall on it would depend on valgrind's speed, i.e. on the machine's load (it moved the bare count by up to
+    ~7k instructions per request between runs)."""
+    import asyncio
+    import types
+
+    import uvicorn.server
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        return await asyncio.sleep(delay * 50 if delay == 0.1 else delay, result)
+
+    uvicorn.server.asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": sleep})  # type: ignore[assignment]
 
 
 def _corrtrace_logging() -> None:
@@ -29,6 +52,8 @@ def _tracer_provider() -> Any:
 
 
 def _fastapi() -> Any:
+    if CALLGRIND:
+        _slow_uvicorn_ticks()
     app = FastAPI()
 
     @app.get("/")

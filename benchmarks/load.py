@@ -16,7 +16,15 @@ per round against the same round's bare run (paired, as benchmarks/_paired.py pa
 median with its quartiles, so a reader sees whether a 1 % target is inside the run's spread.
 Targets (issue 13 §3): corrtrace >= 0.95x the bare server's requests/s and >= asgi-correlation-id's.
 
+``--callgrind`` counts instead of timing, which no other process on the machine can disturb: each server's worker
+(bare and corrtrace) runs under ``valgrind --tool=callgrind`` (``PYTHONHASHSEED=0``, the wall clock held, uvicorn's
+tick slowed: ``_load_apps.py``), is sent ``warmup + N`` and, in a second run, ``warmup + 2N`` of wrk's requests one
+at a time, and exits; the difference of the two runs' instruction totals over N is one request's count, start-up
+and exit cancelled out. It prints both counts and ``bare/corrtrace`` (the req/s ratio a CPU-bound single worker
+would reach, user-space code only).
+
     python benchmarks/load.py [--duration 4] [--rounds 5] [--connections 16] [--base-port N] [--json]
+    python benchmarks/load.py --callgrind [--requests 500] [--warmup 200] [--jobs 2] [--json]
 """
 
 from __future__ import annotations
@@ -100,24 +108,38 @@ def _command(kind: str, port: int) -> list[str]:
     ]
 
 
-def start(kind: str, variant: str, workdir: Path, base_port: int) -> Server:
+def start(
+    kind: str,
+    variant: str,
+    workdir: Path,
+    base_port: int,
+    *,
+    prefix: tuple[str, ...] = (),
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = START_TIMEOUT,
+    name: str = "",
+) -> Server:
+    """Start one server process (``prefix``: a command it runs under, such as valgrind) and wait until it listens."""
     port = _free_port(base_port)
-    log = workdir / f"{kind}-{variant}.jsonl"
-    env = {**os.environ, "CORRTRACE_LOAD_VARIANT": variant, "CORRTRACE_LOAD_LOG": str(log)}
-    with open(workdir / f"{kind}-{variant}.out", "wb") as out:
-        proc = subprocess.Popen(_command(kind, port), cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT)
+    name = name or f"{kind}-{variant}"
+    log = workdir / f"{name}.jsonl"
+    env = {**os.environ, **(env or {}), "CORRTRACE_LOAD_VARIANT": variant, "CORRTRACE_LOAD_LOG": str(log)}
+    command = [*prefix, *_command(kind, port), *extra_args]
+    with open(workdir / f"{name}.out", "wb") as out:
+        proc = subprocess.Popen(command, cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(kind, variant, port, proc, log)
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{server.label} exited: {(workdir / f'{kind}-{variant}.out').read_text()[-800:]}")
+            raise RuntimeError(f"{server.label} exited: {(workdir / f'{name}.out').read_text()[-800:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return server
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"{server.label} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
+    raise RuntimeError(f"{server.label} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -303,6 +325,142 @@ def report(data: dict[str, Any]) -> None:
         print(f"{label}: {count} access lines written to its JSON log file")
 
 
+# --- --callgrind: instructions per request of a real worker, independent of the machine's load -------------------
+
+CALLGRIND_VARIANTS = ("bare", "corrtrace")
+CALLGRIND_TIMEOUT = 900.0  # seconds for a server to start (imports under valgrind) and to exit
+
+
+class _Client:
+    """wrk's request (``GET /``, ``Host`` only), one at a time on a kept-alive connection; a new connection when
+    the server closes it (gunicorn's sync worker answers ``Connection: close``)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def get(self) -> None:
+        for attempt in range(2):
+            if self.sock is None:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=CALLGRIND_TIMEOUT)
+                self.buffer = b""
+            try:
+                self.sock.sendall(self.request)
+                status, close = self._response()
+            except ConnectionError:  # the server closed a kept-alive connection first: once more on a new one
+                self.close()
+                if attempt:
+                    raise
+                continue
+            if close:
+                self.close()
+            if status != 200:
+                raise RuntimeError(f"GET / answered {status}")
+            return
+
+    def _read(self) -> None:
+        assert self.sock is not None
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionResetError("closed by the server")
+        self.buffer += data
+
+    def _response(self) -> tuple[int, bool]:
+        while b"\r\n\r\n" not in self.buffer:
+            self._read()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+        length = int(headers.get("content-length", "0"))
+        while len(self.buffer) < length:
+            self._read()
+        self.buffer = self.buffer[length:]
+        return int(lines[0].split()[1]), headers.get("connection") == "close"
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def callgrind_total(kind: str, variant: str, requests: int, workdir: Path) -> int:
+    """Instructions the server's worker process executed, under ``valgrind --tool=callgrind``, from its start to its
+    exit after ``requests`` requests (``PYTHONHASHSEED=0``; ``_load_apps.py`` holds the wall clock ``time.time_ns``
+    at one instant, so each request is not the first of a new millisecond as valgrind's slowdown would make it, and
+    slows uvicorn's 0.1 s housekeeping tick, whose count per request would follow valgrind's speed)."""
+    name = f"{kind}-{variant}-{requests}"
+    out = workdir / f"{name}.callgrind"
+    server = start(
+        kind,
+        variant,
+        workdir,
+        0,
+        prefix=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable),
+        extra_args=("--timeout", str(int(CALLGRIND_TIMEOUT))) if kind == "gunicorn+flask" else (),
+        env={"PYTHONHASHSEED": "0", "CORRTRACE_LOAD_CALLGRIND": "1"},
+        timeout=CALLGRIND_TIMEOUT,
+        name=name,
+    )
+    try:
+        client = _Client(server.port)
+        for _ in range(requests):
+            client.get()
+        client.close()
+    finally:
+        server.proc.terminate()
+        server.proc.wait(timeout=CALLGRIND_TIMEOUT)
+    files = {int(path.suffix[1:]): path for path in workdir.glob(f"{name}.callgrind.*")}
+    workers = [path for pid, path in files.items() if pid != server.proc.pid] or list(files.values())
+    if len(workers) != 1:  # gunicorn: the master and its one worker; uvicorn: one process
+        raise RuntimeError(f"{name}: expected one worker's callgrind file, found {sorted(files)}")
+    match = re.search(rb"^(?:summary|totals):\s+(\d+)", workers[0].read_bytes(), re.M)
+    if match is None:
+        raise RuntimeError(f"{name}: no instruction total in {workers[0]}")
+    return int(match.group(1))
+
+
+def run_callgrind(requests: int, warmup: int, jobs: int) -> dict[str, Any]:
+    """Per server and variant: (total at ``warmup + 2 * requests`` - total at ``warmup + requests``) / ``requests``,
+    the instructions of one request with the start-up, the warm-up and the exit cancelled out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if shutil.which("valgrind") is None:
+        subprocess.run(["bash", str(ROOT / "scripts" / "lib" / "apt-install.sh"), "valgrind"], check=True)
+    counts = {warmup + requests, warmup + 2 * requests}
+    tasks = [(kind, variant, n) for kind in SERVERS for variant in CALLGRIND_VARIANTS for n in sorted(counts)]
+    with tempfile.TemporaryDirectory(prefix="corrtrace-callgrind-") as tmp, ThreadPoolExecutor(jobs) as pool:
+        totals = dict(zip(tasks, pool.map(lambda task: callgrind_total(*task, Path(tmp)), tasks), strict=True))
+    per_request = {
+        f"{kind} {variant}": (totals[kind, variant, warmup + 2 * requests] - totals[kind, variant, warmup + requests])
+        / requests
+        for kind in SERVERS
+        for variant in CALLGRIND_VARIANTS
+    }
+    return {
+        "requests": requests,
+        "warmup": warmup,
+        "instructions_per_request": per_request,
+        "totals": {f"{kind} {variant} {n}": total for (kind, variant, n), total in totals.items()},
+    }
+
+
+def report_callgrind(data: dict[str, Any]) -> None:
+    per = data["instructions_per_request"]
+    print(
+        f"callgrind, instructions per request of the server's worker: (run of {data['warmup']} + "
+        f"{2 * data['requests']} requests - run of {data['warmup']} + {data['requests']}) / {data['requests']}; "
+        "one wrk-like GET / at a time, PYTHONHASHSEED=0, the wall clock held (time.time_ns), uvicorn's tick slowed"
+    )
+    for kind in SERVERS:
+        bare, ours = per[f"{kind} bare"], per[f"{kind} corrtrace"]
+        print(
+            f"{kind:<16} bare {bare / 1000:8.1f}k  corrtrace {ours / 1000:8.1f}k  overhead {(ours - bare) / 1000:6.1f}k"
+            f"  bare/corrtrace {bare / ours:.3f}x (>= 0.95x: {'met' if bare / ours >= 0.95 else 'not met'})"
+        )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
@@ -310,7 +468,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--base-port", type=int, default=0, help="first loopback port to try (0: any free one)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="instead of wrk: count the instructions per request of each server's worker under callgrind",
+    )
+    parser.add_argument("--requests", type=int, default=500, help="--callgrind: N (runs of N and 2N requests)")
+    parser.add_argument("--warmup", type=int, default=200, help="--callgrind: requests before the N")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--callgrind: servers at once")
     args = parser.parse_args(argv)
+    if args.callgrind:
+        data = run_callgrind(args.requests, args.warmup, args.jobs)
+        print(json.dumps(data, indent=2)) if args.json else report_callgrind(data)
+        return 0
     data = run(args.duration, args.rounds, args.connections, args.base_port)
     if args.json:
         print(json.dumps(data, indent=2))
