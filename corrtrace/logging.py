@@ -517,13 +517,18 @@ _LINE_HANDLERS = (JsonStreamHandler, JsonFileHandler)
 _DIRECT_FILTERS: frozenset[type] = frozenset()  # set below, once the filter classes exist
 
 
-def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | JsonFileHandler | None:
+def _direct_walk(
+    logger: logging.Logger, level: int
+) -> tuple[JsonStreamHandler | JsonFileHandler, _Chain, _Skipped] | None:
     """The handler a line at ``level`` from ``logger`` reaches when it is the only one and corrtrace's own
-    (``configure``'s: a ``JsonFormatter``, only corrtrace's filters), else None. Walked per line, as
-    ``Logger.callHandlers`` does, so a handler added or removed later is seen at once."""
+    (``configure``'s: a ``JsonFormatter``, only corrtrace's filters), and what the walk read to find it (each
+    logger on the way: its handlers, ``propagate`` and parent; the handlers above ``level`` with their levels),
+    else None. Walked as ``Logger.callHandlers`` does."""
     if logger.filters:
         return None
     found: Any = None
+    chain = []
+    skipped = []
     node: logging.Logger | None = logger
     while node is not None:
         handlers = node.handlers
@@ -533,6 +538,9 @@ def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | J
                     if found is not None or type(handler) not in _LINE_HANDLERS:
                         return None
                     found = handler
+                else:
+                    skipped.append((handler, handler.level))
+        chain.append((node, list(handlers), node.propagate, node.parent))
         if not node.propagate:
             break
         node = node.parent
@@ -541,10 +549,76 @@ def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | J
     for f in found.filters:
         if type(f) not in _DIRECT_FILTERS:
             return None
-    return found  # type: ignore[no-any-return]
+    return found, tuple(chain), tuple(skipped)
+
+
+# What ``_direct_walk`` read on each logger: (logger, a copy of its handlers, its propagate, its parent); and the
+# handlers it passed over for their level, with that level.
+_Chain = tuple[tuple[logging.Logger, list[logging.Handler], bool, "logging.Logger | None"], ...]
+_Skipped = tuple[tuple[logging.Handler, int], ...]
+
+
+def _direct_handler(logger: logging.Logger, level: int) -> JsonStreamHandler | JsonFileHandler | None:
+    """``_direct_walk``'s handler: walked per line, so a handler added or removed later is seen at once."""
+    walked = _direct_walk(logger, level)
+    return walked[0] if walked is not None else None
 
 
 _CLOCK = _Clock()  # the direct lines' timestamps
+
+
+class _Route:
+    """Where a direct line from one logger at one level went (``DirectLine.route``), and everything the handler
+    walk read to decide it, compared per line instead of walking again (``current``; the cost of each in
+    middleware/README.md, Benchmarks, session 9)."""
+
+    __slots__ = (
+        "filters",
+        "formatter",
+        "handler",
+        "handler_level",
+        "handlers",
+        "parent",
+        "partials",
+        "propagate",
+        "rest",
+        "skipped",
+        "template",
+        "write",
+    )
+
+    def __init__(
+        self, handler: JsonStreamHandler | JsonFileHandler, chain: _Chain, skipped: _Skipped, template: bytes
+    ) -> None:
+        (_, self.handlers, self.propagate, self.parent), *rest = chain  # the logger's own, then its ancestors'
+        self.rest = tuple(rest)
+        self.handler, self.skipped, self.template = handler, skipped, template
+        self.handler_level = handler.level
+        self.formatter = handler.formatter
+        self.filters = list(handler.filters)
+        self.write = handler.write_bytes
+        self.partials: dict[Any, bytes] = {}  # the caller's templates derived from ``template`` (DirectLine.route)
+
+    def current(self, logger: logging.Logger) -> bool:
+        """Whether a walk from ``logger`` now would find the same handler by the same way: every logger's handlers
+        (compared item by item, by identity), ``propagate`` and parent, the levels of the handlers it passed over,
+        the handler's level, formatter and filters, as they were (``logger``'s filters are the caller's check).
+        The logger itself is read apart from its ancestors: a logger and the root logger are two classes, and an
+        attribute read that always meets one class is specialised by the interpreter (~1.5x cheaper)."""
+        if logger.handlers != self.handlers or logger.propagate != self.propagate or logger.parent is not self.parent:
+            return False
+        for node, handlers, propagate, parent in self.rest:  # usually the root logger alone
+            if node.handlers != handlers or node.propagate != propagate or node.parent is not parent:
+                return False
+        for other, other_level in self.skipped:  # usually none
+            if other.level != other_level:
+                return False
+        handler = self.handler
+        return (
+            handler.level == self.handler_level
+            and handler.formatter is self.formatter
+            and handler.filters == self.filters
+        )
 
 
 class DirectLine:
@@ -552,31 +626,42 @@ class DirectLine:
     the members as bytes ``%`` templates, and per logger and level the whole line's template (``line_template``
     of the formatter the line goes to)."""
 
-    __slots__ = ("_templates", "members", "message")
+    __slots__ = ("_routes", "members", "message")
 
     def __init__(self, message: bytes, members: bytes) -> None:
         self.message, self.members = message, members
-        self._templates: dict[logging.Logger, dict[int, tuple[JsonFormatter, bytes]]] = {}
+        self._routes: dict[logging.Logger, dict[int, _Route]] = {}
 
-    def route(self, logger: logging.Logger, level: int) -> tuple[Callable[[bytes], None], bytes, bytes, bytes] | None:
+    def route(
+        self, logger: logging.Logger, level: int
+    ) -> tuple[Callable[[bytes], None], bytes, bytes, bytes, dict[Any, bytes]] | None:
         """Where this line from ``logger`` at ``level`` goes when ``configure``'s handler is its only destination
-        (see ``emit_json``) and no fields are bound: ``(write, template, timestamp, trace)``, else None. The caller
-        fills ``template`` in one ``%`` (see ``JsonFormatter.line_template``) and passes the line to ``write``; it
-        checked ``logger.isEnabledFor(level)``."""
-        handler = _direct_handler(logger, level)
-        if handler is None or get_log_fields():
+        (see ``emit_json``) and no fields are bound: ``(write, template, timestamp, trace, partials)``, else None.
+        The caller fills ``template`` in one ``%`` (see ``JsonFormatter.line_template``) and passes the line to
+        ``write``; it checked ``logger.isEnabledFor(level)``. ``partials``: a dict for the caller's own templates
+        derived from ``template`` (it bounds it), dropped with the route.
+
+        The handler walk is done once per logger and level and its result kept with what it read; each line
+        compares that (``_Route.current``) rather than walking again, so a handler, filter, level or formatter
+        changed later is still seen at once."""
+        if logger.filters or get_log_fields():
             return None
-        formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
-        levels = self._templates.get(logger)
-        cached = levels.get(level) if levels is not None else None
-        if cached is None or cached[0] is not formatter:
-            cached = (formatter, formatter.line_template(level, logger.name, self.message, self.members))
-            if levels is None and len(self._templates) < 256:  # bounded: the loggers writing such lines
-                levels = self._templates[logger] = {}
+        levels = self._routes.get(logger)
+        found = levels.get(level) if levels is not None else None
+        if found is None or not found.current(logger):
+            walked = _direct_walk(logger, level)
+            if walked is None:
+                return None
+            handler, chain, skipped = walked
+            formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+            template = formatter.line_template(level, logger.name, self.message, self.members)
+            found = _Route(handler, chain, skipped, template)
+            if levels is None and len(self._routes) < 256:  # bounded: the loggers writing such lines
+                levels = self._routes[logger] = {}
             if levels is not None:
-                levels[level] = cached
+                levels[level] = found
         trace = trace_member() if _trace_context_provider is not None else b""
-        return handler.write_bytes, cached[1], _CLOCK.now_bytes(), trace
+        return found.write, found.template, _CLOCK.now_bytes(), trace, found.partials
 
 
 def emit_json(logger: logging.Logger, level: int, message: str, cid: str, members: bytes) -> None:

@@ -255,20 +255,18 @@ def log_access(
     duration = _perf_ns() - start
     if len(path) > PATH_LIMIT:  # the call only when it shortens
         path = cap(path)
-    dumps = _dumps
-    quoted = _METHODS.get(method) or dumps(method)[1:-1]
-    code = _STATUSES.get(status) or b"%d" % status
     escaped = _PATHS.get(path) or _escaped_path(path)
-    extra = (_CLIENTS.get(client) or _client_member(client)) if client else b""
-    if rejected is not None:
-        extra += b',"labels":{"rejected_correlation_id":' + dumps(rejected) + b"}"
-    if error is not None:
-        extra += b',"error":{"type":' + dumps(type(error).__name__) + b"}"
-    outcome = b"failure" if error is not None or status >= 500 else b"success"
+    client_member = (_CLIENTS.get(client) or _client_member(client)) if client else b""
     route = _access_route(log, level)
     if route is not None:
-        write, template, stamp, trace = route
+        write, template, stamp, trace, partials = route
+        cid_json = plain_id or _dumps(cid)[1:-1]
         try:
+            if error is None and rejected is None and not trace:  # the common line: 6 values, not 12
+                line = partials.get((method, status)) or _partial(partials, template, method, status)
+                write(line % (stamp, escaped, cid_json, duration, escaped, client_member))
+                return
+            quoted, code, outcome, extra = _access_fields(method, status, error, rejected)
             write(
                 template
                 % (
@@ -276,29 +274,62 @@ def log_access(
                     quoted,
                     escaped,
                     code,
-                    plain_id or dumps(cid)[1:-1],
+                    cid_json,
                     trace,
-                    duration,
+                    b"%d" % duration,
                     outcome,
                     quoted,
                     code,
                     escaped,
-                    extra,
+                    client_member + extra,
                 )
             )
             return
         except Exception:  # let logging's own path write it or report the failure (handleError)
             pass
-    members = _ACCESS_MEMBERS % (duration, outcome, quoted, code, escaped, extra)
+    quoted, code, outcome, extra = _access_fields(method, status, error, rejected)
+    members = _ACCESS_MEMBERS % (b"%d" % duration, outcome, quoted, code, escaped, client_member + extra)
     _emit_json(log, level, f"{method} {path} {status}", cid, members)
 
 
+def _access_fields(
+    method: str, status: int, error: BaseException | None, rejected: str | None
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """The access line's method (JSON-escaped, without quotes), status digits, ``event.outcome`` and the optional
+    members after the client's (the rejected ID's excerpt, the error's type)."""
+    quoted = _METHODS.get(method) or _dumps(method)[1:-1]
+    code = _STATUSES.get(status) or b"%d" % status
+    extra = b""
+    if rejected is not None:
+        extra += b',"labels":{"rejected_correlation_id":' + _dumps(rejected) + b"}"
+    if error is not None:
+        extra += b',"error":{"type":' + _dumps(type(error).__name__) + b"}"
+    outcome = b"failure" if error is not None or status >= 500 else b"success"
+    return quoted, code, outcome, extra
+
+
+def _partial(partials: dict[Any, bytes], template: bytes, method: str, status: int) -> bytes:
+    """The route's ``template`` with what every line of one method and status shares filled in (method, status,
+    outcome; no trace, no error, no rejected ID), kept in ``partials`` (bounded): a template of the 6 values that
+    change per line, in order the timestamp, the path, the ID, the duration (``%d``), the path, the client member.
+    The open values are marked with NUL bytes while the others are filled, then every ``%`` is escaped and the
+    marks become ``%`` (a JSON template never holds a raw NUL: orjson escapes it)."""
+    quoted, code, outcome, _ = _access_fields(method, status, None, None)
+    s, d = b"\0s", b"\0d"
+    line = template % (s, quoted, s, code, s, b"", d, outcome, quoted, code, s, s)
+    line = line.replace(b"%", b"%%").replace(b"\0", b"%")
+    if len(partials) >= 256:  # bounded: methods and statuses come from clients and apps
+        partials.clear()
+    partials[(method, status)] = line
+    return line
+
+
 # The access line's message and own fields as templates: the method and path are filled in JSON-escaped (orjson,
-# without the quotes), the status as digits, the last value is the optional members (client, rejected ID label,
-# error type) or nothing.
+# without the quotes), the duration and the status as digits, the last value is the optional members (client,
+# rejected ID label, error type) or nothing.
 _ACCESS_MESSAGE = b'"%s %s %s"'
 _ACCESS_MEMBERS = (
-    b'"event":{"dataset":"corrtrace.access","duration":%d,"outcome":"%s"},'
+    b'"event":{"dataset":"corrtrace.access","duration":%s,"outcome":"%s"},'
     b'"http":{"request":{"method":"%s"},"response":{"status_code":%s}},"url":{"path":"%s"}%s'
 )
 _METHODS = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WEBSOCKET")}

@@ -151,10 +151,9 @@ def direct_log(tmp_path: Path) -> Iterator[tuple[logging.Logger, Path]]:
     parent.propagate = True
 
 
-def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log: tuple[logging.Logger, Path]) -> None:
-    from corrtrace.middleware._core import log_access
-
-    log, path = direct_log
+@pytest.fixture()
+def record_names() -> Iterator[list[str]]:
+    """The logger names of the ``LogRecord``s made while the test runs (a direct line makes none)."""
     records: list[str] = []
     factory = logging.getLogRecordFactory()
 
@@ -163,6 +162,18 @@ def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log
         records.append(record.name)
         return record
 
+    logging.setLogRecordFactory(counting)
+    yield records
+    logging.setLogRecordFactory(factory)
+
+
+def test_fields_line_skips_the_log_record_and_matches_the_record_path(
+    direct_log: tuple[logging.Logger, Path], record_names: list[str]
+) -> None:
+    from corrtrace.middleware._core import log_access
+
+    log, path = direct_log
+    records = record_names
     fields = {
         "event": {"dataset": "corrtrace.access", "duration": 5},
         "http": {"response": {"status_code": 404}},
@@ -170,7 +181,6 @@ def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log
         "labels": {"rejected_correlation_id": "a\\x0d"},
     }
     members = orjson.dumps(fields)[1:-1]
-    logging.setLogRecordFactory(counting)
     set_trace_context_provider(lambda: ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"))
     try:
         emit_json(log, logging.WARNING, "GET /x 404", "cid-1", members)  # the only destination is ours: direct
@@ -181,7 +191,6 @@ def test_fields_line_skips_the_log_record_and_matches_the_record_path(direct_log
         log.setLevel(logging.WARNING)  # below the logger's level: the access line's gate writes nothing
         log_access(log, "cid-1", "GET", "/ok", 200, None, 0, None, None)
     finally:
-        logging.setLogRecordFactory(factory)
         set_trace_context_provider(None)
     direct, via_record = (orjson.loads(line) for line in path.read_bytes().splitlines())
     assert direct.pop("@timestamp") and via_record.pop("@timestamp")
@@ -250,6 +259,102 @@ def test_a_repeated_path_is_escaped_from_the_bounded_cache(direct_log: tuple[log
     lines = [orjson.loads(line) for line in path_out.read_bytes().splitlines()]
     assert [line["url"]["path"] for line in lines] == [odd, odd] + [f"/{i}" for i in range(3000)]
     assert 0 < len(_core._PATHS) <= 1024
+
+
+class _Collect(logging.Handler):
+    def __init__(self, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "a handler on the logger",
+        "a handler on its parent",
+        "a passed-over handler's level lowered",
+        "propagation to a root with a handler",
+        "a filter on the handler",
+        "another formatter",
+        "a new logger between",
+    ],
+)
+def test_a_direct_route_sees_a_change_made_after_it(tmp_path: Path, change: str, record_names: list[str]) -> None:
+    """The access line's handler walk is kept per logger and level with what it read; a change to any of it made
+    afterwards sends the next line through logging (a ``LogRecord``) as a new walk would."""
+    from corrtrace.middleware._core import log_access
+
+    parent, root, middle = logging.getLogger("route-test"), logging.getLogger(), logging.getLogger("route-test.a")
+    handler = configure("svc", path=tmp_path / "a.log", logger=parent)
+    parent.propagate = False
+    log = logging.getLogger("route-test.a.access")  # its parent: route-test ("route-test.a" has no handler yet)
+    other = _Collect(logging.ERROR if change == "a passed-over handler's level lowered" else logging.NOTSET)
+    if change == "a passed-over handler's level lowered":
+        parent.addHandler(other)
+    records = record_names
+    try:
+        for _ in range(2):  # the second line takes the kept route
+            log_access(log, "cid-1", "GET", "/", 200, None, 0, None, None)
+        assert records == [] and other.records == []
+        if change == "a handler on the logger":
+            log.addHandler(other)
+        elif change == "a handler on its parent":
+            parent.addHandler(other)
+        elif change == "a passed-over handler's level lowered":
+            other.setLevel(logging.INFO)
+        elif change == "propagation to a root with a handler":
+            root.addHandler(other)
+            parent.propagate = True
+        elif change == "a filter on the handler":
+            handler.addFilter(lambda record: True)
+        elif change == "another formatter":
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        else:
+            middle.addHandler(other)
+        log_access(log, "cid-1", "GET", "/after", 200, None, 0, None, None)
+    finally:
+        for node in (log, parent, root, middle):
+            node.removeHandler(other)
+        parent.removeHandler(handler)
+        handler.close()
+        parent.propagate = True
+    assert records == ["route-test.a.access"]
+    lines = (tmp_path / "a.log").read_text().splitlines()  # the handler still writes the third line, by the record
+    assert [orjson.loads(line)["url"]["path"] for line in lines[:2]] == ["/", "/"] and len(lines) == 3
+    if change == "another formatter":
+        assert lines[2] == "GET /after 200"
+    else:
+        assert orjson.loads(lines[2])["url"]["path"] == "/after"
+    if change not in ("a filter on the handler", "another formatter"):
+        assert [r.getMessage() for r in other.records] == ["GET /after 200"]
+
+
+def test_an_access_line_with_percent_signs_in_the_service_and_method(tmp_path: Path) -> None:
+    """The per-method-and-status template is filled twice (its own values, then each line's): a ``%`` in the
+    service name, the method or the path is written as it is, on the first line and from the kept template."""
+    from corrtrace.middleware._core import log_access
+
+    parent = logging.getLogger("percent-test")
+    handler = configure("50%s off %d", path=tmp_path / "p.log", logger=parent)
+    parent.propagate = False
+    log = logging.getLogger("percent-test.access")
+    try:
+        for path in ("/a%20b", "/%s%d%%"):
+            log_access(log, "cid-1", "GE%sT", path, 200, None, 0, "10.0.0.%d", None)
+    finally:
+        parent.removeHandler(handler)
+        handler.close()
+        parent.propagate = True
+    lines = [orjson.loads(line) for line in (tmp_path / "p.log").read_bytes().splitlines()]
+    assert [line["url"]["path"] for line in lines] == ["/a%20b", "/%s%d%%"]
+    assert [line["message"] for line in lines] == ["GE%sT /a%20b 200", "GE%sT /%s%d%% 200"]
+    for line in lines:
+        assert line["service"] == {"name": "50%s off %d"} and line["http"]["request"]["method"] == "GE%sT"
+        assert line["client"] == {"address": "10.0.0.%d"} and line["event"]["outcome"] == "success"
+        assert line["http"]["response"]["status_code"] == 200 and type(line["event"]["duration"]) is int
 
 
 def test_access_lines_survive_sigkill(tmp_path: Path) -> None:
