@@ -1,8 +1,9 @@
 """The small apps benchmarks/load.py runs under real servers, one variant per process.
 
-``CORRTRACE_LOAD_VARIANT``: ``bare``, ``corrtrace`` (access lines on, written as JSON to
-``CORRTRACE_LOAD_LOG``), ``asgi-correlation-id`` (ASGI only) or ``otel`` (OpenTelemetry's ``OpenTelemetryMiddleware``
-with an SDK ``TracerProvider`` and no exporter, as in benchmarks/middleware.py).
+``CORRTRACE_LOAD_VARIANT``: ``bare``, ``server-log`` (bare, the server's own access log written to
+``CORRTRACE_LOAD_LOG``: uvicorn's set up here, gunicorn's by ``--access-logfile``), ``corrtrace`` (access lines on,
+written as JSON to ``CORRTRACE_LOAD_LOG``), ``asgi-correlation-id`` (ASGI only) or ``otel`` (OpenTelemetry's
+``OpenTelemetryMiddleware`` with an SDK ``TracerProvider`` and no exporter, as in benchmarks/middleware.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,24 @@ def _slow_uvicorn_ticks() -> None:
     uvicorn.server.asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": sleep})  # type: ignore[assignment]
 
 
+def _uvicorn_access_log() -> None:
+    """``server-log``: uvicorn's own access log (its default format) written to ``CORRTRACE_LOAD_LOG`` instead of
+    stdout; the server started without ``--no-access-log`` and at ``--log-level warning``, so the level is set here
+    (the app is imported after uvicorn configured its logging)."""
+    import logging
+
+    from uvicorn.logging import AccessFormatter
+
+    handler = logging.FileHandler(os.environ["CORRTRACE_LOAD_LOG"])
+    handler.setFormatter(
+        AccessFormatter('%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False)
+    )
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = [handler]
+    access.setLevel(logging.INFO)
+    access.propagate = False
+
+
 def _corrtrace_logging() -> None:
     from corrtrace.logging import configure
 
@@ -60,6 +79,8 @@ def _fastapi() -> Any:
     async def index() -> dict[str, bool]:
         return {"ok": True}
 
+    if VARIANT == "server-log":
+        _uvicorn_access_log()
     if VARIANT == "corrtrace":
         from corrtrace.middleware import CorrelationIdMiddleware
 

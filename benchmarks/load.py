@@ -47,11 +47,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
+# "server-log": the bare app with the server's own access log written to a file (uvicorn's ``uvicorn.access``
+# logger, gunicorn's ``--access-logfile``): what a service that wants an access line runs without corrtrace
 SERVERS = {
-    "uvicorn+fastapi": ("bare", "corrtrace", "asgi-correlation-id", "otel"),
-    "gunicorn+flask": ("bare", "corrtrace", "otel"),
+    "uvicorn+fastapi": ("bare", "server-log", "corrtrace", "asgi-correlation-id", "otel"),
+    "gunicorn+flask": ("bare", "server-log", "corrtrace", "otel"),
 }
 START_TIMEOUT = 60.0
+ACCESS_LOGGED = ("server-log", "corrtrace")  # the variants that write an access line per request to a file
+PEER_NAMES = {"server-log": "bare with the server's own access log"}
 
 
 @dataclass
@@ -79,8 +83,8 @@ def _free_port(first: int) -> int:
     raise RuntimeError(f"no free port in {first}..{first + 199}")
 
 
-def _command(kind: str, port: int) -> list[str]:
-    if kind == "uvicorn+fastapi":
+def _command(kind: str, variant: str, port: int, log: Path) -> list[str]:
+    if kind == "uvicorn+fastapi":  # the access log to a file, if any, is set up by the app (_load_apps.py)
         return [
             str(BIN / "uvicorn"),
             "_load_apps:fastapi_app",
@@ -90,7 +94,7 @@ def _command(kind: str, port: int) -> list[str]:
             str(port),
             "--workers",
             "1",
-            "--no-access-log",
+            *(() if variant == "server-log" else ("--no-access-log",)),
             "--log-level",
             "warning",
         ]
@@ -105,6 +109,7 @@ def _command(kind: str, port: int) -> list[str]:
         "sync",
         "--log-level",
         "warning",
+        *(("--access-logfile", str(log)) if variant == "server-log" else ()),
     ]
 
 
@@ -125,7 +130,7 @@ def start(
     name = name or f"{kind}-{variant}"
     log = workdir / f"{name}.jsonl"
     env = {**os.environ, **(env or {}), "CORRTRACE_LOAD_VARIANT": variant, "CORRTRACE_LOAD_LOG": str(log)}
-    command = [*prefix, *_command(kind, port), *extra_args]
+    command = [*prefix, *_command(kind, variant, port, log), *extra_args]
     with open(workdir / f"{name}.out", "wb") as out:
         proc = subprocess.Popen(command, cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(kind, variant, port, proc, log)
@@ -230,7 +235,7 @@ def run(duration: int, rounds: int, connections: int, base_port: int = 0) -> dic
                 shift = round_no % len(servers)
                 for server in servers[shift:] + servers[:shift]:
                     results.setdefault(server.label, []).append(wrk(server, duration, connections))
-            logged = {s.label: _lines(s.log) for s in servers if s.variant == "corrtrace"}
+            logged = {s.label: _lines(s.log) for s in servers if s.variant in ACCESS_LOGGED}
         finally:
             for server in servers:
                 server.proc.terminate()
@@ -251,7 +256,7 @@ def run(duration: int, rounds: int, connections: int, base_port: int = 0) -> dic
         "best_rps": best,
         "cpu_ratios": paired_cpu_ratios(results),
         "runs": results,
-        "corrtrace_access_lines": logged,
+        "access_lines": logged,
     }
 
 
@@ -315,19 +320,20 @@ def report(data: dict[str, Any]) -> None:
         ratio, q1, q3 = spread(ratios[f"{kind} corrtrace"])
         verdict = "met" if q1 >= 0.95 else "met by the median, not its lower quartile" if ratio >= 0.95 else "not met"
         line = f"{kind} (CPU per request): corrtrace {ratio:.3f}x bare [{q1:.3f} .. {q3:.3f}] (>= 0.95x: {verdict})"
-        peer_label = f"{kind} asgi-correlation-id"
-        if peer_label in ratios:  # the two rows' ratios against the same bare run, round by round
-            versus = [ours / peer for ours, peer in zip(ratios[f"{kind} corrtrace"], ratios[peer_label], strict=True)]
-            ratio, q1, q3 = spread(versus)
-            line += f", {ratio:.3f}x asgi-correlation-id [{q1:.3f} .. {q3:.3f}] (target >= 1.0x)"
+        for peer, target in (("asgi-correlation-id", " (target >= 1.0x)"), ("server-log", "")):
+            peer_label = f"{kind} {peer}"
+            if peer_label in ratios:  # the two rows' ratios against the same bare run, round by round
+                pairs = zip(ratios[f"{kind} corrtrace"], ratios[peer_label], strict=True)
+                ratio, q1, q3 = spread([ours / theirs for ours, theirs in pairs])
+                line += f", {ratio:.3f}x {PEER_NAMES.get(peer, peer)} [{q1:.3f} .. {q3:.3f}]{target}"
         print(line)
-    for label, count in data["corrtrace_access_lines"].items():
-        print(f"{label}: {count} access lines written to its JSON log file")
+    for label, count in data["access_lines"].items():
+        print(f"{label}: {count} access lines written to its log file")
 
 
 # --- --callgrind: instructions per request of a real worker, independent of the machine's load -------------------
 
-CALLGRIND_VARIANTS = ("bare", "corrtrace")
+CALLGRIND_VARIANTS = ("bare", "server-log", "corrtrace")
 CALLGRIND_TIMEOUT = 900.0  # seconds for a server to start (imports under valgrind) and to exit
 
 
@@ -454,10 +460,12 @@ def report_callgrind(data: dict[str, Any]) -> None:
         "one wrk-like GET / at a time, PYTHONHASHSEED=0, the wall clock held (time.time_ns), uvicorn's tick slowed"
     )
     for kind in SERVERS:
-        bare, ours = per[f"{kind} bare"], per[f"{kind} corrtrace"]
+        bare, ours, logged = per[f"{kind} bare"], per[f"{kind} corrtrace"], per[f"{kind} server-log"]
         print(
             f"{kind:<16} bare {bare / 1000:8.1f}k  corrtrace {ours / 1000:8.1f}k  overhead {(ours - bare) / 1000:6.1f}k"
             f"  bare/corrtrace {bare / ours:.3f}x (>= 0.95x: {'met' if bare / ours >= 0.95 else 'not met'})"
+            f"; with the server's own access log {logged / 1000:8.1f}k (overhead {(logged - bare) / 1000:6.1f}k),"
+            f" that/corrtrace {logged / ours:.3f}x"
         )
 
 
