@@ -288,7 +288,7 @@ def _json_fields(line: str) -> dict[str, str] | None:
     JSON object it becomes when, outside the quoted values, each space becomes ``","`` and each ``=`` ``":"``;
     None when orjson refuses that (another separator than one space, a bare value holding ``=``, a control
     character) or the line is not one of those: ``_split_fields`` decides then. Its values need no JSON escape."""
-    if not line.isascii() or _escaped_or_long(line):
+    if "\\" in line or not line.isascii() or (len(line) > 3 * LOGFMT_MAX_PAIRS and _escaped_or_long(line)):
         return None
     if '"' in line:
         parts = line.split('"')
@@ -430,7 +430,7 @@ def logfmt_doc(line: str, service: tuple[str, str] | None) -> TextDoc | None:
     byte for byte (tested), with the record's time, ID, service and level. ``service``: the source's (name, as
     JSON text), for a line that names none. None when the line is to be read alone (another reader, no valid ID
     (the aliases are ``text_event``'s), no time read, or one outside ``MIN_MS..MAX_MS``)."""
-    fields = _json_fields(line) if "=" in line else None
+    fields = _json_fields(line)
     if fields is None or len(fields) < 2:
         return None
     cid = fields.pop("correlation_id", None)
