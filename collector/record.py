@@ -335,7 +335,7 @@ def make_records(
     lines: Sequence[RawLine], now_ms: int, fmt: LineFormat | None = None, events: bool = False
 ) -> tuple[list[Record], list[dict[str, Any]]]:
     """``make_record`` of each of a source's ``lines`` (the same records), with their events when ``events``
-    (else an empty list). A declared ``nginx`` or ``logfmt`` writes the documents of the batch's single text lines
+    (else an empty list). A declared built-in format writes the documents of the batch's single text lines
     without an event (``LineFormat.doc_writer``), whose dict is read back from the document only when asked for;
     every other line is read alone (collector/README.md, "Formats")."""
     fmt = fmt or default_format()

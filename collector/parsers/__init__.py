@@ -60,7 +60,7 @@ class LineFormat:
         self.service = service
         self.id_aliases = tuple(id_aliases)
         self.service_aliases = tuple(service_aliases)
-        # a declared nginx or logfmt writes its lines' documents without an event (``doc_writer``)
+        # a declared built-in format writes its lines' documents without an event (``doc_writer``)
         self.batched = len(self.parsers) == 1 and self.parsers[0] in DOC_WRITERS
         named = service or (DEFAULT_SERVICE.get(self.parsers[0]) if self.batched else None)
         # the service of lines that name none, and as JSON text
@@ -106,10 +106,10 @@ class LineFormat:
         return event, ms
 
     def doc_writer(self) -> tuple[DocWriter, tuple[str, str] | None]:
-        """For a format with ``batched`` set (a declared ``nginx`` or ``logfmt``), the writer of a single text
-        line's document without an event (``text.DOC_WRITERS``: the document, or None for a line to read alone
-        with ``text_event``), and the source's service to give it (name, as JSON text) (collector/README.md,
-        "Formats")."""
+        """For a format with ``batched`` set (one declared built-in: talk, logfmt, logback or nginx), the writer of
+        a single text line's document without an event (``text.DOC_WRITERS``: the document, or None for a line to
+        read alone with ``text_event``), and the source's service to give it (name, as JSON text)
+        (collector/README.md, "Formats")."""
         return DOC_WRITERS[self.parsers[0]], self._doc_service
 
     @staticmethod
