@@ -290,23 +290,30 @@ def _json_fields(line: str) -> dict[str, str] | None:
     character) or the line is not one of those: ``_split_fields`` decides then. Its values need no JSON escape."""
     if "\\" in line or not line.isascii() or (len(line) > 3 * LOGFMT_MAX_PAIRS and _escaped_or_long(line)):
         return None
-    if '"' in line:
+    if '"' not in line:
+        text = '{"' + line.replace(" ", '","').replace("=", '":"') + '"}'
+    else:
         parts = line.split('"')
         last = len(parts) - 1
         if last & 1:  # a quote left open
             return None
-        text = '{"'
-        for i in range(0, last, 2):
-            stretch = parts[i]
-            if stretch[-1:] != "=" or (i and stretch and not stretch[0].isspace()):
-                return None  # a quoted value not right after its ``key=``, or not followed by whitespace
-            text += stretch.replace(" ", '","').replace("=", '":"') + parts[i + 1]
-        stretch = parts[last]
-        if stretch and not stretch[0].isspace():
-            return None
-        text += stretch.replace(" ", '","').replace("=", '":"') + '"}'
-    else:
-        text = '{"' + line.replace(" ", '","').replace("=", '":"') + '"}'
+        if last == 2:  # one quoted value (``msg="..."``), the usual line: the loop below, unrolled
+            head, quoted, tail = parts
+            if head[-1:] != "=" or (tail and not tail[0].isspace()):
+                return None
+            text = '{"' + head.replace(" ", '","').replace("=", '":"') + quoted
+            text += tail.replace(" ", '","').replace("=", '":"') + '"}'
+        else:
+            text = '{"'
+            for i in range(0, last, 2):
+                stretch = parts[i]
+                if stretch[-1:] != "=" or (i and stretch and not stretch[0].isspace()):
+                    return None  # a quoted value not right after its ``key=``, or not followed by whitespace
+                text += stretch.replace(" ", '","').replace("=", '":"') + parts[i + 1]
+            stretch = parts[last]
+            if stretch and not stretch[0].isspace():
+                return None
+            text += stretch.replace(" ", '","').replace("=", '":"') + '"}'
     try:
         fields: dict[str, str] = _loads(text)
     except JSONDecodeError:
