@@ -98,9 +98,10 @@ def collect(
             err=True,
         )
         sys.exit(2)
-    unmatched = [p for p in paths if not any(os.path.isfile(f) for f in glob.glob(p))]
+    matched = {p: glob.glob(p) for p in paths}
+    unmatched = [p for p, found in matched.items() if not any(os.path.isfile(f) for f in found)]
     for pattern in unmatched:
-        special = glob.glob(pattern) and not any(os.path.isdir(f) for f in glob.glob(pattern))
+        special = matched[pattern] and not any(os.path.isdir(f) for f in matched[pattern])
         click.echo(
             f"corrtrace collect: {'error' if once else 'warning'}: {pattern!r} matches no file"
             + (" (only a pipe, socket or device: pipe it in with --stdin)" if special else "")

@@ -339,12 +339,12 @@ def make_records(
     without an event (``LineFormat.doc_writer``), whose dict is read back from the document only when asked for;
     every other line is read alone (collector/README.md, "Formats")."""
     fmt = fmt or default_format()
-    if not fmt.batched:
+    write, service = fmt.doc_writer, fmt.doc_service
+    if write is None:
         if not events:
             return [make_record(s, start, end, line, now_ms, fmt=fmt)[0] for s, start, end, line in lines], []
         pairs = [make_record(s, start, end, line, now_ms, fmt=fmt) for s, start, end, line in lines]
         return [record for record, _ in pairs], [event for _, event in pairs]
-    write, service = fmt.doc_writer()
     records: list[Record] = []
     found: list[dict[str, Any]] = []
     for source, start, end, line in lines:

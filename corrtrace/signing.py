@@ -88,15 +88,14 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _well_formed(timestamp: str, nonce: str, signature: str) -> bool:
-    """Headers of the shapes ``sign_request`` writes, checked before any of them is used (``compare_digest``
-    refuses non-ASCII text, ``int()`` other scripts' digits)."""
+def _well_formed(nonce: str, signature: str) -> bool:
+    """A nonce and signature of the shapes ``sign_request`` writes, checked before either is used
+    (``compare_digest`` refuses non-ASCII text)."""
     return (
-        whole_number(timestamp, _TIMESTAMP_DIGITS) is not None
-        and (nonce + signature).isascii()
+        (nonce + signature).isascii()
         and len(nonce) <= 64
         and len(signature) == _SIGNATURE_LENGTH
-        and signature.startswith(_SCHEME)
+        and (signature.startswith(_SCHEME))
     )
 
 
@@ -117,13 +116,14 @@ def verify_request(
     signature = _header(headers, SIGNATURE_HEADER)
     if not (timestamp and nonce and signature):
         raise SignatureError("missing signature headers")
-    if not _well_formed(timestamp, nonce, signature):
+    issued = whole_number(timestamp, _TIMESTAMP_DIGITS)  # ASCII digits only: int() reads other scripts' too
+    if issued is None or not _well_formed(nonce, signature):
         raise SignatureError("malformed signature headers")
     current = time.time() if now is None else now
-    if abs(current - int(timestamp)) > max_skew:
+    if abs(current - issued) > max_skew:
         raise SignatureError("signature timestamp outside the allowed window")
     expected = hmac.new(_key(secret), _canonical(method, path, body, timestamp, nonce), hashlib.sha256)
     if not hmac.compare_digest(_SCHEME + expected.hexdigest(), signature):
         raise SignatureError("signature does not match the request")
-    if nonces is not None and not nonces.add(nonce, current, int(timestamp)):
+    if nonces is not None and not nonces.add(nonce, current, issued):
         raise SignatureError("replayed request (nonce already used)")

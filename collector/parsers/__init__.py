@@ -44,7 +44,7 @@ class JoinedLines(bytes):
 class LineFormat:
     """One source's parsing: ``text_event`` for non-JSON lines, ``adopt`` for other stacks' JSON objects."""
 
-    __slots__ = ("_doc_service", "batched", "id_aliases", "name", "parsers", "service", "service_aliases")
+    __slots__ = ("doc_service", "doc_writer", "id_aliases", "name", "parsers", "service", "service_aliases")
 
     def __init__(
         self,
@@ -60,11 +60,13 @@ class LineFormat:
         self.service = service
         self.id_aliases = tuple(id_aliases)
         self.service_aliases = tuple(service_aliases)
-        # a declared built-in format writes its lines' documents without an event (``doc_writer``)
-        self.batched = len(self.parsers) == 1 and self.parsers[0] in DOC_WRITERS
-        named = service or (DEFAULT_SERVICE.get(self.parsers[0]) if self.batched else None)
-        # the service of lines that name none, and as JSON text
-        self._doc_service = None if named is None else (named, orjson.dumps(named).decode())
+        # one declared built-in format (talk, logfmt, logback, nginx): the writer of a single text line's document
+        # without an event (``text.DOC_WRITERS``: the document, or None for a line to read alone with
+        # ``text_event``; used by ``record.make_records``), and the service it gives a line that names none (name,
+        # as JSON text); None otherwise
+        self.doc_writer: DocWriter | None = DOC_WRITERS.get(self.parsers[0]) if len(self.parsers) == 1 else None
+        named = service or (DEFAULT_SERVICE.get(self.parsers[0]) if self.doc_writer is not None else None)
+        self.doc_service = None if named is None else (named, orjson.dumps(named).decode())
 
     def text_event(self, line: bytes) -> tuple[dict[str, Any], int | None]:
         """The event of a line that is not a JSON object (for a multiline record, its first line is parsed and
@@ -104,13 +106,6 @@ class LineFormat:
         if joined:
             self._joined(event, line)
         return event, ms
-
-    def doc_writer(self) -> tuple[DocWriter, tuple[str, str] | None]:
-        """For a format with ``batched`` set (one declared built-in: talk, logfmt, logback or nginx), the writer of
-        a single text line's document without an event (``text.DOC_WRITERS``: the document, or None for a line to
-        read alone with ``text_event``), and the source's service to give it (name, as JSON text)
-        (collector/README.md, "Formats")."""
-        return DOC_WRITERS[self.parsers[0]], self._doc_service
 
     @staticmethod
     def _joined(event: dict[str, Any], line: bytes) -> None:

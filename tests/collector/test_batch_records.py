@@ -52,7 +52,8 @@ def assert_same_as_alone(texts: list[bytes], fmt: LineFormat) -> None:
 
 def _docs(fmt: LineFormat, texts: list[bytes]) -> list[Any]:
     """What ``make_records`` writes for each of ``texts`` without an event (None: read alone)."""
-    write, service = fmt.doc_writer()
+    write, service = fmt.doc_writer, fmt.doc_service
+    assert write is not None
     return [write(line.decode("utf-8", "replace"), service) for line in texts]
 
 
@@ -105,8 +106,8 @@ def test_a_mixed_batch_is_each_line_alone(name: str) -> None:
 
 def test_a_declared_nginx_writes_its_lines_documents_without_an_event() -> None:
     fmt = FORMATS["nginx"]
-    assert all(f.batched for name, f in FORMATS.items() if name not in ("auto", "json"))
-    assert not FORMATS["auto"].batched and not FORMATS["json"].batched
+    assert all(f.doc_writer is not None for name, f in FORMATS.items() if name not in ("auto", "json"))
+    assert FORMATS["auto"].doc_writer is None and FORMATS["json"].doc_writer is None
     texts = _mixed()
     reads = _docs(fmt, [line for line in texts if line.__class__ is bytes and line[:1] not in (b"{", b" ")])
     assert [read is not None for read in reads] == [
@@ -144,7 +145,7 @@ def test_a_parser_that_raises_in_a_batch_leaves_the_line_to_be_read_alone(monkey
         raise ValueError(line)
 
     monkeypatch.setitem(text.DOC_WRITERS, text.nginx, broken)
-    assert_same_as_alone([NGINX_LINE.encode(), JSON_LINE], FORMATS["nginx"])
+    assert_same_as_alone([NGINX_LINE.encode(), JSON_LINE], build_format("nginx"))
 
 
 def test_subscribers_get_the_events_of_documents_written_without_one(
