@@ -4,9 +4,9 @@ mid-ship (collector/README.md, "A cluster of nodes").
 One long-running collector (``es_url`` = the three nodes, 1 replica) tails a file the test fills in three parts,
 200k events in all. The sequence keeps a quorum (2 of the 3 master-eligible nodes) at every moment:
 
-1. while part 1 ships, a node that is NOT the master and holds a copy of the index is SIGKILLed, and the rest
-   of part 1 is written after it (so the collector meets the dead node however fast it ships); the test waits
-   until the other two see a 2-node cluster;
+1. while part 1 ships, once every copy of the index has started, a node that is NOT the master and holds one
+   is SIGKILLed, and the rest of part 1 is written after it (so the collector meets the dead node however fast
+   it ships); the test waits until the other two see a 2-node cluster;
 2. while part 2 ships, that node is restarted with its data and rejoins; the test waits for green (every
    replica recovered), so no shard lives on the master alone;
 3. while part 3 ships, the elected master is SIGKILLed (the rest of part 3 written after it); the test waits
@@ -73,10 +73,21 @@ def get(node: int, path: str, **params: Any) -> Any:
     return resp.json()
 
 
-def health(node: int, nodes: int, status: str = "yellow") -> bool:
-    """True once ``node`` sees ``nodes`` nodes, a master and at least ``status``."""
-    found = get(node, "/_cluster/health", wait_for_nodes=str(nodes), wait_for_status=status, timeout="20s")
-    return not found["timed_out"] and found["number_of_nodes"] == nodes
+def health(node: int, nodes: int, status: str = "yellow", index: str = "") -> bool:
+    """True once ``node`` sees ``nodes`` nodes, a master and at least ``status`` (for ``index`` alone if named);
+    a ValueError saying what it sees instead (wait_for keeps it as the last error)."""
+    resp = httpx.get(
+        f"{NODES[node]}/_cluster/health/{index}",
+        params={"wait_for_nodes": str(nodes), "wait_for_status": status, "timeout": "20s"},
+        timeout=60,
+    )
+    if resp.status_code != 408:  # 408 is a wait that timed out; its body says what the node sees
+        resp.raise_for_status()
+    found = resp.json()
+    if found["timed_out"] or found["number_of_nodes"] != nodes:
+        seen = {k: found.get(k) for k in ("status", "number_of_nodes", "initializing_shards", "unassigned_shards")}
+        raise ValueError(f"node-{node} sees {seen}")
+    return True
 
 
 def master(node: int) -> int:
@@ -180,6 +191,9 @@ def outage(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         # 1. part 1 ships; a non-master node holding a copy of the index dies mid-ship
         write_lines(app, range(bounds[0], bounds[1]))
         wait_for(lambda: count(first_master, pattern) >= 5_000, "the first documents")
+        # every shard's replica started first: a node holding the only started copy of a shard (its replica still
+        # recovering) would take the index red with it, and nothing could write until it came back
+        wait_for(lambda: health(first_master, 3, "green", pattern), "every copy of the index started")
         data_node = min(
             wait_for(
                 lambda: holders(first_master, pattern) - {first_master},
@@ -207,6 +221,7 @@ def outage(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         done_before = count(old_master, pattern)
         write_lines(app, range(bounds[3], bounds[4]))
         wait_for(lambda: count(old_master, pattern) >= done_before + 5_000, "part 3 under way")
+        wait_for(lambda: health(old_master, 3, "green", pattern), "every copy of the index started (a new day's too)")
         seen.append(count(old_master, pattern))
         services("kill", "es-cluster", str(old_master))
         write_lines(app, range(bounds[4], bounds[5]))
