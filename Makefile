@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: demo test lint services-up services-down bench
+.PHONY: demo test lint native services-up services-down bench
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
@@ -28,6 +28,11 @@ $(VENV)/.installed-dev: setup.cfg setup.py pyproject.toml | $(BIN)/python
 $(BIN)/corrtrace: $(VENV)/.installed-dev
 	@touch $@
 
+# the text formats' parsers compiled with mypyc (the dev extra's), rebuilt when a source they depend on changed;
+# without a C compiler they run as Python (collector/README.md, "Compiled parsers")
+native: $(BIN)/corrtrace
+	scripts/build-native $(BIN)/python
+
 demo: $(VENV)/.installed-demo
 	$(BIN)/corrtrace demo
 
@@ -37,7 +42,7 @@ lint: $(BIN)/corrtrace
 	scripts/typecheck
 
 # in this order: the backends, then ruff (lint and format), mypy and pytest; the target fails if any of them did
-test: $(BIN)/corrtrace
+test: native
 	scripts/services up
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
@@ -52,6 +57,6 @@ services-up: $(BIN)/corrtrace
 services-down:
 	scripts/services down
 
-bench: $(BIN)/corrtrace
+bench: native
 	scripts/services up
 	$(BIN)/python benchmarks/run_all.py

@@ -200,14 +200,15 @@ def bench_formats(n: int, runs: int, tmp: Path) -> dict[str, Any]:
     with 12-line Python tracebacks between them, and JSON lines only)."""
     import gc
 
-    from corrtrace.collector.parsers import build_format
+    from corrtrace.collector.parsers import build_format, compiled
 
     old = gc.get_threshold()
     gc.set_threshold(*COLLECT_GC_THRESHOLD)
     try:
         json_path = tmp / "formats-json.log"
         write_file(json_path, n)
-        out: dict[str, Any] = {"lines": n, "target_ratio": 0.5}
+        # the parsers compiled by ``make`` (collector/README.md, "Compiled parsers"), or their .py sources
+        out: dict[str, Any] = {"lines": n, "target_ratio": 0.5, "compiled_parsers": compiled.IN_USE}
         for name, template in TEXT_LINES.items():
             path = tmp / f"formats-{name}.log"
             path.write_text("".join(template.format(i=i % 10_000, s=i % 60) + "\n" for i in range(n)))

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import corrtrace.collector.parsers.compiled  # noqa: F401  (first: it decides which clock and text are imported)
 import orjson
 from corrtrace.collector.parsers import clock
 from corrtrace.collector.parsers.text import BUILTIN, DEFAULT_SERVICE, DOC_WRITERS, DocWriter, TextParser
