@@ -69,6 +69,7 @@ def _load_source(name: str) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[full] = module
     spec.loader.exec_module(module)
+    setattr(sys.modules[PACKAGE], name, module)  # ``parsers.text`` as a normal import would bind it
 
 
 def _in_use() -> bool:

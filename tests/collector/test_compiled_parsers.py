@@ -123,7 +123,9 @@ def test_the_compiled_clock_reads_every_time_as_its_source(value: str) -> None:
 PROBE = """import sys
 sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 sys.path.insert(0, sys.argv[1])
+import corrtrace.collector.parsers
 from corrtrace.collector.parsers import compiled, text
+assert corrtrace.collector.parsers.text is text
 print(compiled.IN_USE, text.__file__.rsplit("/", 1)[-1], text.logfmt("msg=hi correlation_id=c-1")[0]["message"])
 """
 
