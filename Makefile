@@ -29,7 +29,7 @@ $(BIN)/corrtrace: $(VENV)/.installed-dev
 	@touch $@
 
 # the text formats' parsers compiled with mypyc (the dev extra's), rebuilt when a source they depend on changed;
-# without a C compiler they run as Python (collector/README.md, "Compiled parsers")
+# without a C compiler, mypyc or Python's headers they run as Python (collector/README.md, "Compiled parsers")
 native: $(BIN)/corrtrace
 	scripts/build-native $(BIN)/python
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 import orjson
@@ -59,6 +61,19 @@ def fresh() -> bool:
 def write_stamp() -> None:
     """Record the sources a build that just succeeded was compiled from (``scripts/build-native``)."""
     STAMP.write_bytes(orjson.dumps(digests(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+
+
+def missing_tool() -> str | None:
+    """What this machine lacks to build the compiled modules (then the ``.py`` files run, and ``make`` goes on),
+    or None: a C compiler (``$CC``, else ``cc``), mypyc (the dev extra's mypy), Python's C headers."""
+    compiler = os.environ.get("CC") or "cc"
+    if shutil.which(compiler.split()[0]) is None:
+        return f"no C compiler ({compiler})"
+    if importlib.util.find_spec("mypyc") is None:
+        return "no mypyc (pip install mypy, or the dev extra)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return f"no Python.h in {sysconfig.get_paths()['include']} (the python3-dev package)"
+    return None
 
 
 def _load_source(name: str) -> None:

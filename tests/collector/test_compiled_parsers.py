@@ -29,10 +29,19 @@ EXTENSION = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def test_make_built_the_parsers_and_they_are_the_ones_in_use() -> None:
+    assert compiled.missing_tool() is None, f"this machine cannot build them: {compiled.missing_tool()}"
     assert compiled.fresh(), "the stamp does not match the sources: run `make native`"
     assert compiled.IN_USE
     assert text.__file__ is not None and text.__file__.endswith(EXTENSION)
     assert clock.__file__ is not None and clock.__file__.endswith(EXTENSION)
+
+
+def test_what_a_machine_lacks_to_build_them_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CC", "no-such-cc -O2")
+    assert compiled.missing_tool() == "no C compiler (no-such-cc -O2)"
+    monkeypatch.delenv("CC")
+    monkeypatch.setattr(compiled.sysconfig, "get_paths", lambda: {"include": str(tmp_path)})
+    assert compiled.missing_tool() == f"no Python.h in {tmp_path} (the python3-dev package)"
 
 
 def _imported_corrtrace_modules(path: Path) -> set[str]:
