@@ -58,9 +58,10 @@ def fresh() -> bool:
     return stamped == digests()
 
 
-def write_stamp() -> None:
-    """Record the sources a build that just succeeded was compiled from (``scripts/build-native``)."""
-    STAMP.write_bytes(orjson.dumps(digests(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+def write_stamp(path: Path = STAMP) -> None:
+    """Record the sources as they are now: ``scripts/build-native`` writes this before it compiles and moves it
+    to ``STAMP`` when the build succeeded, so a source edited during the build makes the build stale."""
+    path.write_bytes(orjson.dumps(digests(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
 
 
 def missing_tool() -> str | None:
