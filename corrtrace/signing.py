@@ -95,7 +95,7 @@ def _well_formed(nonce: str, signature: str) -> bool:
         (nonce + signature).isascii()
         and len(nonce) <= 64
         and len(signature) == _SIGNATURE_LENGTH
-        and (signature.startswith(_SCHEME))
+        and signature.startswith(_SCHEME)
     )
 
 

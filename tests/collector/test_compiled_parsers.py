@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.collector.test_batch_records import TALK_AND_LOGBACK, _mixed, logfmt_lines, nginx_lines
+from tests.core.test_self_contained import install_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 PARSERS = ROOT / "collector" / "parsers"
@@ -129,10 +130,7 @@ def test_the_compiled_clock_reads_every_time_as_its_source(value: str) -> None:
 
 
 # -- a build that no longer matches its sources -------------------------------------------------------------------
-PROBE = """import sys
-sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
-sys.path.insert(0, sys.argv[1])
-import corrtrace.collector.parsers
+PROBE = """import corrtrace.collector.parsers
 from corrtrace.collector.parsers import compiled, text
 assert corrtrace.collector.parsers.text is text
 print(compiled.IN_USE, text.__file__.rsplit("/", 1)[-1], text.logfmt("msg=hi correlation_id=c-1")[0]["message"])
@@ -141,17 +139,14 @@ print(compiled.IN_USE, text.__file__.rsplit("/", 1)[-1], text.logfmt("msg=hi cor
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Path]:
-    """The installed ``corrtrace.*`` layout as symlinks, except for copies of the files a test edits: the parsers'
-    folder (with the built modules and the stamp) and ``corrtrace/timestamps.py``."""
+    """The installed ``corrtrace.*`` layout (``install_layout``'s links and start-up hook), with copies of the
+    files a test edits: the parsers' folder (with the built modules and the stamp) and ``corrtrace/timestamps.py``."""
     site = tmp_path / "site"
+    install_layout(ROOT, site)
     top = site / "corrtrace"
-    top.mkdir(parents=True)
-    for entry in (ROOT / "corrtrace").iterdir():
-        (top / entry.name).symlink_to(entry)
     (top / "timestamps.py").unlink()
     shutil.copy2(ROOT / "corrtrace" / "timestamps.py", top / "timestamps.py")
-    for package, folder in {"middleware": "middleware", "alerts": "alerts", "demo": "demo-services"}.items():
-        (top / package).symlink_to(ROOT / folder)
+    (top / "collector").unlink()
     (top / "collector").mkdir()
     for entry in (ROOT / "collector").iterdir():
         if entry.name != "parsers":
@@ -162,11 +157,11 @@ def site(tmp_path: Path) -> Iterator[Path]:
 
 def _probe(site: Path, **env: str) -> str:
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, str(site)],
+        [sys.executable, "-c", PROBE],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **env},
+        env={**os.environ, "PYTHONPATH": str(site), **env},
         cwd=site,
     )
     assert run.returncode == 0, run.stderr[-2000:]
