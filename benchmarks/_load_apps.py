@@ -2,7 +2,8 @@
 
 ``CORRTRACE_LOAD_VARIANT``: ``bare``, ``server-log`` (bare, the server's own access log written to
 ``CORRTRACE_LOAD_LOG``: uvicorn's set up here, gunicorn's by ``--access-logfile``), ``corrtrace`` (access lines on,
-written as JSON to ``CORRTRACE_LOAD_LOG``), ``asgi-correlation-id`` (ASGI only) or ``otel`` (OpenTelemetry's
+written as JSON to ``CORRTRACE_LOAD_LOG``), ``corrtrace-no-echo`` (the same without the response header),
+``asgi-correlation-id`` (ASGI only) or ``otel`` (OpenTelemetry's
 ``OpenTelemetryMiddleware`` with an SDK ``TracerProvider`` and no exporter, as in benchmarks/middleware.py).
 """
 
@@ -17,6 +18,9 @@ from fastapi import FastAPI
 from flask import Flask
 
 VARIANT = os.environ.get("CORRTRACE_LOAD_VARIANT", "bare")
+# corrtrace's variants: as users run it, and without the ID in the response (``echo_header=False``; load.py
+# --callgrind only: what the one added response header costs, the server's handling of it included)
+CORRTRACE = ("corrtrace", "corrtrace-no-echo")
 CALLGRIND = os.environ.get("CORRTRACE_LOAD_CALLGRIND") == "1"  # load.py --callgrind
 if CALLGRIND:  # the wall clock stays at one instant, as at a real server's rate many requests share a millisecond
     # (under valgrind each would start a new one); set before corrtrace is imported (it binds ``time.time_ns`` at
@@ -81,11 +85,11 @@ def _fastapi() -> Any:
 
     if VARIANT == "server-log":
         _uvicorn_access_log()
-    if VARIANT == "corrtrace":
+    if VARIANT in CORRTRACE:
         from corrtrace.middleware import CorrelationIdMiddleware
 
         _corrtrace_logging()
-        return CorrelationIdMiddleware(app)
+        return CorrelationIdMiddleware(app, echo_header=VARIANT == "corrtrace")
     if VARIANT == "asgi-correlation-id":
         from asgi_correlation_id import CorrelationIdMiddleware as CidMiddleware
 
@@ -104,11 +108,11 @@ def _flask() -> Any:
     def index() -> dict[str, bool]:
         return {"ok": True}
 
-    if VARIANT == "corrtrace":
+    if VARIANT in CORRTRACE:
         from corrtrace.middleware import WSGICorrelationIdMiddleware
 
         _corrtrace_logging()
-        app.wsgi_app = WSGICorrelationIdMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+        app.wsgi_app = WSGICorrelationIdMiddleware(app.wsgi_app, echo_header=VARIANT == "corrtrace")  # type: ignore[method-assign]
     if VARIANT == "otel":
         from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 

@@ -17,11 +17,12 @@ median with its quartiles, so a reader sees whether a 1 % target is inside the r
 Targets (issue 13 §3): corrtrace >= 0.95x the bare server's requests/s and >= asgi-correlation-id's.
 
 ``--callgrind`` counts instead of timing, which no other process on the machine can disturb: each server's worker
-(bare and corrtrace) runs under ``valgrind --tool=callgrind`` (``PYTHONHASHSEED=0``, the wall clock held, uvicorn's
-tick slowed: ``_load_apps.py``), is sent ``warmup + N`` and, in a second run, ``warmup + 2N`` of wrk's requests one
-at a time, and exits; the difference of the two runs' instruction totals over N is one request's count, start-up
-and exit cancelled out. It prints both counts and ``bare/corrtrace`` (the req/s ratio a CPU-bound single worker
-would reach, user-space code only).
+(bare, with its own access log, corrtrace, and corrtrace without the ID in the response) runs under ``valgrind
+--tool=callgrind`` (``PYTHONHASHSEED=0``, the wall clock held, uvicorn's tick slowed: ``_load_apps.py``), is sent
+``warmup + N`` and, in a second run, ``warmup + 2N`` of wrk's requests one at a time, and exits; the difference of
+the two runs' instruction totals over N is one request's count, start-up and exit cancelled out. It prints both
+counts and ``bare/corrtrace`` (the req/s ratio a CPU-bound single worker would reach, user-space code only), and how
+much of corrtrace's overhead is the one response header it adds.
 
     python benchmarks/load.py [--duration 4] [--rounds 5] [--connections 16] [--base-port N] [--json]
     python benchmarks/load.py --callgrind [--requests 500] [--warmup 200] [--jobs 2] [--json]
@@ -333,7 +334,7 @@ def report(data: dict[str, Any]) -> None:
 
 # --- --callgrind: instructions per request of a real worker, independent of the machine's load -------------------
 
-CALLGRIND_VARIANTS = ("bare", "server-log", "corrtrace")
+CALLGRIND_VARIANTS = ("bare", "server-log", "corrtrace", "corrtrace-no-echo")
 CALLGRIND_TIMEOUT = 900.0  # seconds for a server to start (imports under valgrind) and to exit
 
 
@@ -466,6 +467,13 @@ def report_callgrind(data: dict[str, Any]) -> None:
             f"  bare/corrtrace {bare / ours:.3f}x (>= 0.95x: {'met' if bare / ours >= 0.95 else 'not met'})"
             f"; with the server's own access log {logged / 1000:8.1f}k (overhead {(logged - bare) / 1000:6.1f}k),"
             f" that/corrtrace {logged / ours:.3f}x"
+        )
+        silent = per[f"{kind} corrtrace-no-echo"]
+        print(
+            f"{'':<16} without the ID in the response (echo_header=False) {silent / 1000:8.1f}k: the one response"
+            f" header costs {(ours - silent) / 1000:5.1f}k of the overhead (the middleware's copy of the headers and"
+            f" the server's checks and writing of one more header), the rest {(silent - bare) / 1000:5.1f}k"
+            f" (bare/that {bare / silent:.3f}x)"
         )
 
 

@@ -570,7 +570,7 @@ _CLOCK = _Clock()  # the direct lines' timestamps
 class _Route:
     """Where a direct line from one logger at one level went (``DirectLine.route``), and everything the handler
     walk read to decide it, compared per line instead of walking again (``current``; the cost of each in
-    middleware/README.md, Benchmarks, session 9)."""
+    middleware/README.md, "Under a real server")."""
 
     __slots__ = (
         "filters",
