@@ -21,9 +21,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from corrtrace.endpoints import backend_url
 from tests.collector.faultproxy import FaultProxy
 
-OS_URL = os.environ.get("OS_URL", "http://127.0.0.1:9201")
+OS_URL = backend_url("OS")  # $OS_URL, else the port the services script used ($OS_PORT), else 9201
 _AUTH = re.compile(
     r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
     r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})"

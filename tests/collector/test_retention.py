@@ -62,9 +62,9 @@ def test_expired_indices_match_only_the_own_daily_names() -> None:
 
 @pytest.mark.parametrize("flavor", ["elasticsearch", "opensearch"])
 def test_prune_deletes_only_its_own_old_daily_indices(
-    flavor: str, es_url: str, index_prefix: str, tmp_path: Path
+    flavor: str, es_url: str, index_prefix: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = es_url if flavor == "elasticsearch" else os.environ.get("OS_URL", "http://127.0.0.1:9201")
+    url = es_url if flavor == "elasticsearch" else request.getfixturevalue("os_url")
     old = [f"{index_prefix}-{_days_ago(31)}"]
     kept = [
         f"{index_prefix}-{_days_ago(29)}",
@@ -207,11 +207,11 @@ def test_cloudwatch_sink_without_retention_leaves_groups_alone(moto_url: str, tm
 
 @pytest.mark.parametrize("flavor", ["elasticsearch", "opensearch"])
 def test_a_native_lifecycle_on_a_node_without_one_is_one_line_and_loses_nothing(
-    flavor: str, es_url: str, index_prefix: str, tmp_path: Path
+    flavor: str, es_url: str, index_prefix: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Neither node here has ILM/ISM (collector/README.md, "Operating it"): asking for it stops the collector with
     one line naming the setting, before anything is stored, dead-lettered or checkpointed."""
-    url = es_url if flavor == "elasticsearch" else os.environ.get("OS_URL", "http://127.0.0.1:9201")
+    url = es_url if flavor == "elasticsearch" else request.getfixturevalue("os_url")
     app = tmp_path / "app.log"
     write_lines(app, range(5), ts=NOW_MS)
     config = tmp_path / "c.yaml"
