@@ -37,9 +37,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from corrtrace.endpoints import backend_url  # noqa: E402
 from tests.collector.faultproxy import FaultProxy  # noqa: E402  (a proxy in front of the real node)
 
-ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
+ES_URL = backend_url("ES")
 _SEQ = re.compile(rb'seq[=":]+(\d+)')
 
 

@@ -1,7 +1,8 @@
 """Retention: ``corrtrace prune`` deleting 100 old daily indices on the real Elasticsearch node, against the
 peer approach of one DELETE per index (what a shell loop or a per-index lifecycle job does), alternating runs.
 
-Needs the Elasticsearch node (ES_URL, default http://127.0.0.1:9200). ``--count N --runs R`` to change sizes.
+Needs the Elasticsearch node (``$ES_URL``, else ``$ES_PORT``, else http://127.0.0.1:9200). ``--count N --runs R``
+to change sizes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import httpx
 from corrtrace.collector.record import day_of
 from corrtrace.collector.sinks.elasticsearch import ElasticsearchSink, connect
 
-ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
+from corrtrace.endpoints import backend_url
+
+ES_URL = backend_url("ES")
 DAY_MS = 86_400_000
 
 

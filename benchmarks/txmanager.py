@@ -50,10 +50,11 @@ from corrtrace.txmanager.settings import TxManagerSettings  # noqa: E402
 from corrtrace.txmanager.store import Store  # noqa: E402
 
 from corrtrace import new_correlation_id  # noqa: E402
+from corrtrace.endpoints import backend_url  # noqa: E402
 from tests.txmanager.dynamoproxy import SerializingProxy  # noqa: E402
 from tests.txmanager.manager_process import start_manager  # noqa: E402
 
-MOTO_URL = os.environ.get("MOTO_URL", "http://127.0.0.1:5000")
+MOTO_URL = backend_url("MOTO")
 SECRET = "bench-shared-secret-0123456789"
 SERVICES = ("cart", "payment", "stock")
 TARGET_ROLLBACK_CALLS = 12
