@@ -7,7 +7,7 @@ Faults: SIGKILL x10 during rename and during copytruncate rotation (``paths`` na
 Elasticsearch outage, a full 3 MB data directory (tmpfs, needs root) with the sink down, poison lines, the
 embedded store locked by another process past its 30 s busy timeout, and truncation without a copy, the one
 documented way to lose lines (its "lost" must equal the lines unread at each truncation). Needs the
-Elasticsearch node (ES_URL, default http://127.0.0.1:9200). Exit 1 when any other row loses or duplicates.
+Elasticsearch node (ES_URL, else ES_PORT, else http://127.0.0.1:9200). Exit 1 when any other row loses or duplicates.
 """
 
 from __future__ import annotations

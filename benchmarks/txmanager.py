@@ -16,8 +16,8 @@
    what the capacity model (benchmarks/capacity.py) scales by.
 
 moto applies conditional writes without a lock, so DynamoDB goes through the serialising proxy the tests use
-(tests/txmanager/dynamoproxy.py), which gives DynamoDB's per-item atomicity back. Needs a moto server (MOTO_URL,
-default http://127.0.0.1:5000). Run: ``python benchmarks/txmanager.py [--json] [--transactions N]``;
+(tests/txmanager/dynamoproxy.py), which gives DynamoDB's per-item atomicity back. Needs a moto server (MOTO_URL, else
+MOTO_PORT, else http://127.0.0.1:5000). Run: ``python benchmarks/txmanager.py [--json] [--transactions N]``;
 exit 1 when a target is missed or a participant was not rolled back exactly once. Prints ``step: {json}``
 result lines (``calls``, ``load_2_managers``, ``report``) that benchmarks/run_all.py keeps in results/latest.json.
 """
