@@ -67,23 +67,26 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 180.0) -> Any
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last})")
 
 
-def get(node: int, path: str, **params: Any) -> Any:
+def get(node: int, path: str, *, answers: tuple[int, ...] = (), **params: Any) -> Any:
+    """The JSON body of a GET on ``node``; an error status raises unless ``answers`` names it (its body is the
+    answer: 408, a health wait that timed out)."""
     resp = httpx.get(NODES[node] + path, params=params, timeout=60)
-    resp.raise_for_status()
+    if resp.status_code not in answers:
+        resp.raise_for_status()
     return resp.json()
 
 
 def health(node: int, nodes: int, status: str = "yellow", index: str = "") -> bool:
     """True once ``node`` sees ``nodes`` nodes, a master and at least ``status`` (for ``index`` alone if named);
     a ValueError saying what it sees instead (wait_for keeps it as the last error)."""
-    resp = httpx.get(
-        f"{NODES[node]}/_cluster/health/{index}",
-        params={"wait_for_nodes": str(nodes), "wait_for_status": status, "timeout": "20s"},
-        timeout=60,
+    found = get(
+        node,
+        f"/_cluster/health/{index}",
+        answers=(408,),
+        wait_for_nodes=str(nodes),
+        wait_for_status=status,
+        timeout="20s",
     )
-    if resp.status_code != 408:  # 408 is a wait that timed out; its body says what the node sees
-        resp.raise_for_status()
-    found = resp.json()
     if found["timed_out"] or found["number_of_nodes"] != nodes:
         seen = {k: found.get(k) for k in ("status", "number_of_nodes", "initializing_shards", "unassigned_shards")}
         raise ValueError(f"node-{node} sees {seen}")
