@@ -18,9 +18,10 @@ Targets (issue 13 §3): corrtrace >= 0.95x the bare server's requests/s and >= a
 
 ``--callgrind`` counts instead of timing, which no other process on the machine can disturb: each server's worker
 (bare, with its own access log, corrtrace, and corrtrace without the ID in the response) runs under ``valgrind
---tool=callgrind`` (``PYTHONHASHSEED=0``, the wall clock held, uvicorn's tick slowed: ``_load_apps.py``), is sent
-``warmup + N`` and, in a second run, ``warmup + 2N`` of wrk's requests one at a time, and exits; the difference of
-the two runs' instruction totals over N is one request's count, start-up and exit cancelled out. It prints both
+--tool=callgrind`` (``PYTHONHASHSEED=0``, address randomisation off where allowed, the wall clock held, uvicorn's
+tick slowed: ``_load_apps.py``), is sent ``warmup + N`` and, in a second run, ``warmup + 2N`` of wrk's requests one
+at a time, and exits; the difference of the two runs' instruction totals over N is one request's count, start-up
+and exit cancelled out. It prints both
 counts and ``bare/corrtrace`` (the req/s ratio a CPU-bound single worker would reach, user-space code only), and how
 much of corrtrace's overhead is the one response header it adds.
 
@@ -31,6 +32,7 @@ much of corrtrace's overhead is the one response header it adds.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -112,6 +114,18 @@ def _command(kind: str, variant: str, port: int, log: Path) -> list[str]:
         "warning",
         *(("--access-logfile", str(log)) if variant == "server-log" else ()),
     ]
+
+
+def uvicorn_stack() -> str:
+    """The HTTP parser and event loop uvicorn runs here: its defaults (``--http auto --loop auto``) take httptools
+    and uvloop when they are installed (``uvicorn[standard]``, which ``fastapi[standard]`` installs), else h11 and
+    asyncio. The figures depend on it: httptools and uvloop make the bare server about half as costly a request
+    (middleware/README.md, "Under a real server")."""
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{http} + {loop}"
 
 
 def start(
@@ -253,6 +267,7 @@ def run(duration: int, rounds: int, connections: int, base_port: int = 0) -> dic
         "duration_s": duration,
         "rounds": rounds,
         "connections": connections,
+        "uvicorn": uvicorn_stack(),
         "medians": medians,
         "best_rps": best,
         "cpu_ratios": paired_cpu_ratios(results),
@@ -291,7 +306,7 @@ def report(data: dict[str, Any]) -> None:
     print(
         f"wrk -t1 -c{data['connections']} -d{data['duration_s']:g}s, fresh IDs, "
         f"median of {data['rounds']} alternating rounds (machine shared); bare/it: the median of each round's "
-        "bare CPU / its CPU per request [quartiles]"
+        f"bare CPU / its CPU per request [quartiles]; uvicorn on {uvicorn_stack()}"
     )
     best, ratios = data["best_rps"], data["cpu_ratios"]
     print(
@@ -336,6 +351,20 @@ def report(data: dict[str, Any]) -> None:
 
 CALLGRIND_VARIANTS = ("bare", "server-log", "corrtrace", "corrtrace-no-echo")
 CALLGRIND_TIMEOUT = 900.0  # seconds for a server to start (imports under valgrind) and to exit
+
+
+@functools.cache
+def _fixed_layout() -> tuple[str, ...]:
+    """``setarch <machine> -R``, which runs a command with address-space randomisation off, when this machine allows
+    it, else nothing. With one layout every run places the objects alike (which set and dict slots collide, what the
+    allocator reuses), so two runs of one variant count the same to ~0.4k instructions per request instead of
+    ~1.2k (measured 2026-12-01: uvicorn bare 866.7k / 865.5k randomised, 867.2k / 866.8k fixed)."""
+    command = ("setarch", os.uname().machine, "-R")
+    try:
+        subprocess.run([*command, "true"], check=True, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return command
 
 
 class _Client:
@@ -404,7 +433,7 @@ def callgrind_total(kind: str, variant: str, requests: int, workdir: Path) -> in
         variant,
         workdir,
         0,
-        prefix=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable),
+        prefix=(*_fixed_layout(), "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable),
         extra_args=("--timeout", str(int(CALLGRIND_TIMEOUT))) if kind == "gunicorn+flask" else (),
         env={"PYTHONHASHSEED": "0", "CORRTRACE_LOAD_CALLGRIND": "1"},
         timeout=CALLGRIND_TIMEOUT,
@@ -447,6 +476,7 @@ def run_callgrind(requests: int, warmup: int, jobs: int) -> dict[str, Any]:
     }
     return {
         "requests": requests,
+        "uvicorn": uvicorn_stack(),
         "warmup": warmup,
         "instructions_per_request": per_request,
         "totals": {f"{kind} {variant} {n}": total for (kind, variant, n), total in totals.items()},
@@ -458,7 +488,9 @@ def report_callgrind(data: dict[str, Any]) -> None:
     print(
         f"callgrind, instructions per request of the server's worker: (run of {data['warmup']} + "
         f"{2 * data['requests']} requests - run of {data['warmup']} + {data['requests']}) / {data['requests']}; "
-        "one wrk-like GET / at a time, PYTHONHASHSEED=0, the wall clock held (time.time_ns), uvicorn's tick slowed"
+        f"one wrk-like GET / at a time, uvicorn on {uvicorn_stack()}, PYTHONHASHSEED=0, address randomisation "
+        f"{'off' if _fixed_layout() else 'on (setarch -R refused here)'}, the wall clock held (time.time_ns), "
+        "uvicorn's tick slowed"
     )
     for kind in SERVERS:
         bare, ours, logged = per[f"{kind} bare"], per[f"{kind} corrtrace"], per[f"{kind} server-log"]
