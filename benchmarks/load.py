@@ -21,9 +21,8 @@ Targets (issue 13 §3): corrtrace >= 0.95x the bare server's requests/s and >= a
 --tool=callgrind`` (``PYTHONHASHSEED=0``, address randomisation off where allowed, the wall clock held, uvicorn's
 tick slowed: ``_load_apps.py``), is sent ``warmup + N`` and, in a second run, ``warmup + 2N`` of wrk's requests one
 at a time, and exits; the difference of the two runs' instruction totals over N is one request's count, start-up
-and exit cancelled out. It prints both
-counts and ``bare/corrtrace`` (the req/s ratio a CPU-bound single worker would reach, user-space code only), and how
-much of corrtrace's overhead is the one response header it adds.
+and exit cancelled out. It prints both counts and ``bare/corrtrace`` (the req/s ratio a CPU-bound single worker
+would reach, user-space code only), and how much of corrtrace's overhead is the one response header it adds.
 
     python benchmarks/load.py [--duration 4] [--rounds 5] [--connections 16] [--base-port N] [--json]
     python benchmarks/load.py --callgrind [--requests 500] [--warmup 200] [--jobs 2] [--json]
@@ -306,7 +305,7 @@ def report(data: dict[str, Any]) -> None:
     print(
         f"wrk -t1 -c{data['connections']} -d{data['duration_s']:g}s, fresh IDs, "
         f"median of {data['rounds']} alternating rounds (machine shared); bare/it: the median of each round's "
-        f"bare CPU / its CPU per request [quartiles]; uvicorn on {uvicorn_stack()}"
+        f"bare CPU / its CPU per request [quartiles]; uvicorn on {data['uvicorn']}"
     )
     best, ratios = data["best_rps"], data["cpu_ratios"]
     print(
@@ -477,6 +476,7 @@ def run_callgrind(requests: int, warmup: int, jobs: int) -> dict[str, Any]:
     return {
         "requests": requests,
         "uvicorn": uvicorn_stack(),
+        "fixed_layout": bool(_fixed_layout()),
         "warmup": warmup,
         "instructions_per_request": per_request,
         "totals": {f"{kind} {variant} {n}": total for (kind, variant, n), total in totals.items()},
@@ -488,8 +488,8 @@ def report_callgrind(data: dict[str, Any]) -> None:
     print(
         f"callgrind, instructions per request of the server's worker: (run of {data['warmup']} + "
         f"{2 * data['requests']} requests - run of {data['warmup']} + {data['requests']}) / {data['requests']}; "
-        f"one wrk-like GET / at a time, uvicorn on {uvicorn_stack()}, PYTHONHASHSEED=0, address randomisation "
-        f"{'off' if _fixed_layout() else 'on (setarch -R refused here)'}, the wall clock held (time.time_ns), "
+        f"one wrk-like GET / at a time, uvicorn on {data['uvicorn']}, PYTHONHASHSEED=0, address randomisation "
+        f"{'off' if data['fixed_layout'] else 'on (setarch -R refused here)'}, the wall clock held (time.time_ns), "
         "uvicorn's tick slowed"
     )
     for kind in SERVERS:
